@@ -1,0 +1,3 @@
+"""prefstudio: a terminal studio for people who build reward models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from prefstudio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""The prefstudio command line.
+
+Every command is a thin wrapper over the core modules; user errors
+(PrefstudioError) become one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from prefstudio import __version__
+from prefstudio.errors import PrefstudioError
+
+DEFAULT_DEMO = Path("workspaces") / "demo"
+
+FORMATS_HELP = """\
+formats (--format, default: auto-detected from the file's fields):
+  pairs          prompt/chosen/rejected columns (JSONL, JSON, Parquet, CSV);
+                 chosen/rejected may be chat message lists (TRL's conversational
+                 format), then the shared leading messages become the prompt
+  hh-rlhf        Anthropic HH-RLHF transcripts: chosen/rejected hold whole
+                 "\\n\\nHuman: ... \\n\\nAssistant: ..." conversations
+  oasst1         OASST1 pairwise export (prompt/chosen/rejected + lang)
+  webgpt         WebGPT comparisons (question, quotes_0/1, answer_0/1, score_0/1;
+                 ties dropped)
+  summarize      OpenAI summarize-from-feedback comparisons (info, summaries, choice)
+  shp            Stanford SHP (history, human_ref_A/B, labels)
+  chatbot-arena  Chatbot Arena conversations (conversation_a/b, winner; ties dropped)
+
+SOURCE is a local file (.jsonl, .json, .parquet, .csv, optionally .gz), a folder
+of such files, a dataset saved with datasets' save_to_disk, or hf:NAME for any
+Hugging Face dataset that `datasets.load_dataset(NAME)` can load.
+"""
+
+
+def _add_workspace(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workspace", type=Path, help="workspace folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prefstudio",
+        description="A terminal studio for reward models: import preference pairs, label their margins, "
+        "train and inspect reward models.",
+        epilog="Start with 'prefstudio demo' to open a generated demo workspace. "
+        "'prefstudio COMMAND --help' explains each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"prefstudio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("init", help="make a new workspace folder", description=(
+        "Make a workspace: a folder with workspace.duckdb (pairs, annotations, jobs, predictions), "
+        "workspace.toml (settings) and jobs/ (one folder per training or evaluation job)."))
+    _add_workspace(p)
+    p.add_argument("--name", help="display name (default: the folder name)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser(
+        "import",
+        help="import preference pairs from a file or a Hugging Face dataset",
+        description="Import preference pairs into a workspace. Pairs already in the workspace (same prompt, "
+        "chosen and rejected) are not added again; bad rows are skipped and reported with their line. "
+        "The import is one transaction: if it fails, the workspace is as it was.",
+        epilog=FORMATS_HELP + """
+examples:
+  prefstudio import ws helpful-base/train.jsonl.gz --name helpful-base --split train
+  prefstudio import ws pairs.csv --map prompt=question --map chosen=good --map rejected=bad
+  prefstudio import ws hf:Anthropic/hh-rlhf --hf-split test --split test
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_workspace(p)
+    p.add_argument("source", help="file, folder, saved dataset, or hf:NAME")
+    p.add_argument("--name", help="source name for these pairs (default: a 'source' column, else the file name)")
+    p.add_argument("--split", help="split for these pairs, e.g. train or test (default: a 'split' column, else train)")
+    p.add_argument("--test-fraction", type=float, default=0.0, metavar="F",
+                   help="send this fraction of pairs without a split to 'test', chosen by content hash (stable across re-imports)")
+    p.add_argument("--format", default="auto", help="input format (see below; default: auto)")
+    p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
+                   help="read FIELD (prompt, chosen, rejected, source, split) from COLUMN; repeatable")
+    p.add_argument("--hf-split", help="split to load from a Hugging Face dataset (default: all splits)")
+    p.add_argument("--hf-config", help="configuration (subset) name of a Hugging Face dataset")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("demo", help="make (if missing) and open the demo workspace", description=(
+        "Make a demo workspace with a generated, seeded preference set (three sources that share some "
+        "preferences and disagree on others, each pair with a known margin level) and open it."))
+    p.add_argument("workspace", type=Path, nargs="?", default=DEFAULT_DEMO, help=f"folder (default: {DEFAULT_DEMO})")
+    p.add_argument("--no-open", action="store_true", help="only make the workspace")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the generated data (default: 0)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("open", help="open a workspace in the terminal app", description=(
+        "Open the terminal app on a workspace: browse and search pairs; keys are shown in the footer."))
+    _add_workspace(p)
+    p.set_defaults(func=cmd_open)
+
+    p = sub.add_parser("info", help="print a workspace's counts per source and split")
+    _add_workspace(p)
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def _parse_map(items: list[str]) -> dict[str, str]:
+    mapping = {}
+    for item in items:
+        field, sep, column = item.partition("=")
+        if not sep or not field or not column:
+            raise PrefstudioError(f"--map {item!r}: expected FIELD=COLUMN, e.g. --map prompt=question")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+def cmd_init(args) -> int:
+    from prefstudio.workspace import Workspace
+
+    with Workspace.init(args.workspace, name=args.name) as ws:
+        print(f"made workspace {ws.path}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from prefstudio.importers import open_reader
+    from prefstudio.ingest import import_pairs
+    from prefstudio.workspace import Workspace
+
+    mapping = _parse_map(args.map)
+    with Workspace.open(args.workspace) as ws:
+        reader = open_reader(args.source, format=args.format, mapping=mapping,
+                             hf_split=args.hf_split, hf_config=args.hf_config)
+        options = {"format": args.format, "map": mapping, "name": args.name, "split": args.split,
+                   "test_fraction": args.test_fraction, "hf_split": args.hf_split, "hf_config": args.hf_config}
+        with _progress(f"importing {reader.label}", quiet=args.quiet) as on_progress:
+            report = import_pairs(ws, reader, source=args.name, split=args.split,
+                                  test_fraction=args.test_fraction, on_progress=on_progress, options=options)
+    print(report.summary())
+    for source, n in report.by_source.items():
+        print(f"  {source}: +{n:,}")
+    for reason, n in report.skip_reasons.most_common():
+        print(f"  skipped {n:,}: {reason}")
+    for skip in report.skip_examples:
+        print(f"  {report.label}:{skip.location}: {skip.reason}", file=sys.stderr)
+    if report.n_skipped > len(report.skip_examples):
+        print(f"  ... and {report.n_skipped - len(report.skip_examples):,} more skipped rows", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from prefstudio.demo import ensure_demo
+
+    path, made = ensure_demo(args.workspace, seed=args.seed)
+    print(f"{'made' if made else 'using'} demo workspace {path}")
+    if args.no_open:
+        return 0
+    args.workspace = path
+    return cmd_open(args)
+
+
+def cmd_open(args) -> int:
+    from prefstudio.tui.app import run_app
+
+    return run_app(args.workspace)
+
+
+def cmd_info(args) -> int:
+    from prefstudio.workspace import Workspace
+
+    with Workspace.open(args.workspace) as ws:
+        rows = ws.con.execute(
+            "SELECT source, split, count(*) FROM pairs GROUP BY ALL ORDER BY source, split"
+        ).fetchall()
+        n_ann = ws.con.execute("SELECT count(*) FROM annotations").fetchone()[0]
+        print(f"{ws.name} ({ws.path}): {sum(r[2] for r in rows):,} pairs, {n_ann:,} annotations")
+        for source, split, n in rows:
+            print(f"  {source:<24} {split:<10} {n:>10,}")
+    return 0
+
+
+class _progress:
+    """A rich progress bar on stderr, driven by the core's (position, total) callbacks."""
+
+    def __init__(self, description: str, quiet: bool = False):
+        self.description = description
+        self.quiet = quiet or not sys.stderr.isatty()
+        self._bar = None
+
+    def __enter__(self):
+        if self.quiet:
+            return None
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                             TimeRemainingColumn(), transient=True)
+        self._bar.start()
+        task = self._bar.add_task(self.description, total=None)
+
+        def update(position: int, total: int | None) -> None:
+            self._bar.update(task, completed=position, total=total)
+
+        return update
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except PrefstudioError as exc:
+        print(f"prefstudio: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("prefstudio: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130

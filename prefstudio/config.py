@@ -1,0 +1,85 @@
+"""Workspace configuration (``workspace.toml``), validated with pydantic.
+
+Unknown keys are refused rather than ignored: a typo in a margin map silently
+falling back to a default would train the wrong model.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from prefstudio.errors import PrefstudioError
+
+CONFIG_NAME = "workspace.toml"
+
+# SPEC §1: level -> margin. "small" is Llama 2's 0..1 scale, "large" its 0..3 one.
+MARGIN_SCALES: dict[str, tuple[float, float, float, float]] = {
+    "small": (0.0, 1 / 3, 2 / 3, 1.0),
+    "large": (0.0, 1.0, 2.0, 3.0),
+}
+
+LEVEL_NAMES = (
+    "Negligibly better / unsure",
+    "Slightly better",
+    "More effective",
+    "Distinctly superior",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MarginConfig(_Strict):
+    """How annotated levels 0..3 become margins m in the margin loss."""
+
+    scale: Literal["small", "large", "custom"] = "small"
+    custom: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _check_custom(self) -> "MarginConfig":
+        if self.scale == "custom":
+            if self.custom is None or len(self.custom) != 4:
+                raise ValueError("margins.custom must list 4 margins, for levels 0, 1, 2, 3")
+        return self
+
+    def margin(self, level: int) -> float:
+        values = self.custom if self.scale == "custom" else MARGIN_SCALES[self.scale]
+        return float(values[level])
+
+
+class WorkspaceConfig(_Strict):
+    name: str
+    margins: MarginConfig = MarginConfig()
+
+
+def _describe(err: ValidationError, path: Path) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{path}: unknown key '{where}'; remove it or check its spelling"
+    return f"{path}: {where}: {first['msg']}"
+
+
+def load_config(path: Path) -> WorkspaceConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PrefstudioError(f"{path}: missing; is this a prefstudio workspace? (make one with 'prefstudio init')") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PrefstudioError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return WorkspaceConfig.model_validate(data)
+    except ValidationError as exc:
+        raise PrefstudioError(_describe(exc, path)) from None
+
+
+def save_config(path: Path, config: WorkspaceConfig) -> None:
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(config.model_dump(exclude_none=True)), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,308 @@
+"""Bulk ingest of preference pairs into a workspace.
+
+Importers (prefstudio.importers) turn a file or dataset into a stream of
+RawPair / Skip records; this module validates them, stages them in chunks and
+lets DuckDB do the bulk work (hashing, de-duplication, id assignment) in one
+transaction, so an import either lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterator, Protocol
+
+import pyarrow as pa
+
+from prefstudio.errors import PrefstudioError
+from prefstudio.workspace import Workspace
+
+CHUNK_ROWS = 50_000
+MAX_NAME_LEN = 64
+
+
+@dataclass(slots=True)
+class RawPair:
+    """One pair as an importer read it; fields are checked by ingest, not by importers."""
+
+    prompt: object
+    chosen: object
+    rejected: object
+    location: str  # where it came from, for messages: "line 17", "row 3"
+    source: object = None
+    split: object = None
+    meta: dict | None = None
+
+
+@dataclass(slots=True)
+class Skip:
+    """A record an importer could not turn into a pair (undecodable line, tie, ...)."""
+
+    location: str
+    reason: str
+
+
+class PairReader(Protocol):
+    """What an importer hands to import_pairs."""
+
+    label: str  # the file path or dataset name, for messages
+    format: str  # the format name, stored with the import batch
+    default_source: str  # source name when neither the user nor the record gives one
+    total: int | None  # size in the unit of `position` (bytes or rows), None if unknown
+    position: int  # how far the reader has got, for progress bars
+
+    def __iter__(self) -> Iterator[RawPair | Skip]: ...
+
+
+@dataclass
+class ImportReport:
+    label: str
+    format: str
+    batch_id: int
+    n_read: int = 0
+    n_imported: int = 0
+    n_duplicate: int = 0
+    n_skipped: int = 0
+    skip_reasons: Counter = field(default_factory=Counter)
+    skip_examples: list[Skip] = field(default_factory=list)
+    by_source: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        rate = self.n_read / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"{self.label}: imported {self.n_imported:,} pairs, {self.n_duplicate:,} already present, "
+            f"{self.n_skipped:,} skipped ({self.n_read:,} read in {self.seconds:.1f}s, {rate:,.0f} pairs/s)"
+        )
+
+
+def _text(value: object, name: str) -> tuple[str | None, str | None]:
+    """The field as text, or (None, reason) when it is not usable text."""
+    if value is None:
+        return None, f"missing field '{name}'"
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        return None, f"field '{name}' is {type(value).__name__}, expected text"
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text, None
+
+
+def validate(raw: RawPair) -> tuple[tuple[str, str, str] | None, str | None]:
+    """Check one pair; returns ((prompt, chosen, rejected), None) or (None, reason)."""
+    prompt, why = _text(raw.prompt, "prompt")
+    if why:
+        return None, why
+    chosen, why = _text(raw.chosen, "chosen")
+    if why:
+        return None, why
+    rejected, why = _text(raw.rejected, "rejected")
+    if why:
+        return None, why
+    if not chosen.strip():
+        return None, "empty 'chosen' response"
+    if not rejected.strip():
+        return None, "empty 'rejected' response"
+    if chosen.strip() == rejected.strip():
+        return None, "'chosen' and 'rejected' are the same text"
+    return (prompt, chosen, rejected), None
+
+
+def _name(value: object, what: str, where: str) -> str:
+    text = str(value).strip()
+    if not text or len(text) > MAX_NAME_LEN or any(ord(c) < 32 for c in text):
+        raise PrefstudioError(f"{where}: {what} name {text[:80]!r} must be 1-{MAX_NAME_LEN} printable characters")
+    return text
+
+
+_STAGING_SCHEMA = pa.schema(
+    [
+        ("ord", pa.int64()),
+        ("source", pa.string()),
+        ("split", pa.string()),
+        ("prompt", pa.string()),
+        ("chosen", pa.string()),
+        ("rejected", pa.string()),
+        ("meta", pa.string()),
+    ]
+)
+
+
+def import_pairs(
+    ws: Workspace,
+    reader: PairReader,
+    *,
+    source: str | None = None,
+    split: str | None = None,
+    test_fraction: float = 0.0,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    max_skip_examples: int = 20,
+    options: dict | None = None,
+) -> ImportReport:
+    """Read every record of `reader` into the workspace, in one transaction.
+
+    `source` / `split` override what the records say; a record without a split
+    goes to 'test' with probability `test_fraction`, decided by its content
+    hash so that re-imports land the same way.
+    """
+    if not 0.0 <= test_fraction < 1.0:
+        raise PrefstudioError(f"--test-fraction must be in [0, 1), got {test_fraction}")
+    forced_source = _name(source, "source", "--name") if source is not None else None
+    forced_split = _name(split, "split", "--split") if split is not None else None
+    default_source = _name(reader.default_source, "source", reader.label)
+
+    con = ws.con
+    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    t0 = time.perf_counter()
+    batch_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM import_batches").fetchone()[0]
+    report = ImportReport(label=reader.label, format=reader.format, batch_id=batch_id)
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "CREATE TEMP TABLE staging (ord BIGINT, source VARCHAR, split VARCHAR, prompt VARCHAR, "
+            "chosen VARCHAR, rejected VARCHAR, meta VARCHAR)"
+        )
+        cols: dict[str, list] = {name: [] for name in _STAGING_SCHEMA.names}
+
+        def flush() -> None:
+            if not cols["ord"]:
+                return
+            chunk = pa.Table.from_pydict(cols, schema=_STAGING_SCHEMA)
+            con.register("_chunk", chunk)
+            con.execute("INSERT INTO staging SELECT * FROM _chunk")
+            con.unregister("_chunk")
+            for values in cols.values():
+                values.clear()
+
+        for record in reader:
+            report.n_read += 1
+            if isinstance(record, Skip):
+                _note_skip(report, record, max_skip_examples)
+            else:
+                texts, why = validate(record)
+                if why:
+                    _note_skip(report, Skip(record.location, why), max_skip_examples)
+                else:
+                    row_source = forced_source or (
+                        _name(record.source, "source", f"{reader.label}:{record.location}")
+                        if record.source not in (None, "")
+                        else default_source
+                    )
+                    row_split = forced_split or (
+                        _name(record.split, "split", f"{reader.label}:{record.location}")
+                        if record.split not in (None, "")
+                        else None
+                    )
+                    cols["ord"].append(report.n_read)
+                    cols["source"].append(row_source)
+                    cols["split"].append(row_split)
+                    cols["prompt"].append(texts[0])
+                    cols["chosen"].append(texts[1])
+                    cols["rejected"].append(texts[2])
+                    cols["meta"].append(json.dumps(record.meta, ensure_ascii=False, default=str) if record.meta else None)
+                    if len(cols["ord"]) >= CHUNK_ROWS:
+                        flush()
+            if on_progress and report.n_read % 2000 == 0:
+                on_progress(reader.position, reader.total)
+        flush()
+        if on_progress:
+            on_progress(reader.position, reader.total)
+
+        _merge_staging(con, batch_id, test_fraction, report)
+        finished = datetime.now(timezone.utc).replace(tzinfo=None)
+        con.execute(
+            "INSERT INTO import_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                batch_id,
+                reader.label,
+                reader.format,
+                json.dumps(options or {}),
+                started,
+                finished,
+                report.n_read,
+                report.n_imported,
+                report.n_duplicate,
+                report.n_skipped,
+            ],
+        )
+        con.execute("DROP TABLE staging")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _note_skip(report: ImportReport, skip: Skip, max_examples: int) -> None:
+    report.n_skipped += 1
+    report.skip_reasons[skip.reason] += 1
+    if len(report.skip_examples) < max_examples:
+        report.skip_examples.append(skip)
+
+
+def _merge_staging(con, batch_id: int, test_fraction: float, report: ImportReport) -> None:
+    """Hash, de-duplicate (within the file and against the workspace) and insert."""
+    con.execute(
+        """
+        CREATE TEMP TABLE hashed AS
+        SELECT *, sha256(prompt || chr(31) || chosen || chr(31) || rejected) AS content_hash
+        FROM staging
+        """
+    )
+    con.execute(
+        """
+        CREATE TEMP TABLE fresh AS
+        SELECT h.* FROM hashed h
+        WHERE NOT EXISTS (SELECT 1 FROM pairs p WHERE p.content_hash = h.content_hash)
+        QUALIFY row_number() OVER (PARTITION BY h.content_hash ORDER BY h.ord) = 1
+        """
+    )
+    staged = con.execute("SELECT count(*) FROM hashed").fetchone()[0]
+    fresh = con.execute("SELECT count(*) FROM fresh").fetchone()[0]
+    threshold = int(round(test_fraction * 2**32))
+    con.execute(
+        """
+        INSERT INTO pairs (id, source, split, prompt, chosen, rejected, content_hash, import_batch, meta)
+        SELECT (SELECT coalesce(max(id), 0) FROM pairs) + row_number() OVER (ORDER BY ord),
+               source,
+               coalesce(split, CASE WHEN ('0x' || left(content_hash, 8))::BIGINT < ? THEN 'test' ELSE 'train' END),
+               prompt, chosen, rejected, content_hash, ?, meta::JSON
+        FROM fresh ORDER BY ord
+        """,
+        [threshold, batch_id],
+    )
+    con.execute("INSERT OR IGNORE INTO sources (name) SELECT DISTINCT source FROM fresh")
+    report.by_source = dict(
+        con.execute("SELECT source, count(*) FROM fresh GROUP BY source ORDER BY source").fetchall()
+    )
+    report.n_imported = fresh
+    report.n_duplicate = staged - fresh
+    con.execute("DROP TABLE hashed")
+    con.execute("DROP TABLE fresh")
+
+
+@dataclass
+class RecordsReader:
+    """A PairReader over records already in memory (demo data, tests, the HF loader)."""
+
+    label: str
+    format: str
+    default_source: str
+    records: list
+    position: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[RawPair | Skip]:
+        for self.position, record in enumerate(self.records, start=1):
+            yield record

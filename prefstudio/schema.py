@@ -1,0 +1,145 @@
+"""The workspace database schema and its migrations.
+
+Each schema version is a list of SQL statements that takes the database from
+the previous version to this one. A new workspace runs them all; an older one
+runs the missing ones in a single transaction, so a failed migration leaves the
+file as it was. docs/schema.md describes the tables for people who query the
+file with the duckdb CLI; keep it in step with this file.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from prefstudio.errors import PrefstudioError, first_line
+
+_V1 = [
+    """
+    CREATE TABLE meta (
+        key   VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL
+    )""",
+    """
+    CREATE TABLE sources (
+        name        VARCHAR PRIMARY KEY,
+        description VARCHAR,
+        created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+    )""",
+    """
+    CREATE TABLE import_batches (
+        id          INTEGER PRIMARY KEY,
+        location    VARCHAR NOT NULL,
+        format      VARCHAR NOT NULL,
+        options     JSON,
+        started_at  TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP NOT NULL,
+        n_read      BIGINT NOT NULL,
+        n_imported  BIGINT NOT NULL,
+        n_duplicate BIGINT NOT NULL,
+        n_skipped   BIGINT NOT NULL
+    )""",
+    """
+    CREATE TABLE pairs (
+        id           BIGINT NOT NULL,
+        source       VARCHAR NOT NULL,
+        split        VARCHAR NOT NULL,
+        prompt       VARCHAR NOT NULL,
+        chosen       VARCHAR NOT NULL,
+        rejected     VARCHAR NOT NULL,
+        content_hash VARCHAR NOT NULL,
+        import_batch INTEGER,
+        meta         JSON
+    )""",
+    """
+    CREATE TABLE annotations (
+        id             BIGINT PRIMARY KEY,
+        pair_id        BIGINT NOT NULL,
+        annotator_kind VARCHAR NOT NULL CHECK (annotator_kind IN ('human', 'llm', 'model')),
+        annotator_id   VARCHAR NOT NULL,
+        outcome        VARCHAR NOT NULL CHECK (outcome IN ('label', 'inconsistent', 'parse_error', 'skip')),
+        level          TINYINT CHECK (level BETWEEN 0 AND 3),
+        flip           BOOLEAN NOT NULL DEFAULT false,
+        margin         DOUBLE,
+        created_at     TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        prompt_version VARCHAR,
+        raw_response_ab VARCHAR,
+        raw_response_ba VARCHAR,
+        tokens_in      INTEGER,
+        tokens_out     INTEGER,
+        cost_usd       DOUBLE,
+        run_id         VARCHAR,
+        extra          JSON
+    )""",
+    """
+    CREATE TABLE jobs (
+        id          VARCHAR PRIMARY KEY,
+        kind        VARCHAR NOT NULL,
+        name        VARCHAR,
+        state       VARCHAR NOT NULL,
+        config      JSON,
+        created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        started_at  TIMESTAMP,
+        finished_at TIMESTAMP
+    )""",
+    """
+    CREATE TABLE predictions (
+        job_id     VARCHAR NOT NULL,
+        checkpoint VARCHAR NOT NULL,
+        pair_id    BIGINT NOT NULL,
+        r_chosen   DOUBLE NOT NULL,
+        r_rejected DOUBLE NOT NULL
+    )""",
+    """
+    CREATE TABLE metrics (
+        job_id     VARCHAR NOT NULL,
+        checkpoint VARCHAR NOT NULL,
+        split      VARCHAR NOT NULL,
+        source     VARCHAR NOT NULL,
+        name       VARCHAR NOT NULL,
+        value      DOUBLE
+    )""",
+]
+
+# MIGRATIONS[v] takes a database at version v-1 to version v (v=1: empty file).
+MIGRATIONS: dict[int, list[str]] = {1: _V1}
+
+
+def latest_version() -> int:
+    return max(MIGRATIONS)
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    has_meta = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta' AND table_schema = 'main'"
+    ).fetchone()[0]
+    if not has_meta:
+        return 0
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection, where: str) -> tuple[int, int]:
+    """Bring the database to the latest schema; returns (from_version, to_version)."""
+    found, latest = current_version(con), latest_version()
+    if found > latest:
+        raise PrefstudioError(
+            f"{where}: made by a newer prefstudio (schema v{found}; this one knows up to v{latest}); "
+            "upgrade prefstudio to open it"
+        )
+    if found == latest:
+        return found, latest
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for version in range(found + 1, latest + 1):
+            for statement in MIGRATIONS[version]:
+                con.execute(statement)
+        con.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(latest)]
+        )
+        con.execute("COMMIT")
+    except Exception as exc:
+        con.execute("ROLLBACK")
+        raise PrefstudioError(
+            f"{where}: could not migrate schema v{found} to v{latest} ({first_line(exc)}); the file is unchanged"
+        ) from None
+    return found, latest

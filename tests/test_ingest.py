@@ -1,0 +1,86 @@
+import pytest
+
+from prefstudio.errors import PrefstudioError
+from prefstudio.ingest import RawPair, RecordsReader, Skip, import_pairs
+
+
+def reader(records, source="mem"):
+    return RecordsReader(label="mem.jsonl", format="test", default_source=source, records=records)
+
+
+def pairs(ws):
+    return ws.con.execute("SELECT id, source, split, prompt, chosen, rejected FROM pairs ORDER BY id").fetchall()
+
+
+def test_import_validates_dedups_and_reports(ws):
+    records = [
+        RawPair("p1", "good", "bad", "line 1"),
+        RawPair("p2", "", "bad", "line 2"),
+        RawPair("p3", "same", "same ", "line 3"),
+        RawPair(None, "a", "b", "line 4"),
+        Skip("line 5", "not valid JSON"),
+        RawPair("p1", "good", "bad", "line 6"),  # duplicate within the file
+        RawPair("p7", {"x": 1}, "bad", "line 7"),
+        RawPair("p8", "g", "b", "line 8", source="other", split="test"),
+    ]
+    report = import_pairs(ws, reader(records))
+    assert (report.n_read, report.n_imported, report.n_duplicate, report.n_skipped) == (8, 2, 1, 5)
+    assert report.skip_reasons == {
+        "empty 'chosen' response": 1,
+        "'chosen' and 'rejected' are the same text": 1,
+        "missing field 'prompt'": 1,
+        "not valid JSON": 1,
+        "field 'chosen' is dict, expected text": 1,
+    }
+    assert [s.location for s in report.skip_examples] == ["line 2", "line 3", "line 4", "line 5", "line 7"]
+    assert pairs(ws) == [(1, "mem", "train", "p1", "good", "bad"), (2, "other", "test", "p8", "g", "b")]
+    assert ws.counts_by_source() == {"mem": 1, "other": 1}
+    batch = ws.con.execute("SELECT id, n_read, n_imported, n_duplicate, n_skipped FROM import_batches").fetchall()
+    assert batch == [(1, 8, 2, 1, 5)]
+
+
+def test_reimport_adds_nothing_and_ids_continue(ws):
+    import_pairs(ws, reader([RawPair("p", "a", "b", "line 1")]))
+    again = import_pairs(ws, reader([RawPair("p", "a", "b", "line 1"), RawPair("q", "a", "b", "line 2")]))
+    assert (again.n_imported, again.n_duplicate) == (1, 1)
+    assert [r[0] for r in pairs(ws)] == [1, 2]
+
+
+def test_name_and_split_override_record_values(ws):
+    import_pairs(ws, reader([RawPair("p", "a", "b", "line 1", source="x", split="train")]), source="hh", split="test")
+    assert pairs(ws)[0][1:3] == ("hh", "test")
+
+
+def test_test_fraction_is_stable_and_roughly_right(ws):
+    records = [RawPair(f"p{i}", "a", "b", f"line {i}") for i in range(2000)]
+    import_pairs(ws, reader(records), test_fraction=0.25)
+    first = dict(ws.con.execute("SELECT prompt, split FROM pairs").fetchall())
+    share = sum(s == "test" for s in first.values()) / len(first)
+    assert 0.2 < share < 0.3
+    ws.con.execute("DELETE FROM pairs")
+    import_pairs(ws, reader(records), test_fraction=0.25)
+    assert dict(ws.con.execute("SELECT prompt, split FROM pairs").fetchall()) == first
+
+
+def test_failure_mid_import_leaves_workspace_unchanged(ws):
+    import_pairs(ws, reader([RawPair("p0", "a", "b", "line 1")]))
+
+    class Broken:
+        label, format, default_source, total, position = "broken.jsonl", "test", "broken", None, 0
+
+        def __iter__(self):
+            for i in range(60_000):  # more than one staging chunk is written before the failure
+                yield RawPair(f"p{i + 1}", "a", "b", f"line {i}")
+            raise PrefstudioError("broken.jsonl: line 60001: file is truncated")
+
+    with pytest.raises(PrefstudioError, match="truncated"):
+        import_pairs(ws, Broken())
+    assert ws.count_pairs() == 1
+    assert ws.con.execute("SELECT count(*) FROM import_batches").fetchone()[0] == 1
+    # and the workspace still takes imports
+    assert import_pairs(ws, reader([RawPair("p9", "a", "b", "line 1")])).n_imported == 1
+
+
+def test_bad_source_name_is_refused(ws):
+    with pytest.raises(PrefstudioError, match="--name: source name"):
+        import_pairs(ws, reader([RawPair("p", "a", "b", "line 1")]), source="  ")

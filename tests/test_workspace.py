@@ -1,0 +1,114 @@
+import subprocess
+import sys
+import textwrap
+
+import duckdb
+import pytest
+
+from prefstudio import schema
+from prefstudio.config import load_config
+from prefstudio.errors import PrefstudioError, WorkspaceBusy
+from prefstudio.workspace import DB_NAME, Workspace
+
+
+def test_init_makes_folder_db_config_and_jobs(tmp_path):
+    with Workspace.init(tmp_path / "w", name="mine") as ws:
+        assert ws.name == "mine"
+        assert (tmp_path / "w" / DB_NAME).exists()
+        assert (tmp_path / "w" / "workspace.toml").exists()
+        assert (tmp_path / "w" / "jobs").is_dir()
+        tables = {r[0] for r in ws.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert {"meta", "sources", "pairs", "annotations", "jobs", "predictions", "metrics", "import_batches"} <= tables
+        assert schema.current_version(ws.con) == schema.latest_version()
+
+
+def test_init_refuses_existing_workspace(tmp_path):
+    Workspace.init(tmp_path / "w").close()
+    with pytest.raises(PrefstudioError, match="already a workspace"):
+        Workspace.init(tmp_path / "w")
+
+
+def test_annotation_columns_cover_spec_fields(ws):
+    cols = {r[0] for r in ws.con.execute("DESCRIBE annotations").fetchall()}
+    # SPEC §1: pair id, annotator kind and id, level, flip, margin, time, raw responses, prompt version, tokens, cost
+    assert {"pair_id", "annotator_kind", "annotator_id", "level", "flip", "margin", "created_at",
+            "raw_response_ab", "raw_response_ba", "prompt_version", "tokens_in", "tokens_out", "cost_usd"} <= cols
+
+
+def test_open_migrates_an_older_workspace(tmp_path, monkeypatch):
+    Workspace.init(tmp_path / "w").close()
+    monkeypatch.setitem(schema.MIGRATIONS, 2, ["ALTER TABLE pairs ADD COLUMN difficulty DOUBLE"])
+    with Workspace.open(tmp_path / "w") as ws:
+        assert schema.current_version(ws.con) == 2
+        cols = {r[0] for r in ws.con.execute("DESCRIBE pairs").fetchall()}
+        assert "difficulty" in cols
+
+
+def test_failed_migration_leaves_file_unchanged(tmp_path, monkeypatch):
+    Workspace.init(tmp_path / "w").close()
+    monkeypatch.setitem(schema.MIGRATIONS, 2, ["CREATE TABLE extra (x INT)", "ALTER TABLE nope ADD COLUMN y INT"])
+    with pytest.raises(PrefstudioError, match="could not migrate schema v1 to v2.*unchanged"):
+        Workspace.open(tmp_path / "w")
+    con = duckdb.connect(str(tmp_path / "w" / DB_NAME))
+    assert schema.current_version(con) == 1
+    assert not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name='extra'").fetchone()[0]
+    con.close()
+
+
+def test_newer_workspace_is_refused_with_a_clear_message(tmp_path):
+    Workspace.init(tmp_path / "w").close()
+    con = duckdb.connect(str(tmp_path / "w" / DB_NAME))
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(PrefstudioError, match=r"newer prefstudio \(schema v99"):
+        Workspace.open(tmp_path / "w")
+
+
+def test_second_process_gets_one_line_error_naming_the_holder(tmp_path):
+    path = tmp_path / "w"
+    Workspace.init(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from prefstudio.workspace import Workspace
+            ws = Workspace.open({str(path)!r})
+            print("ready", flush=True)
+            sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(WorkspaceBusy) as err:
+            Workspace.open(path)
+        assert err.value.pid == holder.pid
+        out = subprocess.run([sys.executable, "-m", "prefstudio", "info", str(path)], capture_output=True, text=True)
+        assert out.returncode == 2
+        assert out.stderr.count("\n") == 1 and f"process {holder.pid}" in out.stderr
+        assert "Traceback" not in out.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    # the kernel drops the lock with its holder: a killed process leaves no stale lock
+    Workspace.open(path).close()
+
+
+def test_config_unknown_key_is_refused(tmp_path):
+    p = tmp_path / "workspace.toml"
+    p.write_text('name = "x"\n[margins]\nscael = "large"\n')
+    with pytest.raises(PrefstudioError, match=r"unknown key 'margins.scael'"):
+        load_config(p)
+
+
+def test_margin_scales(tmp_path):
+    p = tmp_path / "workspace.toml"
+    p.write_text('name = "x"\n')
+    cfg = load_config(p)
+    assert [cfg.margins.margin(level) for level in range(4)] == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    p.write_text('name = "x"\n[margins]\nscale = "large"\n')
+    assert [load_config(p).margins.margin(level) for level in range(4)] == [0, 1, 2, 3]
+    p.write_text('name = "x"\n[margins]\nscale = "custom"\ncustom = [0, 0.5, 1, 4]\n')
+    assert load_config(p).margins.margin(3) == 4
+    p.write_text('name = "x"\n[margins]\nscale = "custom"\ncustom = [0, 0.5]\n')
+    with pytest.raises(PrefstudioError, match="4 margins"):
+        load_config(p)
