@@ -98,6 +98,39 @@ examples:
     _add_workspace(p)
     p.set_defaults(func=cmd_open)
 
+    p = sub.add_parser(
+        "annotate",
+        help="label pair margins with an LLM judge (both orders), or re-parse stored answers",
+        description="Ask an LLM judge (any OpenAI-compatible endpoint) how much better each pair's chosen "
+        "response is, on four levels. Every pair is judged twice, chosen shown first as A and then as B; "
+        "if the two answers name different winners the pair is 'inconsistent' (level 0), if they agree on "
+        "the winner the lower level is kept. Each answer is stored as it arrives and cached: an interrupted "
+        "run loses at most the calls in flight, and a rerun pays for nothing twice.",
+        epilog="""The API key is read from OPENAI_API_KEY and never written anywhere. Defaults for every
+option can be set in the workspace's workspace.toml under [judge].
+
+examples:
+  prefstudio annotate ws --judge --limit 100                 # GPT-4 (gpt-4o) on 100 unlabelled pairs
+  prefstudio annotate ws --judge --source harmless-base --prompt harmless
+  prefstudio annotate ws --judge --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --yes
+  prefstudio annotate ws --reparse                           # re-read stored answers, no API call
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_workspace(p)
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--judge", action="store_true", help="run the LLM judge")
+    mode.add_argument("--reparse", action="store_true", help="parse the judge's stored raw answers again (no API call)")
+    p.add_argument("--model", help="judge model (default: [judge] model, gpt-4o)")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM, llama.cpp, Ollama)")
+    p.add_argument("--prompt", help="prompt name in prompts/ (general, helpful, harmless) or a .toml path")
+    p.add_argument("--source", help="only pairs of this source")
+    p.add_argument("--split", help="only pairs of this split")
+    p.add_argument("--limit", type=int, help="at most this many pairs")
+    p.add_argument("--concurrency", type=int, help="calls in flight at once (default: [judge] concurrency, 8)")
+    p.add_argument("--yes", action="store_true", help="do not ask before spending")
+    p.set_defaults(func=cmd_annotate)
+
     p = sub.add_parser("info", help="print a workspace's counts per source and split")
     _add_workspace(p)
     p.set_defaults(func=cmd_info)
@@ -123,11 +156,11 @@ def cmd_init(args) -> int:
 
 
 def cmd_import(args) -> int:
+    mapping = _parse_map(args.map)
     from prefstudio.importers import open_reader
     from prefstudio.ingest import import_pairs
     from prefstudio.workspace import Workspace
 
-    mapping = _parse_map(args.map)
     with Workspace.open(args.workspace) as ws:
         reader = open_reader(args.source, format=args.format, mapping=mapping,
                              hf_split=args.hf_split, hf_config=args.hf_config)
@@ -165,6 +198,45 @@ def cmd_open(args) -> int:
     return run_app(args.workspace)
 
 
+def cmd_annotate(args) -> int:
+    import asyncio
+
+    from prefstudio.judge.runner import JudgeRun, prepare_run, reparse
+    from prefstudio.workspace import Workspace
+
+    with Workspace.open(args.workspace) as ws:
+        if args.reparse:
+            looked, fixed = reparse(ws.con, ws.config.margins)
+            print(f"re-parsed {looked:,} stored parse errors: {fixed:,} now labelled, {looked - fixed:,} still unparseable")
+            return 0
+        overrides = {k: v for k, v in {"model": args.model, "base_url": args.base_url, "prompt": args.prompt,
+                                       "concurrency": args.concurrency}.items() if v is not None}
+        settings = ws.config.judge.model_copy(update=overrides)
+        prompt, plan = prepare_run(ws, settings, source=args.source, split=args.split, limit=args.limit)
+        print(f"{plan.describe(settings.model)} (prompt {prompt.identity})")
+        if not plan.tasks:
+            return 0
+        if not args.yes and not _confirm("go on?"):
+            print("nothing spent")
+            return 1
+        with _progress("judging", quiet=False) as on_progress:
+            def progress(stats):
+                if on_progress:
+                    on_progress(stats.pairs_done, stats.pairs_total,
+                                f"{stats.calls_per_s:.1f} calls/s · {stats.tokens_in + stats.tokens_out:,} tokens · "
+                                f"${stats.cost_usd:.4f} · {stats.inconsistent} inconsistent · {stats.retries} retries")
+            run = JudgeRun(ws.con, settings, prompt, plan, ws.config.margins, on_progress=progress)
+            stats = asyncio.run(run.run())
+        print(stats.summary())
+        return 0 if stats.state == "done" else 1
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise PrefstudioError("not asking without a terminal: add --yes to go on without confirmation")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
 def cmd_info(args) -> int:
     from prefstudio.workspace import Workspace
 
@@ -193,12 +265,12 @@ class _progress:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                             TimeRemainingColumn(), transient=True)
+                             TimeRemainingColumn(), TextColumn("{task.fields[status]}"), transient=True)
         self._bar.start()
-        task = self._bar.add_task(self.description, total=None)
+        task = self._bar.add_task(self.description, total=None, status="")
 
-        def update(position: int, total: int | None) -> None:
-            self._bar.update(task, completed=position, total=total)
+        def update(position: int, total: int | None, status: str = "") -> None:
+            self._bar.update(task, completed=position, total=total, status=status)
 
         return update
 

@@ -53,9 +53,42 @@ class MarginConfig(_Strict):
         return float(values[level])
 
 
+# USD per million tokens (input, output), for the estimate shown before a run spends.
+KNOWN_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o": (2.5, 10.0),
+    "gpt-4o-mini": (0.15, 0.6),
+    "gpt-4.1": (2.0, 8.0),
+    "gpt-4.1-mini": (0.4, 1.6),
+    "gpt-4-turbo": (10.0, 30.0),
+    "gpt-4": (30.0, 60.0),
+}
+
+
+class JudgeConfig(_Strict):
+    """Defaults for `prefstudio annotate --judge`; command-line options override them."""
+
+    model: str = "gpt-4o"
+    base_url: str | None = None
+    prompt: str = "general"
+    concurrency: int = 8
+    max_retries: int = 6
+    timeout_s: float = 120.0
+    max_tokens: int = 200
+    temperature: float = 0.0
+    price_input_per_mtok: float | None = None
+    price_output_per_mtok: float | None = None
+
+    def prices(self, model: str) -> tuple[float, float] | None:
+        """(input, output) USD per million tokens, or None when unknown."""
+        if self.price_input_per_mtok is not None and self.price_output_per_mtok is not None:
+            return self.price_input_per_mtok, self.price_output_per_mtok
+        return KNOWN_PRICES.get(model)
+
+
 class WorkspaceConfig(_Strict):
     name: str
     margins: MarginConfig = MarginConfig()
+    judge: JudgeConfig = JudgeConfig()
 
 
 def _describe(err: ValidationError, path: Path) -> str:

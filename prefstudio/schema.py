@@ -100,8 +100,49 @@ _V1 = [
     )""",
 ]
 
+# v2: the LLM judge's per-call cache and its runs (SPEC §2: never pay twice).
+_V2 = [
+    """
+    CREATE TABLE judge_calls (
+        cache_key      VARCHAR PRIMARY KEY,
+        model          VARCHAR NOT NULL,
+        prompt_version VARCHAR NOT NULL,
+        pair_id        BIGINT,
+        chosen_as      VARCHAR NOT NULL CHECK (chosen_as IN ('A', 'B')),
+        response       VARCHAR,
+        tokens_in      INTEGER,
+        tokens_out     INTEGER,
+        cost_usd       DOUBLE,
+        run_id         VARCHAR,
+        created_at     TIMESTAMP NOT NULL DEFAULT current_timestamp
+    )""",
+    """
+    CREATE TABLE judge_runs (
+        id             VARCHAR PRIMARY KEY,
+        model          VARCHAR NOT NULL,
+        base_url       VARCHAR,
+        prompt_version VARCHAR NOT NULL,
+        state          VARCHAR NOT NULL,
+        message        VARCHAR,
+        started_at     TIMESTAMP NOT NULL,
+        finished_at    TIMESTAMP,
+        n_pairs        BIGINT,
+        n_calls        BIGINT,
+        n_cached       BIGINT,
+        n_inconsistent BIGINT,
+        n_parse_errors BIGINT,
+        tokens_in      BIGINT,
+        tokens_out     BIGINT,
+        cost_usd       DOUBLE
+    )""",
+    # Annotations are written by several writers at once (a person in the TUI, a judge run):
+    # ids come from a sequence, not max(id) + 1. No v1 release wrote annotations.
+    "CREATE SEQUENCE annotation_id_seq START 1",
+    "ALTER TABLE annotations ALTER COLUMN id SET DEFAULT nextval('annotation_id_seq')",
+]
+
 # MIGRATIONS[v] takes a database at version v-1 to version v (v=1: empty file).
-MIGRATIONS: dict[int, list[str]] = {1: _V1}
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
 
 
 def latest_version() -> int:

@@ -35,22 +35,45 @@ def test_annotation_columns_cover_spec_fields(ws):
             "raw_response_ab", "raw_response_ba", "prompt_version", "tokens_in", "tokens_out", "cost_usd"} <= cols
 
 
-def test_open_migrates_an_older_workspace(tmp_path, monkeypatch):
-    Workspace.init(tmp_path / "w").close()
-    monkeypatch.setitem(schema.MIGRATIONS, 2, ["ALTER TABLE pairs ADD COLUMN difficulty DOUBLE"])
+def _make_v1_workspace(path):
+    """A workspace as prefstudio with schema v1 left it, with a pair in it."""
+    Workspace.init(path).close()
+    con = duckdb.connect(str(path / DB_NAME))
+    con.execute("DROP TABLE judge_calls")
+    con.execute("DROP TABLE judge_runs")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.execute("INSERT INTO pairs (id, source, split, prompt, chosen, rejected, content_hash) "
+                "VALUES (1, 's', 'train', 'p', 'c', 'r', 'h')")
+    con.close()
+
+
+def test_open_migrates_a_v1_workspace_keeping_its_pairs(tmp_path):
+    _make_v1_workspace(tmp_path / "w")
     with Workspace.open(tmp_path / "w") as ws:
-        assert schema.current_version(ws.con) == 2
+        assert schema.current_version(ws.con) == schema.latest_version() >= 2
+        assert ws.con.execute("SELECT count(*) FROM judge_calls").fetchone()[0] == 0
+        assert ws.count_pairs() == 1
+
+
+def test_open_runs_pending_migration_steps(tmp_path, monkeypatch):
+    Workspace.init(tmp_path / "w").close()
+    nxt = schema.latest_version() + 1
+    monkeypatch.setitem(schema.MIGRATIONS, nxt, ["ALTER TABLE pairs ADD COLUMN difficulty DOUBLE"])
+    with Workspace.open(tmp_path / "w") as ws:
+        assert schema.current_version(ws.con) == nxt
         cols = {r[0] for r in ws.con.execute("DESCRIBE pairs").fetchall()}
         assert "difficulty" in cols
 
 
 def test_failed_migration_leaves_file_unchanged(tmp_path, monkeypatch):
-    Workspace.init(tmp_path / "w").close()
-    monkeypatch.setitem(schema.MIGRATIONS, 2, ["CREATE TABLE extra (x INT)", "ALTER TABLE nope ADD COLUMN y INT"])
-    with pytest.raises(PrefstudioError, match="could not migrate schema v1 to v2.*unchanged"):
+    _make_v1_workspace(tmp_path / "w")
+    nxt = schema.latest_version() + 1
+    monkeypatch.setitem(schema.MIGRATIONS, nxt, ["CREATE TABLE extra (x INT)", "ALTER TABLE nope ADD COLUMN y INT"])
+    with pytest.raises(PrefstudioError, match=f"could not migrate schema v1 to v{nxt}.*unchanged"):
         Workspace.open(tmp_path / "w")
     con = duckdb.connect(str(tmp_path / "w" / DB_NAME))
     assert schema.current_version(con) == 1
+    assert not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name='judge_calls'").fetchone()[0]
     assert not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name='extra'").fetchone()[0]
     con.close()
 

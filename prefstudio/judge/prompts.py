@@ -1,0 +1,75 @@
+"""Judge prompt files.
+
+A prompt is a TOML file (name, version, system, user) under the workspace's
+`prompts/` folder or the project's `prompts/`. Its identity for caching and
+storage is `name@version#sha`, the sha covering the text, so an edited prompt
+whose version was not bumped still never reuses another text's answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefstudio.errors import PrefstudioError
+
+PROJECT_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
+PLACEHOLDERS = ("{prompt}", "{response_a}", "{response_b}")
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    name: str
+    version: str
+    system: str
+    user: str
+    path: Path
+
+    @property
+    def identity(self) -> str:
+        digest = hashlib.sha256(f"{self.system}\x1f{self.user}".encode()).hexdigest()[:8]
+        return f"{self.name}@{self.version}#{digest}"
+
+    def messages(self, prompt: str, response_a: str, response_b: str) -> list[dict]:
+        # str.replace, not str.format: the texts are user data and may hold braces.
+        user = self.user.replace("{prompt}", prompt).replace("{response_a}", response_a)
+        user = user.replace("{response_b}", response_b)
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+
+
+def prompt_folders(workspace: Path | None) -> list[Path]:
+    folders = [workspace / "prompts"] if workspace else []
+    return folders + [PROJECT_PROMPTS]
+
+
+def available_prompts(workspace: Path | None = None) -> list[str]:
+    names: set[str] = set()
+    for folder in prompt_folders(workspace):
+        names.update(p.stem for p in folder.glob("*.toml"))
+    return sorted(names)
+
+
+def load_prompt(name_or_path: str, workspace: Path | None = None) -> JudgePrompt:
+    """A prompt by name (workspace prompts/ first, then the project's) or by file path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" and candidate.exists():
+        path = candidate
+    else:
+        found = [f / f"{name_or_path}.toml" for f in prompt_folders(workspace) if (f / f"{name_or_path}.toml").exists()]
+        if not found:
+            known = ", ".join(available_prompts(workspace)) or "none"
+            raise PrefstudioError(f"judge prompt {name_or_path!r} not found (known: {known}); give a name or a .toml path")
+        path = found[0]
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PrefstudioError(f"{path}: not a readable TOML prompt file ({exc})") from None
+    missing = [k for k in ("name", "version", "system", "user") if not isinstance(data.get(k), str)]
+    if missing:
+        raise PrefstudioError(f"{path}: missing text field(s) {', '.join(missing)}; a prompt needs name, version, system, user")
+    absent = [p for p in PLACEHOLDERS if p not in data["user"]]
+    if absent:
+        raise PrefstudioError(f"{path}: the user text must contain {', '.join(absent)}")
+    return JudgePrompt(data["name"], data["version"], data["system"], data["user"], path)

@@ -1,0 +1,477 @@
+"""Running the LLM judge over pairs: both orders, cached, resumable (SPEC §2).
+
+Every call is keyed by a hash of (model, prompt identity, prompt, A, B) and
+committed to `judge_calls` the moment it returns, so an interrupted run loses
+at most the calls in flight and a rerun pays for nothing twice. A pair's
+annotation is written once both of its calls are known. Database writes go
+through one writer thread: the event loop never waits on DuckDB, and results
+that arrive together are committed together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import queue
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+import openai
+
+from prefstudio.config import JudgeConfig, MarginConfig
+from prefstudio.errors import PrefstudioError, first_line
+from prefstudio.judge.prompts import JudgePrompt
+from prefstudio.judge.verdict import combine, parse_verdict
+
+EXPECTED_OUTPUT_TOKENS = 60  # one sentence and a verdict line, for the estimate
+API_KEY_ENV = "OPENAI_API_KEY"
+
+
+def call_key(model: str, prompt_identity: str, prompt: str, response_a: str, response_b: str) -> str:
+    text = "\x1f".join((model, prompt_identity, prompt, response_a, response_b))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class CallResult:
+    response: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+
+
+@dataclass
+class PairTask:
+    pair_id: int
+    prompt: str
+    chosen: str
+    rejected: str
+    key_ab: str  # chosen shown as A
+    key_ba: str  # chosen shown as B
+    results: dict[str, CallResult] = field(default_factory=dict)  # "A"/"B" (where chosen was shown) -> result
+
+
+@dataclass
+class RunPlan:
+    tasks: list[PairTask]
+    calls_needed: int
+    calls_cached: int
+    est_tokens_in: int
+    est_cost_usd: float | None  # None: price unknown
+
+    def describe(self, model: str) -> str:
+        cost = f"~${self.est_cost_usd:,.2f}" if self.est_cost_usd is not None else "cost unknown (no price for this model; set [judge] prices in workspace.toml)"
+        return (
+            f"{len(self.tasks):,} pairs to judge with {model}: {self.calls_needed:,} calls "
+            f"({self.calls_cached:,} answered before, free), ~{self.est_tokens_in:,} input tokens, {cost}"
+        )
+
+
+@dataclass
+class RunStats:
+    run_id: str
+    pairs_total: int
+    calls_total: int
+    pairs_done: int = 0
+    calls_made: int = 0
+    retries: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    inconsistent: int = 0
+    parse_errors: int = 0
+    state: str = "running"
+    message: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def calls_per_s(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.calls_made / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def inconsistency_rate(self) -> float:
+        return self.inconsistent / self.pairs_done if self.pairs_done else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"judge run {self.run_id} {self.state}: {self.pairs_done:,}/{self.pairs_total:,} pairs, "
+            f"{self.calls_made:,} calls ({self.calls_per_s:.1f}/s), {self.tokens_in + self.tokens_out:,} tokens, "
+            f"${self.cost_usd:,.4f}; inconsistent {self.inconsistent:,} ({self.inconsistency_rate:.1%}), "
+            f"parse errors {self.parse_errors:,}" + (f"; {self.message}" if self.message else "")
+        )
+
+
+def select_pairs(
+    con,
+    *,
+    model: str,
+    prompt_identity: str,
+    source: str | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    pair_ids: list[int] | None = None,
+) -> list[tuple[int, str, str, str]]:
+    """Pairs this judge (model + prompt) has not annotated yet, in id order."""
+    where, params = ["NOT EXISTS (SELECT 1 FROM annotations a WHERE a.pair_id = p.id AND a.annotator_kind = 'llm' "
+                     "AND a.annotator_id = ? AND a.prompt_version = ?)"], [model, prompt_identity]
+    if source:
+        where.append("p.source = ?")
+        params.append(source)
+    if split:
+        where.append("p.split = ?")
+        params.append(split)
+    if pair_ids is not None:
+        where.append("list_contains(?, p.id)")
+        params.append(pair_ids)
+    sql = f"SELECT id, prompt, chosen, rejected FROM pairs p WHERE {' AND '.join(where)} ORDER BY id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return con.execute(sql, params).fetchall()
+
+
+def plan_run(con, settings: JudgeConfig, prompt: JudgePrompt, pairs: list[tuple[int, str, str, str]]) -> RunPlan:
+    identity = prompt.identity
+    tasks = [
+        PairTask(pid, x, c, r, call_key(settings.model, identity, x, c, r), call_key(settings.model, identity, x, r, c))
+        for pid, x, c, r in pairs
+    ]
+    keys = [t.key_ab for t in tasks] + [t.key_ba for t in tasks]
+    cached = {
+        key: CallResult(resp, tin or 0, tout or 0, cost or 0.0)
+        for key, resp, tin, tout, cost in con.execute(
+            "SELECT cache_key, response, tokens_in, tokens_out, cost_usd FROM judge_calls WHERE list_contains(?, cache_key)",
+            [keys],
+        ).fetchall()
+    }
+    needed, tokens = 0, 0
+    for task in tasks:
+        for chosen_as, key in (("A", task.key_ab), ("B", task.key_ba)):
+            if key in cached:
+                task.results[chosen_as] = cached[key]
+            else:
+                needed += 1
+                text = "".join(m["content"] for m in prompt.messages(task.prompt, task.chosen, task.rejected))
+                tokens += len(text) // 4 + 8
+    prices = settings.prices(settings.model)
+    cost = None if prices is None else (tokens * prices[0] + needed * EXPECTED_OUTPUT_TOKENS * prices[1]) / 1e6
+    return RunPlan(tasks, needed, len(tasks) * 2 - needed, tokens, cost)
+
+
+class _Writer:
+    """One thread that owns the database writes of a run and commits what is queued."""
+
+    def __init__(self, con):
+        self._cur = con.cursor()
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="judge-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, statements: list[tuple[str, list]]) -> None:
+        if self._error:
+            raise PrefstudioError(f"could not write judge results to the workspace ({first_line(self._error)})")
+        self._queue.put(statements)
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            stop = batch[-1] is None
+            work = [s for item in batch if item is not None for s in item]
+            if work and not self._error:
+                try:
+                    self._cur.execute("BEGIN TRANSACTION")
+                    for sql, params in work:
+                        self._cur.execute(sql, params)
+                    self._cur.execute("COMMIT")
+                except BaseException as exc:  # surfaced to the run by put()/close()
+                    self._cur.execute("ROLLBACK")
+                    self._error = exc
+            if stop:
+                return
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._cur.close()
+        if self._error:
+            raise PrefstudioError(f"could not write judge results to the workspace ({first_line(self._error)})")
+
+
+class _FatalAPIError(Exception):
+    """The endpoint said something that retrying will not fix (bad key, unknown model)."""
+
+
+def make_client(settings: JudgeConfig) -> openai.AsyncOpenAI:
+    key = os.environ.get(API_KEY_ENV)
+    if not key:
+        if not settings.base_url:
+            raise PrefstudioError(f"{API_KEY_ENV} is not set; export it, or give --base-url for a local server that needs no key")
+        key = "no-key"  # local servers (vLLM, llama.cpp, Ollama) often need none
+    return openai.AsyncOpenAI(api_key=key, base_url=settings.base_url, max_retries=0, timeout=settings.timeout_s)
+
+
+def _retry_delay(attempt: int, exc: Exception, base: float = 0.5, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter; a server's Retry-After wins when it says more."""
+    delay = random.uniform(0, min(cap, base * 2**attempt))
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            delay = max(delay, float(response.headers.get("retry-after", 0)))
+        except (TypeError, ValueError):
+            pass
+    return delay
+
+
+class JudgeRun:
+    """One run over a plan. `run()` is a coroutine; `cancel()` may be called from any thread."""
+
+    def __init__(
+        self,
+        con,
+        settings: JudgeConfig,
+        prompt: JudgePrompt,
+        plan: RunPlan,
+        margins: MarginConfig,
+        *,
+        on_progress: Callable[[RunStats], None] | None = None,
+        client: openai.AsyncOpenAI | None = None,
+        retry_delay: Callable[[int, Exception], float] = _retry_delay,
+    ):
+        self.con = con
+        self.settings = settings
+        self.prompt = prompt
+        self.plan = plan
+        self.margins = margins
+        self.on_progress = on_progress
+        self.client = client
+        self.retry_delay = retry_delay
+        self.stats = RunStats(uuid.uuid4().hex[:12], len(plan.tasks), plan.calls_needed)
+        self._prices = settings.prices(settings.model) or (0.0, 0.0)
+        self._cancelled = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task | None = None
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        if self._loop and self._main:
+            self._loop.call_soon_threadsafe(self._main.cancel)
+
+    async def run(self) -> RunStats:
+        self._loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
+        client = self.client or make_client(self.settings)
+        writer = _Writer(self.con)
+        writer.put([(
+            "INSERT INTO judge_runs (id, model, base_url, prompt_version, state, started_at, n_pairs) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+            [self.stats.run_id, self.settings.model, self.settings.base_url, self.prompt.identity, _now(), len(self.plan.tasks)],
+        )])
+        semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
+        try:
+            if self._cancelled.is_set():
+                raise asyncio.CancelledError
+            async with asyncio.TaskGroup() as group:
+                for task in self.plan.tasks:
+                    group.create_task(self._judge_pair(client, semaphore, writer, task))
+            self.stats.state = "done"
+        except asyncio.CancelledError:
+            self.stats.state, self.stats.message = "cancelled", "rerun to go on: answered calls are kept"
+        except BaseExceptionGroup as group:
+            first = next(e for e in group.exceptions if not isinstance(e, asyncio.CancelledError))
+            if not isinstance(first, _FatalAPIError):
+                raise first from None
+            self.stats.state, self.stats.message = "failed", str(first)
+        finally:
+            if self.client is None:
+                await client.close()
+            writer.put([(
+                "UPDATE judge_runs SET state = ?, message = ?, finished_at = ?, n_calls = ?, n_cached = ?, "
+                "n_inconsistent = ?, n_parse_errors = ?, tokens_in = ?, tokens_out = ?, cost_usd = ? WHERE id = ?",
+                [self.stats.state, self.stats.message, _now(), self.stats.calls_made, self.plan.calls_cached,
+                 self.stats.inconsistent, self.stats.parse_errors, self.stats.tokens_in, self.stats.tokens_out,
+                 self.stats.cost_usd, self.stats.run_id],
+            )])
+            writer.close()
+            self._report()
+        return self.stats
+
+    def _report(self) -> None:
+        if self.on_progress:
+            self.on_progress(self.stats)
+
+    async def _judge_pair(self, client, semaphore, writer: _Writer, task: PairTask) -> None:
+        if len(task.results) == 2:  # both calls answered in an earlier run: only the label is missing
+            self._store(writer, task, [])
+            return
+        orders = [("A", task.key_ab, task.chosen, task.rejected), ("B", task.key_ba, task.rejected, task.chosen)]
+        await asyncio.gather(*(
+            self._call_and_store(client, semaphore, writer, task, *order)
+            for order in orders if order[0] not in task.results
+        ))
+
+    async def _call_and_store(self, client, semaphore, writer, task, chosen_as, key, response_a, response_b) -> None:
+        result = await self._call(client, semaphore, task, response_a, response_b)
+        task.results[chosen_as] = result
+        self._store(writer, task, [(
+            "INSERT OR IGNORE INTO judge_calls (cache_key, model, prompt_version, pair_id, chosen_as, response, "
+            "tokens_in, tokens_out, cost_usd, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [key, self.settings.model, self.prompt.identity, task.pair_id, chosen_as, result.response,
+             result.tokens_in, result.tokens_out, result.cost_usd, self.stats.run_id],
+        )])
+
+    def _store(self, writer: _Writer, task: PairTask, statements: list) -> None:
+        """Commit a call as it arrives; the call that completes a pair carries its label in the same commit."""
+        if len(task.results) == 2:
+            statements.append(self._annotation(task))
+            self.stats.pairs_done += 1
+        writer.put(statements)
+        self._report()
+
+    def _annotation(self, task: PairTask) -> tuple[str, list]:
+        ab, ba = task.results["A"], task.results["B"]
+        judgement = combine(parse_verdict(ab.response), parse_verdict(ba.response))
+        if judgement.outcome == "inconsistent":
+            self.stats.inconsistent += 1
+        elif judgement.outcome == "parse_error":
+            self.stats.parse_errors += 1
+        margin = None
+        if judgement.level is not None:
+            margin = self.margins.margin(judgement.level) * (-1 if judgement.flip else 1)
+        return (
+            "INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, flip, margin, "
+            "prompt_version, raw_response_ab, raw_response_ba, tokens_in, tokens_out, cost_usd, run_id) "
+            "VALUES (?, 'llm', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [task.pair_id, self.settings.model, judgement.outcome, judgement.level, judgement.flip, margin,
+             self.prompt.identity, ab.response, ba.response, ab.tokens_in + ba.tokens_in,
+             ab.tokens_out + ba.tokens_out, ab.cost_usd + ba.cost_usd, self.stats.run_id],
+        )
+
+    async def _call(self, client, semaphore, task: PairTask, response_a: str, response_b: str) -> CallResult:
+        messages = self.prompt.messages(task.prompt, response_a, response_b)
+        attempt = 0
+        while True:
+            async with semaphore:
+                try:
+                    reply = await client.chat.completions.create(
+                        model=self.settings.model, messages=messages,
+                        temperature=self.settings.temperature, max_tokens=self.settings.max_tokens,
+                    )
+                    break
+                except (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
+                        openai.InternalServerError) as exc:
+                    error = exc
+                except openai.APIStatusError as exc:
+                    if exc.status_code >= 500 or exc.status_code == 408:
+                        error = exc
+                    else:
+                        raise _FatalAPIError(_describe_status(exc, self.settings)) from None
+            if attempt >= self.settings.max_retries:
+                raise _FatalAPIError(
+                    f"{_endpoint(self.settings)} kept failing ({_describe_transient(error)}) after "
+                    f"{attempt + 1} tries; rerun later to go on, answered calls are kept"
+                )
+            self.stats.retries += 1
+            await asyncio.sleep(self.retry_delay(attempt, error))
+            attempt += 1
+        usage = reply.usage
+        tokens_in = usage.prompt_tokens if usage else 0
+        tokens_out = usage.completion_tokens if usage else 0
+        content = reply.choices[0].message.content if reply.choices else None
+        result = CallResult(content or "", tokens_in, tokens_out,
+                            (tokens_in * self._prices[0] + tokens_out * self._prices[1]) / 1e6)
+        self.stats.calls_made += 1
+        self.stats.tokens_in += tokens_in
+        self.stats.tokens_out += tokens_out
+        self.stats.cost_usd += result.cost_usd
+        return result
+
+
+def _endpoint(settings: JudgeConfig) -> str:
+    return settings.base_url or "the OpenAI API"
+
+
+def _describe_transient(exc: Exception) -> str:
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}"
+    if isinstance(exc, openai.APITimeoutError):
+        return "timed out"
+    return type(exc).__name__
+
+
+def _describe_status(exc: openai.APIStatusError, settings: JudgeConfig) -> str:
+    where = _endpoint(settings)
+    if exc.status_code == 401:
+        return f"{where} refused the API key (HTTP 401); check {API_KEY_ENV}"
+    if exc.status_code == 404:
+        return f"{where} does not know model {settings.model!r} (HTTP 404); pick another with --model"
+    return f"{where} refused the request (HTTP {exc.status_code}); check --model and --base-url"
+
+
+def prepare_run(
+    ws,
+    settings: JudgeConfig,
+    *,
+    source: str | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    pair_ids: list[int] | None = None,
+) -> tuple[JudgePrompt, RunPlan]:
+    """Which pairs a run would judge and what it would cost, before anything is spent."""
+    from prefstudio.judge.prompts import load_prompt
+
+    prompt = load_prompt(settings.prompt, ws.path)
+    pairs = select_pairs(ws.con, model=settings.model, prompt_identity=prompt.identity,
+                         source=source, split=split, limit=limit, pair_ids=pair_ids)
+    return prompt, plan_run(ws.con, settings, prompt, pairs)
+
+
+def reparse(con, margins: MarginConfig) -> tuple[int, int]:
+    """Parse stored raw answers of the judge's parse errors again; no API call.
+
+    A pair whose answers now parse gets a new annotation (the latest one
+    counts); the old row stays as the record of what happened.
+    Returns (parse errors looked at, fixed).
+    """
+    rows = con.execute(
+        """
+        SELECT id, pair_id, annotator_id, prompt_version, raw_response_ab, raw_response_ba,
+               tokens_in, tokens_out, cost_usd, run_id
+        FROM annotations a
+        WHERE annotator_kind = 'llm'
+        QUALIFY row_number() OVER (PARTITION BY pair_id, annotator_id, prompt_version ORDER BY id DESC) = 1
+              AND outcome = 'parse_error'
+        """
+    ).fetchall()
+    fixed = 0
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for ann_id, pair_id, model, version, raw_ab, raw_ba, tin, tout, cost, run_id in rows:
+            judgement = combine(parse_verdict(raw_ab), parse_verdict(raw_ba))
+            if judgement.outcome == "parse_error":
+                continue
+            margin = margins.margin(judgement.level) * (-1 if judgement.flip else 1)
+            con.execute(
+                "INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, flip, margin, "
+                "prompt_version, raw_response_ab, raw_response_ba, tokens_in, tokens_out, cost_usd, run_id, extra) "
+                "VALUES (?, 'llm', ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?)",
+                [pair_id, model, judgement.outcome, judgement.level, judgement.flip, margin, version,
+                 raw_ab, raw_ba, run_id, f'{{"reparsed_from": {ann_id}}}'],
+            )
+            fixed += 1
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return len(rows), fixed

@@ -1,0 +1,121 @@
+"""A small OpenAI-compatible chat server on 127.0.0.1, for tests and bench/.
+
+It answers /v1/chat/completions with whatever `answer(prompt, response_a,
+response_b)` returns, and can be told to fail: a queue of status codes to
+return first (429, 500, ...), a latency, garbage answers, or to hang once it
+has answered a given number of calls (a dead API).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+_SECTION = re.compile(r"<(conversation|response_a|response_b)>\n(.*?)\n</\1>", re.DOTALL)
+
+
+def default_answer(prompt: str, response_a: str, response_b: str) -> str:
+    """Prefers the longer response, by a level that grows with the length ratio."""
+    la, lb = len(response_a), len(response_b)
+    if la == lb:
+        return "They are equivalent.\nVerdict: A=B"
+    ratio = max(la, lb) / max(1, min(la, lb))
+    op = ">>>" if ratio > 3 else ">>" if ratio > 1.5 else ">"
+    return f"One is more complete.\nVerdict: {'A' + op + 'B' if la > lb else 'B' + op + 'A'}"
+
+
+class StubOpenAI:
+    def __init__(self, answer: Callable[[str, str, str], str] = default_answer, latency_s: float = 0.0):
+        self.answer = answer
+        self.latency_s = latency_s
+        self.fail_with: list[int] = []  # status codes returned, in order, before answering again
+        self.hang_after: int | None = None  # stop answering (hold the request) after this many answers
+        self.answered: Counter = Counter()  # (prompt, A, B) -> times answered
+        self.requests = 0
+        self.tries: Counter = Counter()  # (prompt, A, B) -> requests received, failed ones included
+        self.auth_headers: list[str] = []
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def n_answered(self) -> int:
+        return sum(self.answered.values())
+
+    def __enter__(self) -> "StubOpenAI":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _respond(self, body: dict) -> tuple[int, dict, dict]:
+        user = body["messages"][-1]["content"]
+        parts = dict(_SECTION.findall(user))
+        key = (parts.get("conversation", ""), parts.get("response_a", ""), parts.get("response_b", ""))
+        with self._lock:
+            self.requests += 1
+            self.tries[key] += 1
+            if self.fail_with:
+                code = self.fail_with.pop(0)
+                return code, {"error": {"message": f"stub failure {code}", "type": "stub"}}, {"retry-after": "0"}
+            hang = self.hang_after is not None and self.n_answered >= self.hang_after
+        if hang:
+            self._release.wait()
+            return 503, {"error": {"message": "gone"}}, {}
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        text = self.answer(*key)
+        with self._lock:
+            self.answered[key] += 1
+        tokens_in = sum(len(m["content"]) for m in body["messages"]) // 4
+        return 200, {
+            "id": f"chatcmpl-{self.requests}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "stub"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": tokens_in, "completion_tokens": 20, "total_tokens": tokens_in + 20},
+        }, {}
+
+    def _handler(self):
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length))
+                stub.auth_headers.append(self.headers.get("authorization", ""))
+                code, payload, headers = stub._respond(body)
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (its timeout): as a real server would, carry on
+
+            def log_message(self, *args):
+                pass
+
+        return Handler

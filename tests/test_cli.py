@@ -1,0 +1,51 @@
+import subprocess
+import sys
+
+import pytest
+
+from prefstudio.cli import build_parser, main
+
+
+def _commands():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return sorted(sub.choices)
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: prefstudio {command}")
+    assert len(out.splitlines()) > 3
+
+
+def test_top_level_help_lists_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in _commands():
+        assert command in out
+
+
+def test_init_then_info(tmp_path, capsys):
+    assert main(["init", str(tmp_path / "w"), "--name", "lab"]) == 0
+    assert main(["info", str(tmp_path / "w")]) == 0
+    assert "lab" in capsys.readouterr().out
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "prefstudio", "info", str(tmp_path / "missing")], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("prefstudio: error: ") and result.stderr.count("\n") == 1
+    assert "missing" in result.stderr and "prefstudio init" in result.stderr
+
+
+def test_bad_map_option_is_explained(tmp_path, capsys):
+    main(["init", str(tmp_path / "w")])
+    assert main(["import", str(tmp_path / "w"), "x.jsonl", "--map", "prompt"]) == 2
+    assert "expected FIELD=COLUMN" in capsys.readouterr().err
