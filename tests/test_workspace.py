@@ -36,12 +36,13 @@ def test_annotation_columns_cover_spec_fields(ws):
 
 
 def _make_v1_workspace(path):
-    """A workspace as prefstudio with schema v1 left it, with a pair in it."""
+    """A workspace as a schema-v1 prefstudio left it, with a pair in it."""
     Workspace.init(path).close()
+    (path / DB_NAME).unlink()
     con = duckdb.connect(str(path / DB_NAME))
-    con.execute("DROP TABLE judge_calls")
-    con.execute("DROP TABLE judge_runs")
-    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    for statement in schema.MIGRATIONS[1]:
+        con.execute(statement)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     con.execute("INSERT INTO pairs (id, source, split, prompt, chosen, rejected, content_hash) "
                 "VALUES (1, 's', 'train', 'p', 'c', 'r', 'h')")
     con.close()
@@ -53,6 +54,8 @@ def test_open_migrates_a_v1_workspace_keeping_its_pairs(tmp_path):
         assert schema.current_version(ws.con) == schema.latest_version() >= 2
         assert ws.con.execute("SELECT count(*) FROM judge_calls").fetchone()[0] == 0
         assert ws.count_pairs() == 1
+        ws.con.execute("INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome) VALUES (1, 'human', 'me', 'skip')")
+        assert ws.con.execute("SELECT id FROM annotations").fetchall() == [(1,)]
 
 
 def test_open_runs_pending_migration_steps(tmp_path, monkeypatch):
