@@ -131,6 +131,39 @@ examples:
     p.add_argument("--yes", action="store_true", help="do not ask before spending")
     p.set_defaults(func=cmd_annotate)
 
+    p = sub.add_parser(
+        "agreement",
+        help="how far annotators agree: confusion matrix, weighted kappa, flips, judge consistency",
+        description="Compare two annotators' latest labels on the pairs both labelled: the 4x4 confusion "
+        "matrix of levels, Cohen's kappa with quadratic weights, exact agreement, flip rates; then each LLM "
+        "judge's inconsistency (position-bias) rate and the levels per source. Without --a/--b, lists who "
+        "has labelled what.",
+    )
+    _add_workspace(p)
+    p.add_argument("--a", help="first annotator: KIND:ID (human:ana, llm:gpt-4o) or an ID")
+    p.add_argument("--b", help="second annotator")
+    p.set_defaults(func=cmd_agreement)
+
+    p = sub.add_parser(
+        "export",
+        help="write pairs with their margins (Parquet, JSONL, or a Hugging Face dataset folder)",
+        description="Write every pair with the margin its label gives, as columns prompt, chosen, rejected, "
+        "margin, source (then split, level, flip, pair_id): the layout TRL's RewardTrainer reads. The label "
+        "that counts is the latest human label, else the LLM judge's (inconsistent = level 0); its level "
+        "becomes a margin through the workspace's [margins] scale.",
+        epilog="OUT ending in .parquet or .jsonl writes that file; any other path becomes a dataset folder "
+        "(datasets' save_to_disk, one split per workspace split). Nothing is overwritten.",
+    )
+    _add_workspace(p)
+    p.add_argument("out", type=Path, help="output file or folder")
+    p.add_argument("--format", default="auto", choices=["auto", "parquet", "jsonl", "hf"], help="default: from OUT")
+    p.add_argument("--flips", default="keep", choices=["keep", "swap", "drop"],
+                   help="pairs whose label says rejected is better: keep with a negative margin (default), swap chosen "
+                   "and rejected, or drop")
+    p.add_argument("--unlabelled", default="zero", choices=["zero", "drop"], help="pairs without a label: margin 0 (default) or drop")
+    p.add_argument("--split", help="only this split")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("info", help="print a workspace's counts per source and split")
     _add_workspace(p)
     p.set_defaults(func=cmd_info)
@@ -235,6 +268,48 @@ def _confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         raise PrefstudioError("not asking without a terminal: add --yes to go on without confirmation")
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def cmd_agreement(args) -> int:
+    from prefstudio.agreement import annotators, compare, judge_consistency, level_distribution
+    from prefstudio.config import LEVEL_NAMES
+    from prefstudio.workspace import Workspace
+
+    with Workspace.open(args.workspace) as ws:
+        if bool(args.a) != bool(args.b):
+            raise PrefstudioError("give both --a and --b to compare two annotators")
+        if args.a:
+            result = compare(ws.con, args.a, args.b)
+            print(f"{result.a} vs {result.b}: {result.n:,} pairs labelled by both")
+            print(f"{'':>8}" + "".join(f"{f'{args.b}:{level}':>14}" for level in range(4)))
+            for level, row in enumerate(result.confusion):
+                print(f"{f'{args.a}:{level}':>8}" + "".join(f"{n:>14,}" for n in row))
+            print(f"weighted kappa (quadratic) {result.kappa:.3f} · exact {result.exact:.1%} · flip rate "
+                  f"{result.flip_rate_a:.1%} / {result.flip_rate_b:.1%} · flipped by one only {result.flip_disagreements:,}")
+        else:
+            for kind, name, n in annotators(ws.con):
+                print(f"{kind}:{name}  {n:,} pairs")
+        for model, version, n, k, rate in judge_consistency(ws.con):
+            print(f"judge {model} ({version}): {k:,} of {n:,} inconsistent across orders ({rate:.1%})")
+        dist = level_distribution(ws.con)
+        if dist:
+            print("levels per source (resolved labels): " + " · ".join(f"{i} {name}" for i, name in enumerate(LEVEL_NAMES)))
+            width = max(len(s) for s in dist)
+            for source, counts in dist.items():
+                total = sum(counts) or 1
+                bars = "  ".join(f"{i} {'█' * round(10 * n / total):<10}{n:>6,}" for i, n in enumerate(counts))
+                print(f"  {source:<{width}} {bars}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from prefstudio.export import export_pairs
+    from prefstudio.workspace import Workspace
+
+    with Workspace.open(args.workspace) as ws:
+        n, fmt = export_pairs(ws, args.out, fmt=args.format, flips=args.flips, unlabelled=args.unlabelled, split=args.split)
+    print(f"wrote {n:,} pairs to {args.out} ({fmt})")
+    return 0
 
 
 def cmd_info(args) -> int:

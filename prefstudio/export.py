@@ -1,0 +1,94 @@
+"""Pairs out, with the margins their labels give, in the layout TRL's RewardTrainer reads.
+
+Columns: prompt, chosen, rejected, margin, source (then split, level, flip,
+pair_id for those who want them). The margin comes from the label that counts
+(prefstudio.labels) through the workspace's *current* level->margin map, so
+switching the scale in workspace.toml and exporting again gives the other
+scale. A flipped pair (the annotator preferred `rejected`) is kept with a
+negative margin by default, or swapped, or dropped; an unlabelled pair gets
+margin 0 or is dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from prefstudio.errors import PrefstudioError
+from prefstudio.labels import RESOLVED_LABELS_SQL
+
+Flips = Literal["keep", "swap", "drop"]
+Unlabelled = Literal["zero", "drop"]
+
+
+def export_query(margins: tuple[float, float, float, float], flips: Flips, unlabelled: Unlabelled,
+                 split: str | None) -> tuple[str, list]:
+    margin = "list_extract(?::DOUBLE[], l.level + 1)"
+    swap = "l.flip" if flips == "swap" else "FALSE"
+    where = ["TRUE"]
+    params: list = [list(margins), list(margins)]
+    if flips == "drop":
+        where.append("NOT coalesce(l.flip, FALSE)")
+    if unlabelled == "drop":
+        where.append("l.level IS NOT NULL")
+    if split:
+        where.append("p.split = ?")
+        params.append(split)
+    sql = f"""
+        SELECT p.prompt,
+               CASE WHEN {swap} THEN p.rejected ELSE p.chosen END AS chosen,
+               CASE WHEN {swap} THEN p.chosen ELSE p.rejected END AS rejected,
+               CASE WHEN l.level IS NULL THEN 0.0
+                    WHEN l.flip AND NOT {swap} THEN -{margin} ELSE {margin} END AS margin,
+               p.source, p.split, l.level::INTEGER AS level, coalesce(l.flip, FALSE) AS flip, p.id AS pair_id
+        FROM pairs p LEFT JOIN ({RESOLVED_LABELS_SQL}) l ON l.pair_id = p.id
+        WHERE {' AND '.join(where)}
+        ORDER BY p.id
+    """
+    return sql, params
+
+
+def export_pairs(ws, out: Path, *, fmt: str = "auto", flips: Flips = "keep", unlabelled: Unlabelled = "zero",
+                 split: str | None = None) -> tuple[int, str]:
+    """Write the pairs; returns (rows written, format used)."""
+    out = Path(out)
+    if fmt == "auto":
+        name = out.name.lower()
+        fmt = "parquet" if name.endswith(".parquet") else "jsonl" if name.endswith((".jsonl", ".json")) else "hf"
+    if fmt not in ("parquet", "jsonl", "hf"):
+        raise PrefstudioError(f"--format {fmt!r}: expected parquet, jsonl or hf")
+    empty_folder = out.is_dir() and not any(out.iterdir())
+    if out.exists() and not empty_folder:
+        raise PrefstudioError(f"{out}: already exists; give a new path (nothing is overwritten)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    values = tuple(ws.config.margins.margin(level) for level in range(4))
+    sql, params = export_query(values, flips, unlabelled, split)
+    cursor = ws.cursor()  # its own cursor: the shared connection may hold an unfinished result
+    try:
+        table = cursor.sql(sql, params=params).to_arrow_table()
+    finally:
+        cursor.close()
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, out)
+    elif fmt == "jsonl":
+        ws.con.register("_export", table)
+        try:
+            ws.con.execute(f"COPY _export TO '{_quote(out)}' (FORMAT json)")
+        finally:
+            ws.con.unregister("_export")
+    else:
+        import datasets
+        import pyarrow.compute as pc
+
+        splits = {
+            name: datasets.Dataset(table.filter(pc.equal(table["split"], name)))
+            for name in sorted(set(table["split"].to_pylist()))
+        }
+        datasets.DatasetDict(splits).save_to_disk(str(out))
+    return table.num_rows, fmt
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")

@@ -1,0 +1,154 @@
+"""Labels on pairs: writing them by hand, the queues a person walks, and which label counts.
+
+Annotations are append-only: a correction is a new row and the latest row
+counts, so nothing a person or a judge said is lost. The one exception is
+undo, which removes the row the person just made — that is what undo means.
+
+Which label a pair's margin comes from (`resolved_labels`) is one rule, used by
+training and export alike: the latest human label, else the latest LLM-judge
+label (an inconsistent judge result counts as level 0), else none. Skips and
+parse errors are not labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from prefstudio.config import MarginConfig
+from prefstudio.errors import PrefstudioError
+
+QueueName = Literal["unlabelled", "mine", "skipped", "disagreements"]
+QUEUES: tuple[QueueName, ...] = ("unlabelled", "mine", "skipped", "disagreements")
+
+
+def signed_margin(margins: MarginConfig, level: int, flip: bool) -> float:
+    """The margin for (chosen, rejected) as stored: negative when the annotator flipped the pair."""
+    margin = margins.margin(level)
+    return -margin if flip else margin
+
+
+def add_label(con, pair_id: int, annotator: str, level: int, flip: bool, margins: MarginConfig,
+              *, extra: str | None = None) -> int:
+    if level not in (0, 1, 2, 3):
+        raise PrefstudioError(f"level must be 0, 1, 2 or 3, got {level!r}")
+    return con.execute(
+        "INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, flip, margin, extra) "
+        "VALUES (?, 'human', ?, 'label', ?, ?, ?, ?) RETURNING id",
+        [pair_id, annotator, level, flip, signed_margin(margins, level, flip), extra],
+    ).fetchone()[0]
+
+
+def add_skip(con, pair_id: int, annotator: str) -> int:
+    return con.execute(
+        "INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome) VALUES (?, 'human', ?, 'skip') RETURNING id",
+        [pair_id, annotator],
+    ).fetchone()[0]
+
+
+def undo(con, annotation_id: int) -> None:
+    """Remove a person's own decision (labels and skips only; judge results are never removed)."""
+    con.execute("DELETE FROM annotations WHERE id = ? AND annotator_kind = 'human'", [annotation_id])
+
+
+@dataclass(frozen=True)
+class HumanDecision:
+    annotation_id: int
+    pair_id: int
+    outcome: str  # 'label' or 'skip'
+    level: int | None
+    flip: bool
+
+
+def latest_decision(con, pair_id: int, annotator: str) -> HumanDecision | None:
+    row = con.execute(
+        "SELECT id, pair_id, outcome, level, flip FROM annotations WHERE pair_id = ? AND annotator_kind = 'human' "
+        "AND annotator_id = ? AND outcome IN ('label', 'skip') ORDER BY id DESC LIMIT 1",
+        [pair_id, annotator],
+    ).fetchone()
+    return HumanDecision(*row) if row else None
+
+
+def recent_decisions(con, annotator: str, limit: int = 20) -> list[HumanDecision]:
+    rows = con.execute(
+        "SELECT id, pair_id, outcome, level, flip FROM annotations WHERE annotator_kind = 'human' "
+        "AND annotator_id = ? AND outcome IN ('label', 'skip') ORDER BY id DESC LIMIT ?",
+        [annotator, limit],
+    ).fetchall()
+    return [HumanDecision(*r) for r in rows]
+
+
+_MY_LATEST = """
+    SELECT pair_id, outcome FROM annotations
+    WHERE annotator_kind = 'human' AND annotator_id = ? AND outcome IN ('label', 'skip')
+    QUALIFY row_number() OVER (PARTITION BY pair_id ORDER BY id DESC) = 1
+"""
+
+# Each annotator's latest label per pair, as (level, flip); a judge's inconsistent result is level 0.
+LATEST_LABELS_SQL = """
+    SELECT pair_id, annotator_kind, annotator_id, coalesce(level, 0) AS level, flip, id
+    FROM annotations WHERE outcome IN ('label', 'inconsistent')
+    QUALIFY row_number() OVER (PARTITION BY pair_id, annotator_kind, annotator_id ORDER BY id DESC) = 1
+"""
+
+
+def queue_page(con, annotator: str, queue: QueueName, *, source: str | None = None, split: str | None = None,
+               after_id: int = 0, limit: int = 50) -> list[int]:
+    """Pair ids of a labelling queue after `after_id`, in id order.
+
+    unlabelled: nothing decided by this annotator yet; mine: labelled by them;
+    skipped: their latest decision was a skip; disagreements: annotators' latest
+    labels differ in level or direction.
+    """
+    params: list = []
+    if queue == "disagreements":
+        where = f"p.id IN (SELECT pair_id FROM ({LATEST_LABELS_SQL}) GROUP BY pair_id HAVING count(DISTINCT (level, flip)) > 1)"
+    else:
+        params.append(annotator)
+        if queue == "unlabelled":
+            where = f"p.id NOT IN (SELECT pair_id FROM ({_MY_LATEST}))"
+        else:
+            outcome = "label" if queue == "mine" else "skip"
+            where = f"p.id IN (SELECT pair_id FROM ({_MY_LATEST}) WHERE outcome = '{outcome}')"
+    clauses, rest = [where, "p.id > ?"], [after_id]
+    if source:
+        clauses.append("p.source = ?")
+        rest.append(source)
+    if split:
+        clauses.append("p.split = ?")
+        rest.append(split)
+    rows = con.execute(
+        f"SELECT p.id FROM pairs p WHERE {' AND '.join(clauses)} ORDER BY p.id LIMIT ?", params + rest + [limit]
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def queue_counts(con, annotator: str, *, source: str | None = None, split: str | None = None) -> dict[str, int]:
+    """Pairs done (labelled by this annotator), skipped and left, for the progress bar."""
+    clauses, params = ["TRUE"], [annotator]
+    if source:
+        clauses.append("p.source = ?")
+        params.append(source)
+    if split:
+        clauses.append("p.split = ?")
+        params.append(split)
+    done, skipped, total = con.execute(
+        f"""
+        SELECT count(*) FILTER (WHERE m.outcome = 'label'), count(*) FILTER (WHERE m.outcome = 'skip'), count(*)
+        FROM pairs p LEFT JOIN ({_MY_LATEST}) m ON m.pair_id = p.id WHERE {' AND '.join(clauses)}
+        """,
+        params,
+    ).fetchone()
+    return {"done": done, "skipped": skipped, "left": total - done - skipped, "total": total}
+
+
+RESOLVED_LABELS_SQL = f"""
+    SELECT pair_id, annotator_kind, annotator_id, level, flip
+    FROM ({LATEST_LABELS_SQL}) WHERE annotator_kind IN ('human', 'llm')
+    QUALIFY row_number() OVER (PARTITION BY pair_id ORDER BY annotator_kind = 'human' DESC, id DESC) = 1
+"""
+
+
+def resolved_labels(con) -> dict[int, tuple[int, bool]]:
+    """pair id -> (level, flip) of the label that counts (module docstring)."""
+    return {pid: (level, flip) for pid, _, _, level, flip in con.execute(RESOLVED_LABELS_SQL).fetchall()}
