@@ -29,6 +29,10 @@ def default_answer(prompt: str, response_a: str, response_b: str) -> str:
     return f"One is more complete.\nVerdict: {'A' + op + 'B' if la > lb else 'B' + op + 'A'}"
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 resets connections at concurrency 32
+
+
 class StubOpenAI:
     def __init__(self, answer: Callable[[str, str, str], str] = default_answer, latency_s: float = 0.0):
         self.answer = answer
@@ -41,7 +45,7 @@ class StubOpenAI:
         self.auth_headers: list[str] = []
         self._lock = threading.Lock()
         self._release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -97,6 +101,7 @@ class StubOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers and body wait on delayed ACKs: 40 ms a call
 
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("content-length", 0))
@@ -119,3 +124,19 @@ class StubOpenAI:
                 pass
 
         return Handler
+
+
+def main() -> None:
+    """`python -m tests.openai_stub --latency 0.2`: serve until killed, printing the base URL first."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds each answer takes")
+    args = parser.parse_args()
+    with StubOpenAI(latency_s=args.latency) as stub:
+        print(stub.base_url, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
