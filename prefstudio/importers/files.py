@@ -1,0 +1,327 @@
+"""Local data files as a stream of rows, each with the line or row it came from.
+
+Files are streamed (text line by line, Parquet by record batch) so memory stays
+flat on big datasets, and progress is counted in bytes of the file on disk so a
+.gz file's bar follows what has really been read. A bad record becomes a Skip;
+a file that stops being readable part-way raises, so the import rolls back.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import re
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from prefstudio.errors import PrefstudioError, first_line
+from prefstudio.ingest import Skip
+
+CONTAINERS = (".jsonl", ".json", ".parquet", ".csv")
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_BATCH_ROWS = 2048
+MAX_CSV_FIELD = 2**31 - 1
+MAX_NAME_LEN = 64
+SPLIT_LIKE = re.compile(r"(train|test|validation|dev)(-\d+-of-\d+)?", re.IGNORECASE)
+READ_ERRORS = (OSError, EOFError, zlib.error)
+LONE_SURROGATE = "has an unpaired \\u surrogate escape (not valid Unicode)"
+
+Row = tuple[str, dict, "str | None"]  # location, fields, split
+
+
+def container_of(path: Path) -> str | None:
+    """The data format named by the file's extension ('.jsonl', ...), ignoring a trailing .gz."""
+    name = path.name.lower().removesuffix(".gz")
+    return next((suffix for suffix in CONTAINERS if name.endswith(suffix)), None)
+
+
+def source_name(path: Path) -> str:
+    """Default source name: the file name without extensions, or its folder's for train.jsonl & co."""
+    stem = path.name
+    while True:
+        lowered = stem.lower()
+        suffix = next((s for s in (".gz", *CONTAINERS) if lowered.endswith(s)), None)
+        if suffix is None or len(stem) == len(suffix):
+            break
+        stem = stem[: -len(suffix)]
+    if SPLIT_LIKE.fullmatch(stem):
+        stem = path.resolve().parent.name or stem
+    return stem[:MAX_NAME_LEN]
+
+
+def open_file(path: Path, label: str) -> "JsonLinesRows | JsonArrayRows | ParquetRows | CsvRows":
+    container = container_of(path)
+    if container == ".jsonl":
+        return JsonLinesRows(path, label)
+    if container == ".json":
+        return _open_json(path, label)
+    if container == ".parquet":
+        return ParquetRows(path, label)
+    if container == ".csv":
+        return CsvRows(path, label)
+    raise PrefstudioError(
+        f"{label}: unknown file type; expected .jsonl, .json, .parquet or .csv (optionally .gz), "
+        "a folder, or hf:NAME"
+    )
+
+
+def _damaged(label: str, exc: BaseException, lines_read: int = 0) -> PrefstudioError:
+    reason = getattr(exc, "strerror", None) or first_line(exc)
+    where = f" after line {lines_read}" if lines_read else ""
+    return PrefstudioError(f"{label}: cannot read{where} ({reason}); the file is damaged or truncated")
+
+
+@contextmanager
+def _open_bytes(path: Path, label: str):
+    """(file on disk, byte stream) with gzip undone when the content is gzip, whatever the name."""
+    try:
+        raw = open(path, "rb")
+    except OSError as exc:
+        raise PrefstudioError(f"{label}: cannot open ({exc.strerror or exc})") from None
+    with raw:
+        try:
+            compressed = raw.peek(2)[:2] == GZIP_MAGIC
+        except OSError as exc:
+            raise _damaged(label, exc) from None
+        if compressed:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                yield raw, stream
+        else:
+            yield raw, raw
+
+
+def _read_all(path: Path, label: str) -> bytes:
+    with _open_bytes(path, label) as (_, stream):
+        try:
+            return stream.read()
+        except READ_ERRORS as exc:
+            raise _damaged(label, exc) from None
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return "a number"
+
+
+def _has_lone_surrogate(row: dict) -> bool:
+    """JSON may escape half a surrogate pair (\\ud800); such text cannot be stored as UTF-8."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class _ByteProgress:
+    """Progress in bytes of the file on disk, read while a pass is open."""
+
+    def __init__(self, path: Path, label: str):
+        self.path = path
+        self.label = label
+        self.name = source_name(path)
+        try:
+            self.total: int | None = os.path.getsize(path)
+        except OSError as exc:
+            raise PrefstudioError(f"{label}: cannot open ({exc.strerror or exc})") from None
+        self._raw = None
+        self._done = 0
+
+    @property
+    def position(self) -> int:
+        raw = self._raw
+        if raw is None or raw.closed:
+            return self._done
+        return raw.tell()
+
+
+class JsonLinesRows(_ByteProgress):
+    """One JSON object per line; blank lines are ignored."""
+
+    def __iter__(self) -> Iterator[Row | Skip]:
+        with _open_bytes(self.path, self.label) as (raw, stream):
+            self._raw, self._done = raw, 0
+            number = 0
+            try:
+                for number, line in enumerate(stream, start=1):
+                    try:
+                        text = line.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        reason = f"not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})"
+                        yield Skip(f"line {number}", reason)
+                        continue
+                    if number == 1:
+                        text = text.removeprefix("\ufeff")
+                    if text.isspace() or not text:
+                        continue
+                    try:
+                        row = json.loads(text)
+                    except json.JSONDecodeError as exc:
+                        yield Skip(f"line {number}", f"not valid JSON ({exc.msg} at column {exc.colno})")
+                        continue
+                    except RecursionError:
+                        yield Skip(f"line {number}", "not valid JSON (nested too deeply)")
+                        continue
+                    if not isinstance(row, dict):
+                        yield Skip(f"line {number}", f"not a JSON object (found {_json_kind(row)})")
+                    elif ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(row):
+                        yield Skip(f"line {number}", LONE_SURROGATE)
+                    else:
+                        yield f"line {number}", row, None
+            except READ_ERRORS as exc:
+                raise _damaged(self.label, exc, number) from None
+            self._done = self.total
+
+
+class JsonArrayRows:
+    """A JSON array of objects, parsed whole (JSON has no streaming form in the stdlib)."""
+
+    def __init__(self, path: Path, label: str, items: list, check_surrogates: bool):
+        self.label = label
+        self.name = source_name(path)
+        self.total = len(items)
+        self.position = 0
+        self._items = items
+        self._check_surrogates = check_surrogates
+
+    def __iter__(self) -> Iterator[Row | Skip]:
+        for self.position, item in enumerate(self._items, start=1):
+            location = f"row {self.position}"
+            if not isinstance(item, dict):
+                yield Skip(location, f"not a JSON object (found {_json_kind(item)})")
+            elif self._check_surrogates and _has_lone_surrogate(item):
+                yield Skip(location, LONE_SURROGATE)
+            else:
+                yield location, item, None
+
+
+def _open_json(path: Path, label: str) -> JsonArrayRows | JsonLinesRows:
+    """A .json file is an array of objects; failing that, it is read as JSON lines."""
+    data = _read_all(path, label)
+    looks_like_array = data.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"["
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if looks_like_array:
+            raise PrefstudioError(f"{label}: not valid UTF-8 (byte {exc.start}); save it as UTF-8") from None
+        return JsonLinesRows(path, label)
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        if looks_like_array:
+            if isinstance(exc, json.JSONDecodeError):
+                reason = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+            else:
+                reason = "nested too deeply"
+            raise PrefstudioError(
+                f"{label}: not a valid JSON array ({reason}); expected an array of objects or one object per line"
+            ) from None
+        return JsonLinesRows(path, label)
+    if isinstance(document, list):
+        return JsonArrayRows(path, label, document, "\\ud" in text or "\\uD" in text)
+    if isinstance(document, dict):
+        return JsonLinesRows(path, label)
+    raise PrefstudioError(f"{label}: holds {_json_kind(document)}; expected an array of objects or one object per line")
+
+
+class ParquetRows:
+    """A Parquet file, read one record batch at a time; progress in rows."""
+
+    def __init__(self, path: Path, label: str):
+        self.label = label
+        self.name = source_name(path)
+        self.position = 0
+        try:
+            with open(path, "rb") as probe:
+                compressed = probe.read(2) == GZIP_MAGIC
+            source = pa.BufferReader(_read_all(path, label)) if compressed else str(path)
+            self._file = pq.ParquetFile(source)
+        except OSError as exc:
+            raise PrefstudioError(f"{label}: cannot open ({exc.strerror or first_line(exc)})") from None
+        except pa.ArrowException as exc:
+            raise PrefstudioError(f"{label}: not a readable Parquet file ({first_line(exc)})") from None
+        self.total = self._file.metadata.num_rows
+
+    def __iter__(self) -> Iterator[Row | Skip]:
+        self.position = 0
+        try:
+            for batch in self._file.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                for row in batch.to_pylist():
+                    self.position += 1
+                    yield f"row {self.position}", row, None
+        except (pa.ArrowException, OSError) as exc:
+            raise PrefstudioError(
+                f"{self.label}: cannot read after row {self.position} ({first_line(exc)}); the file is damaged"
+            ) from None
+
+
+class _Utf8Lines:
+    """Lines decoded one by one, remembering the last line that was not UTF-8."""
+
+    def __init__(self, stream):
+        self._lines = iter(stream)
+        self.number = 0
+        self.last_bad = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.number += 1
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError:
+            self.last_bad = self.number
+            return line.decode("utf-8", "replace")
+
+
+class CsvRows(_ByteProgress):
+    """A CSV file with a header line; a record may span lines (quoted newlines)."""
+
+    def __iter__(self) -> Iterator[Row | Skip]:
+        # Whole transcripts can exceed the csv module's 128 KiB default field limit.
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_FIELD))
+        with _open_bytes(self.path, self.label) as (raw, stream):
+            self._raw, self._done = raw, 0
+            lines = _Utf8Lines(stream)
+            records = csv.reader(lines)
+            try:
+                header = next(records, None)
+                if header is None:
+                    return
+                if lines.last_bad:
+                    raise PrefstudioError(f"{self.label}: line 1 (the header) is not valid UTF-8; save it as UTF-8")
+                header[0] = header[0].removeprefix("\ufeff")
+                width = len(header)
+                end = records.line_num
+                for record in records:
+                    start, end = end + 1, records.line_num
+                    if not record:
+                        continue
+                    location = f"line {start}"
+                    if lines.last_bad >= start:
+                        yield Skip(location, "not valid UTF-8")
+                    elif len(record) > width:
+                        yield Skip(location, f"{len(record)} fields, but the header names {width}")
+                    else:
+                        row = dict(zip(header, record))
+                        for name in header[len(record):]:
+                            row[name] = None
+                        yield location, row, None
+            except csv.Error as exc:
+                raise PrefstudioError(f"{self.label}: line {records.line_num}: {exc}; check the CSV quoting") from None
+            except READ_ERRORS as exc:
+                raise _damaged(self.label, exc, lines.number) from None
+            self._done = self.total
