@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/import_bench.py [--pairs 160000]
 
-Generates (once, cached in bench/out/) a synthetic HH-RLHF-shaped .jsonl.gz,
+Generates (once, cached in bench/out/) a synthetic HH-RLHF-shaped .jsonl.gz
+sized like the real one (about 1.6 KB of JSON per pair: human turns of 5-30
+words, assistant turns of 10-80, one to four turns),
 times `prefstudio import` of it end to end in a subprocess, splits the
 in-process time into reading+splitting and ingest (validate, stage, DuckDB
 merge), and times a re-import where every pair is a duplicate.
@@ -25,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 REPO = HERE.parent
 TURN_WEIGHTS = {1: 0.35, 2: 0.30, 3: 0.20, 4: 0.15}
+HUMAN_WORDS, ASSISTANT_WORDS = (5, 30), (10, 80)
 EARLY_DIVERGENCE = 0.08  # share of pairs whose transcripts differ before the last answer
 
 
@@ -49,20 +52,20 @@ def make_pair(text: TextMaker, rng: random.Random) -> dict:
     turns = rng.choices(list(TURN_WEIGHTS), weights=list(TURN_WEIGHTS.values()))[0]
     shared = []
     for turn in range(turns):
-        shared.append(f"\n\nHuman: {text.sentence(15, 60)}")
+        shared.append(f"\n\nHuman: {text.sentence(*HUMAN_WORDS)}")
         if turn < turns - 1:
-            shared.append(f"\n\nAssistant: {text.sentence(20, 120)}")
+            shared.append(f"\n\nAssistant: {text.sentence(*ASSISTANT_WORDS)}")
     if turns > 1 and rng.random() < EARLY_DIVERGENCE:
         cut = 2 * rng.randrange(turns - 1) + 1  # replace an earlier answer and everything after it
-        rejected = shared[:cut] + [f"\n\nAssistant: {text.sentence(20, 120)}", f"\n\nHuman: {text.sentence(15, 60)}"]
+        rejected = shared[:cut] + [f"\n\nAssistant: {text.sentence(*ASSISTANT_WORDS)}", f"\n\nHuman: {text.sentence(*HUMAN_WORDS)}"]
     else:
         rejected = list(shared)
-    chosen = "".join(shared) + f"\n\nAssistant: {text.sentence(20, 120)}"
-    return {"chosen": chosen, "rejected": "".join(rejected) + f"\n\nAssistant: {text.sentence(20, 120)}"}
+    chosen = "".join(shared) + f"\n\nAssistant: {text.sentence(*ASSISTANT_WORDS)}"
+    return {"chosen": chosen, "rejected": "".join(rejected) + f"\n\nAssistant: {text.sentence(*ASSISTANT_WORDS)}"}
 
 
 def dataset_file(pairs: int, seed: int) -> Path:
-    path = OUT / f"hh-synthetic-{pairs}-seed{seed}" / "train.jsonl.gz"
+    path = OUT / f"hh-like-{pairs}-seed{seed}" / "train.jsonl.gz"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

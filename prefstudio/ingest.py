@@ -9,6 +9,8 @@ transaction, so an import either lands whole or not at all.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -121,7 +123,7 @@ def _name(value: object, what: str, where: str) -> str:
     return text
 
 
-_STAGING_SCHEMA = pa.schema(
+_CHUNK_SCHEMA = pa.schema(
     [
         ("ord", pa.int64()),
         ("source", pa.string()),
@@ -147,6 +149,8 @@ def import_pairs(
 ) -> ImportReport:
     """Read every record of `reader` into the workspace, in one transaction.
 
+    `on_progress(position, total)` is called from the reading thread.
+
     `source` / `split` override what the records say; a record without a split
     goes to 'test' with probability `test_fraction`, decided by its content
     hash so that re-imports land the same way.
@@ -163,59 +167,23 @@ def import_pairs(
     batch_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM import_batches").fetchone()[0]
     report = ImportReport(label=reader.label, format=reader.format, batch_id=batch_id)
 
+    threshold = int(round(test_fraction * 2**32))
+    n_valid = 0
     con.execute("BEGIN TRANSACTION")
     try:
+        chunks = _chunks(reader, report, forced_source, forced_split, default_source, on_progress, max_skip_examples)
+        for chunk in _read_ahead(chunks):
+            n_valid += chunk.num_rows
+            _insert_chunk(con, chunk, batch_id, threshold)
+
+        report.n_imported = con.execute("SELECT count(*) FROM pairs WHERE import_batch = ?", [batch_id]).fetchone()[0]
+        report.n_duplicate = n_valid - report.n_imported
+        report.by_source = dict(con.execute(
+            "SELECT source, count(*) FROM pairs WHERE import_batch = ? GROUP BY source ORDER BY source", [batch_id]
+        ).fetchall())
         con.execute(
-            "CREATE TEMP TABLE staging (ord BIGINT, source VARCHAR, split VARCHAR, prompt VARCHAR, "
-            "chosen VARCHAR, rejected VARCHAR, meta VARCHAR)"
+            "INSERT OR IGNORE INTO sources (name) SELECT DISTINCT source FROM pairs WHERE import_batch = ?", [batch_id]
         )
-        cols: dict[str, list] = {name: [] for name in _STAGING_SCHEMA.names}
-
-        def flush() -> None:
-            if not cols["ord"]:
-                return
-            chunk = pa.Table.from_pydict(cols, schema=_STAGING_SCHEMA)
-            con.register("_chunk", chunk)
-            con.execute("INSERT INTO staging SELECT * FROM _chunk")
-            con.unregister("_chunk")
-            for values in cols.values():
-                values.clear()
-
-        for record in reader:
-            report.n_read += 1
-            if isinstance(record, Skip):
-                _note_skip(report, record, max_skip_examples)
-            else:
-                texts, why = validate(record)
-                if why:
-                    _note_skip(report, Skip(record.location, why), max_skip_examples)
-                else:
-                    row_source = forced_source or (
-                        _name(record.source, "source", f"{reader.label}:{record.location}")
-                        if record.source not in (None, "")
-                        else default_source
-                    )
-                    row_split = forced_split or (
-                        _name(record.split, "split", f"{reader.label}:{record.location}")
-                        if record.split not in (None, "")
-                        else None
-                    )
-                    cols["ord"].append(report.n_read)
-                    cols["source"].append(row_source)
-                    cols["split"].append(row_split)
-                    cols["prompt"].append(texts[0])
-                    cols["chosen"].append(texts[1])
-                    cols["rejected"].append(texts[2])
-                    cols["meta"].append(json.dumps(record.meta, ensure_ascii=False, default=str) if record.meta else None)
-                    if len(cols["ord"]) >= CHUNK_ROWS:
-                        flush()
-            if on_progress and report.n_read % 2000 == 0:
-                on_progress(reader.position, reader.total)
-        flush()
-        if on_progress:
-            on_progress(reader.position, reader.total)
-
-        _merge_staging(con, batch_id, test_fraction, report)
         finished = datetime.now(timezone.utc).replace(tzinfo=None)
         con.execute(
             "INSERT INTO import_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -232,13 +200,89 @@ def import_pairs(
                 report.n_skipped,
             ],
         )
-        con.execute("DROP TABLE staging")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _chunks(reader: PairReader, report: ImportReport, forced_source: str | None, forced_split: str | None,
+            default_source: str, on_progress, max_skip_examples: int) -> Iterator[pa.Table]:
+    """The reader's valid pairs as Arrow chunks; skips are counted in `report` on the way."""
+    cols: dict[str, list] = {name: [] for name in _CHUNK_SCHEMA.names}
+    for record in reader:
+        report.n_read += 1
+        if isinstance(record, Skip):
+            _note_skip(report, record, max_skip_examples)
+        else:
+            texts, why = validate(record)
+            if why:
+                _note_skip(report, Skip(record.location, why), max_skip_examples)
+            else:
+                where = f"{reader.label}:{record.location}"
+                cols["ord"].append(report.n_read)
+                cols["source"].append(forced_source or (
+                    _name(record.source, "source", where) if record.source not in (None, "") else default_source))
+                cols["split"].append(forced_split or (
+                    _name(record.split, "split", where) if record.split not in (None, "") else None))
+                cols["prompt"].append(texts[0])
+                cols["chosen"].append(texts[1])
+                cols["rejected"].append(texts[2])
+                cols["meta"].append(json.dumps(record.meta, ensure_ascii=False, default=str) if record.meta else None)
+                if len(cols["ord"]) >= CHUNK_ROWS:
+                    yield pa.Table.from_pydict(cols, schema=_CHUNK_SCHEMA)
+                    cols = {name: [] for name in _CHUNK_SCHEMA.names}
+        if on_progress and report.n_read % 2000 == 0:
+            on_progress(reader.position, reader.total)
+    if cols["ord"]:
+        yield pa.Table.from_pydict(cols, schema=_CHUNK_SCHEMA)
+    if on_progress:
+        on_progress(reader.position, reader.total)
+
+
+def _read_ahead(items: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """Run `items` in a thread, up to `depth` chunks ahead of the consumer.
+
+    Reading and parsing is Python (it holds the GIL) while DuckDB's insert
+    releases it, so on two cores the two overlap. Errors in the reader are
+    raised here; stopping early (an error, Ctrl-C) stops the reader.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("done", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = slots.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _note_skip(report: ImportReport, skip: Skip, max_examples: int) -> None:
@@ -248,45 +292,35 @@ def _note_skip(report: ImportReport, skip: Skip, max_examples: int) -> None:
         report.skip_examples.append(skip)
 
 
-def _merge_staging(con, batch_id: int, test_fraction: float, report: ImportReport) -> None:
-    """Hash, de-duplicate (within the file and against the workspace) and insert."""
-    con.execute(
-        """
-        CREATE TEMP TABLE hashed AS
-        SELECT *, sha256(prompt || chr(31) || chosen || chr(31) || rejected) AS content_hash
-        FROM staging
-        """
-    )
-    con.execute(
-        """
-        CREATE TEMP TABLE fresh AS
-        SELECT h.* FROM hashed h
-        WHERE NOT EXISTS (SELECT 1 FROM pairs p WHERE p.content_hash = h.content_hash)
-        QUALIFY row_number() OVER (PARTITION BY h.content_hash ORDER BY h.ord) = 1
-        """
-    )
-    staged = con.execute("SELECT count(*) FROM hashed").fetchone()[0]
-    fresh = con.execute("SELECT count(*) FROM fresh").fetchone()[0]
-    threshold = int(round(test_fraction * 2**32))
-    con.execute(
-        """
-        INSERT INTO pairs (id, source, split, prompt, chosen, rejected, content_hash, import_batch, meta)
-        SELECT (SELECT coalesce(max(id), 0) FROM pairs) + row_number() OVER (ORDER BY ord),
-               source,
-               coalesce(split, CASE WHEN ('0x' || left(content_hash, 8))::BIGINT < ? THEN 'test' ELSE 'train' END),
-               prompt, chosen, rejected, content_hash, ?, meta::JSON
-        FROM fresh ORDER BY ord
-        """,
-        [threshold, batch_id],
-    )
-    con.execute("INSERT OR IGNORE INTO sources (name) SELECT DISTINCT source FROM fresh")
-    report.by_source = dict(
-        con.execute("SELECT source, count(*) FROM fresh GROUP BY source ORDER BY source").fetchall()
-    )
-    report.n_imported = fresh
-    report.n_duplicate = staged - fresh
-    con.execute("DROP TABLE hashed")
-    con.execute("DROP TABLE fresh")
+def _insert_chunk(con, chunk: pa.Table, batch_id: int, test_fraction_threshold: int) -> None:
+    """Hash, de-duplicate and insert one chunk, straight into `pairs`.
+
+    Earlier chunks of the same import are already in `pairs` (inside the open
+    transaction), so the anti-join also removes duplicates across chunks; each
+    text is written once, with no staging copy.
+    """
+    con.register("_chunk", chunk)
+    try:
+        con.execute(
+            """
+            INSERT INTO pairs (id, source, split, prompt, chosen, rejected, content_hash, import_batch, meta)
+            WITH hashed AS (
+                SELECT *, sha256(prompt || chr(31) || chosen || chr(31) || rejected) AS content_hash FROM _chunk
+            ), fresh AS (
+                SELECT * FROM hashed h
+                WHERE NOT EXISTS (SELECT 1 FROM pairs p WHERE p.content_hash = h.content_hash)
+                QUALIFY row_number() OVER (PARTITION BY content_hash ORDER BY ord) = 1
+            )
+            SELECT (SELECT coalesce(max(id), 0) FROM pairs) + row_number() OVER (ORDER BY ord),
+                   source,
+                   coalesce(split, CASE WHEN ('0x' || left(content_hash, 8))::BIGINT < ? THEN 'test' ELSE 'train' END),
+                   prompt, chosen, rejected, content_hash, ?, meta::JSON
+            FROM fresh ORDER BY ord
+            """,
+            [test_fraction_threshold, batch_id],
+        )
+    finally:
+        con.unregister("_chunk")
 
 
 @dataclass
