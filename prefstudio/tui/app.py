@@ -1,0 +1,119 @@
+"""The terminal app: one open workspace, queried only from worker threads.
+
+The workspace is opened before Textual starts, so a busy or broken workspace is
+one line on stderr rather than a flash of a full-screen app. Screens never run
+a query on the UI thread: each query runs in a thread worker on its own
+cursor, and a newer query of the same kind interrupts an older one, so a slow
+search over a million pairs never holds up the next keypress.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from prefstudio import browse
+from prefstudio.errors import PrefstudioError, first_line
+from prefstudio.tui.browser import BrowserScreen
+from prefstudio.workspace import Workspace
+
+
+class PrefstudioApp(App):
+    TITLE = "prefstudio"
+    BINDINGS = [Binding("q", "quit", "Quit")]
+
+    summary: reactive[str] = reactive("")
+    """The header line: workspace name and pairs per source."""
+
+    def __init__(self, ws: Workspace) -> None:
+        super().__init__()
+        self.ws = ws
+        self.summary = ws.name
+        self._query_cursors: dict[str, duckdb.DuckDBPyConnection] = {}
+        self._cursors_lock = threading.Lock()
+
+    def get_default_screen(self) -> Screen:
+        return BrowserScreen()
+
+    def on_mount(self) -> None:
+        self._load_summary()
+        # A full garbage collection walks every live object: ~75,000 once Textual is up, 60-100 ms
+        # on a small machine, and it would land in the middle of page moves. What is alive now
+        # lives as long as the app, so leave it out of collections until the app ends.
+        gc.freeze()
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()
+
+    @contextmanager
+    def cursor(self, kind: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for one worker; opening another of the same `kind` interrupts this one's query."""
+        with self._cursors_lock:  # also keeps two threads from making cursors off one connection at once
+            con = self.ws.cursor()
+            older = self._query_cursors.get(kind)
+            self._query_cursors[kind] = con
+            if older is not None:
+                older.interrupt()
+        try:
+            yield con
+        finally:
+            with self._cursors_lock:
+                if self._query_cursors.get(kind) is con:
+                    del self._query_cursors[kind]
+                con.close()
+
+    async def action_quit(self) -> None:
+        # Textual waits for running workers on the way out; a search should not hold up quitting.
+        with self._cursors_lock:
+            for running in self._query_cursors.values():
+                running.interrupt()
+        await super().action_quit()
+
+    def interrupt(self, kind: str) -> None:
+        """Stop the query a worker of this `kind` is running, if any."""
+        with self._cursors_lock:
+            running = self._query_cursors.get(kind)
+            if running is not None:
+                running.interrupt()
+
+    def report_query_error(self, exc: duckdb.Error) -> None:
+        """Show a failed query as a notification (call from any thread)."""
+        self.call_from_thread(self.notify, first_line(exc), title="query failed", severity="error", markup=False)
+
+    @work(thread=True, group="summary")
+    def _load_summary(self) -> None:
+        try:
+            with self.cursor("summary") as con:
+                counts = browse.source_counts(con)
+        except duckdb.Error as exc:
+            self.report_query_error(exc)
+            return
+        parts = [self.ws.name, f"{sum(counts.values()):,} pairs"]
+        parts += [f"{source} {n:,}" for source, n in counts.items()]
+        self.call_from_thread(setattr, self, "summary", " · ".join(parts))
+
+
+def run_app(path: str | Path) -> int:
+    """Open the workspace at `path` in the terminal app; the exit status."""
+    try:
+        ws = Workspace.open(path)
+    except PrefstudioError as exc:
+        print(f"prefstudio: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        app = PrefstudioApp(ws)
+        app.run()
+    finally:
+        ws.close()
+    return app.return_code or 0

@@ -1,0 +1,208 @@
+"""One pair in full, to read chosen against rejected.
+
+The screen steps through the same filtered list the browser shows, so a
+researcher can read a search's hits one after another; on the way back it
+tells the browser which pair it ended on.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from prefstudio import browse
+from prefstudio.browse import AnnotationRow, PairDetail, PairFilter
+from prefstudio.config import LEVEL_NAMES
+from prefstudio.tui.widgets import WorkspaceHeader, literal_text
+
+
+class PairLoaded(Message):
+    def __init__(self, pair: PairDetail, annotations: list[AnnotationRow]) -> None:
+        super().__init__()
+        self.pair, self.annotations = pair, annotations
+
+
+class PairNotLoaded(Message):
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why  # for the user; empty when the error was already shown
+
+
+class TextBox(VerticalScroll):
+    """A titled, scrollable box of wrapped literal text."""
+
+    DEFAULT_CSS = """
+    TextBox {
+        border: round $primary 50%;
+        padding: 0 1;
+    }
+    TextBox:focus {
+        border: round $primary;
+    }
+    """
+
+    def __init__(self, title: str, *, id: str) -> None:
+        super().__init__(id=id)
+        self.border_title = title
+
+    def compose(self) -> ComposeResult:
+        yield Static(id=f"{self.id}-text")
+
+    def show(self, text: Text) -> None:
+        self.query_one(Static).update(text)
+        self.scroll_home(animate=False)
+
+
+class PairScreen(Screen[int]):
+    """Dismisses with the id of the pair shown last."""
+
+    DEFAULT_CSS = """
+    PairScreen #prompt {
+        height: auto;
+        max-height: 30%;
+    }
+    PairScreen #responses {
+        height: 1fr;
+    }
+    PairScreen #responses TextBox {
+        width: 1fr;
+    }
+    PairScreen #details {
+        height: auto;
+        max-height: 12;
+    }
+    PairScreen #annotations {
+        width: 3fr;
+        height: auto;
+    }
+    PairScreen #metadata {
+        width: 2fr;
+        height: auto;
+    }
+    """
+
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("n", "step(True)", "Next pair"),
+        Binding("p", "step(False)", "Previous pair"),
+        Binding("j", "step(True)", "Next pair", show=False),
+        Binding("k", "step(False)", "Previous pair", show=False),
+    ]
+
+    def __init__(self, pair_filter: PairFilter, pair_id: int) -> None:
+        super().__init__()
+        self.filter = pair_filter
+        self.pair_id = pair_id
+        self._stepping = False
+
+    def compose(self) -> ComposeResult:
+        yield WorkspaceHeader()
+        yield TextBox(f"prompt · pair {self.pair_id}", id="prompt")
+        with Horizontal(id="responses"):
+            yield TextBox("chosen", id="chosen")
+            yield TextBox("rejected", id="rejected")
+        with Horizontal(id="details"):
+            yield TextBox("annotations", id="annotations")
+            yield TextBox("metadata", id="metadata")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._load(self.pair_id)
+        self.query_one("#chosen", TextBox).focus()
+
+    @work(thread=True, exclusive=True, group="pair")
+    def _load(self, pair_id: int, *, step_forward: bool | None = None) -> None:
+        """Load `pair_id`, or with `step_forward` the pair after (or before) it in the filter."""
+        try:
+            with self.app.cursor("pair") as con:
+                if step_forward is not None:
+                    pair_id = browse.adjacent_pair_id(con, self.filter, pair_id, forward=step_forward)
+                    if pair_id is None:
+                        end = "last" if step_forward else "first"
+                        self.post_message(PairNotLoaded(f"this is the {end} pair in the list"))
+                        return
+                pair = browse.get_pair(con, pair_id)
+                annotations = browse.annotations_for(con, pair_id)
+        except duckdb.InterruptException:
+            return
+        except duckdb.Error as exc:
+            self.app.report_query_error(exc)
+            self.post_message(PairNotLoaded(""))
+            return
+        if pair is None:
+            self.post_message(PairNotLoaded(f"pair {pair_id} is no longer in the workspace"))
+            return
+        self.post_message(PairLoaded(pair, annotations))
+
+    def on_pair_loaded(self, message: PairLoaded) -> None:
+        self._stepping = False
+        pair = message.pair
+        self.pair_id = pair.id
+        self.query_one("#prompt", TextBox).border_title = literal_text(
+            f"prompt · pair {pair.id} · {pair.source} · {pair.split}"
+        )
+        self.query_one("#prompt", TextBox).show(literal_text(pair.prompt))
+        self.query_one("#chosen", TextBox).show(literal_text(pair.chosen))
+        self.query_one("#rejected", TextBox).show(literal_text(pair.rejected))
+        self.query_one("#annotations", TextBox).show(annotations_text(message.annotations))
+        self.query_one("#metadata", TextBox).show(metadata_text(pair))
+
+    def on_pair_not_loaded(self, message: PairNotLoaded) -> None:
+        self._stepping = False
+        if message.why:
+            self.notify(message.why, timeout=2, markup=False)
+
+    def action_step(self, forward: bool) -> None:
+        if not self._stepping:
+            self._stepping = True
+            self._load(self.pair_id, step_forward=forward)
+
+    def action_back(self) -> None:
+        self.dismiss(self.pair_id)
+
+
+def annotations_text(annotations: list[AnnotationRow]) -> Text:
+    if not annotations:
+        return Text("no annotations yet", style="dim")
+    lines = Text()
+    for a in annotations:
+        if a.outcome == "label" and a.level is not None:
+            verdict = f"{LEVEL_NAMES[a.level]} ({a.level})"
+        else:
+            verdict = a.outcome
+        flip = " · flip" if a.flip else ""
+        margin = f" · margin {a.margin:.2f}" if a.margin is not None else ""
+        when = a.created_at.strftime("%Y-%m-%d %H:%M")
+        lines.append(literal_text(f"{a.annotator_kind}:{a.annotator_id}", style="bold"))
+        lines.append(literal_text(f"  {verdict}{flip}{margin} · {when}\n"))
+    lines.rstrip()
+    return lines
+
+
+def metadata_text(pair: PairDetail) -> Text:
+    fields = {
+        "id": str(pair.id),
+        "source": pair.source,
+        "split": pair.split,
+        "import batch": "" if pair.import_batch is None else str(pair.import_batch),
+        "content hash": pair.content_hash[:16],
+    }
+    fields |= {
+        f"meta.{key}": value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        for key, value in pair.meta.items()
+    }
+    text = Text()
+    for key, value in fields.items():
+        text.append(literal_text(f"{key}: ", style="dim"))
+        text.append(literal_text(f"{value}\n"))
+    text.rstrip()
+    return text

@@ -1,0 +1,300 @@
+"""Small widgets shared by the screens, and the one way user text reaches the terminal.
+
+Pair texts come from arbitrary datasets: they may hold Rich markup, which must
+show as typed, and terminal escape sequences, which must never reach the
+terminal. Every user string is shown through visible() or literal_text().
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Input, Select, Static
+
+from prefstudio.browse import PairFilter
+
+# C0 controls (but tab and newline) become their Unicode "control pictures" (ESC -> ␛), DEL -> ␡,
+# C1 controls (0x9b is a CSI on some terminals) -> \x9b; carriage returns are dropped.
+_VISIBLE_CONTROLS = {code: chr(0x2400 + code) for code in range(32) if code not in (9, 10, 13)}
+_VISIBLE_CONTROLS |= {13: None, 127: "\u2421"} | {code: f"\\x{code:02x}" for code in range(0x80, 0xA0)}
+
+
+def visible(text: str) -> str:
+    """`text` with every terminal control character shown as a visible stand-in."""
+    return text.translate(_VISIBLE_CONTROLS)
+
+
+def literal_text(text: str, **kwargs) -> Text:
+    """`text` exactly as typed: no markup, no terminal control."""
+    return Text(visible(text), **kwargs)
+
+
+class WorkspaceHeader(Static):
+    """One line on top of every screen: the workspace and its pairs per source."""
+
+    DEFAULT_CSS = """
+    WorkspaceHeader {
+        dock: top;
+        height: 1;
+        padding: 0 1;
+        background: $primary;
+        color: $text;
+        text-style: bold;
+    }
+    """
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "summary", self._show)
+
+    def _show(self, summary: str) -> None:
+        self.update(literal_text(summary))
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    width: int | None = None  # None: an equal share of what the fixed-width columns leave
+    right: bool = False
+
+
+class PageTable(ScrollView, can_focus=True):
+    """One page of plain-text rows under a header, with a row cursor.
+
+    Drawn straight from segments: Textual's DataTable renders each cell through
+    Rich (about 0.3 ms a cell), so redrawing a screenful of pairs took ~100 ms,
+    the whole budget of a page move; this takes about 1 ms. Running the cursor
+    off either end asks for the next or previous page.
+    """
+
+    DEFAULT_CSS = """
+    PageTable {
+        background: $surface;
+        color: $foreground;
+        overflow-x: hidden;
+        & > .page-table--header {
+            text-style: bold;
+            background: $panel;
+        }
+        & > .page-table--even-row {
+            background: $surface-lighten-1 50%;
+        }
+        & > .page-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+        }
+        &:focus > .page-table--cursor {
+            background: $block-cursor-background;
+            color: $block-cursor-foreground;
+            text-style: $block-cursor-text-style;
+        }
+    }
+    """
+    COMPONENT_CLASSES = {"page-table--header", "page-table--even-row", "page-table--cursor"}
+    BINDINGS = [
+        Binding("enter", "select", "Open pair"),
+        Binding("up", "move(-1)", "Up", show=False),
+        Binding("down", "move(1)", "Down", show=False),
+        Binding("pageup", "move_page(-1)", "Page up", show=False),
+        Binding("pagedown", "move_page(1)", "Page down", show=False),
+        Binding("home", "move_to(0)", "First row", show=False),
+        Binding("end", "move_to(-1)", "Last row", show=False),
+    ]
+
+    class Selected(Message):
+        """Enter (or a click) on the row with this key."""
+
+        def __init__(self, key: int) -> None:
+            super().__init__()
+            self.key = key
+
+    class PastEnd(Message):
+        """The cursor was moved down from the last row."""
+
+    class PastStart(Message):
+        """The cursor was moved up from the first row."""
+
+    def __init__(self, columns: list[Column], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.columns = columns
+        self.rows: list[tuple[str, ...]] = []
+        self.keys: list[int] = []
+        self._cursor = 0
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    @property
+    def cursor_row(self) -> int:
+        return self._cursor
+
+    @property
+    def cursor_key(self) -> int | None:
+        return self.keys[self._cursor] if self.rows else None
+
+    def show_rows(self, rows: list[tuple[str, ...]], keys: list[int], *, cursor_row: int = 0) -> None:
+        """Replace the rows; a negative cursor_row counts from the end."""
+        self.rows = [tuple(visible(value).replace("\n", " ").replace("\t", " ") for value in row) for row in rows]
+        self.keys = list(keys)
+        self.virtual_size = Size(0, len(self.rows) + 1)  # + the header line
+        self.scroll_to(y=0, animate=False)
+        self.move_cursor(cursor_row % len(self.rows) if self.rows else 0)
+        self.refresh()
+
+    def move_cursor(self, row: int) -> None:
+        self._cursor = max(0, min(row, len(self.rows) - 1))
+        shown = max(1, self.scrollable_content_region.height - 1)
+        top = self.scroll_offset.y
+        if self._cursor < top:
+            self.scroll_to(y=self._cursor, animate=False)
+        elif self._cursor >= top + shown:
+            self.scroll_to(y=self._cursor - shown + 1, animate=False)
+        self.refresh()
+
+    def action_move(self, step: int) -> None:
+        if not self.rows:
+            return
+        if self._cursor + step >= len(self.rows):
+            self.post_message(self.PastEnd())
+        elif self._cursor + step < 0:
+            self.post_message(self.PastStart())
+        else:
+            self.move_cursor(self._cursor + step)
+
+    def action_move_page(self, direction: int) -> None:
+        self.move_cursor(self._cursor + direction * max(1, self.scrollable_content_region.height - 2))
+
+    def action_move_to(self, row: int) -> None:
+        self.move_cursor(row % len(self.rows) if self.rows else 0)
+
+    def action_select(self) -> None:
+        if self.rows:
+            self.post_message(self.Selected(self.keys[self._cursor]))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y == 0:
+            return
+        row = self.scroll_offset.y + offset.y - 1
+        if row == self._cursor:
+            self.action_select()
+        elif row < len(self.rows):
+            self.move_cursor(row)
+
+    def _widths(self, total: int) -> list[int]:
+        fixed = [c.width for c in self.columns if c.width is not None]
+        flexible = len(self.columns) - len(fixed)
+        share = max(8, (total - sum(fixed) - 2 * len(self.columns)) // flexible) if flexible else 0
+        return [share if c.width is None else c.width for c in self.columns]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y == 0:
+            cells, style = [c.label for c in self.columns], base + self.get_component_rich_style("page-table--header")
+        else:
+            index = self.scroll_offset.y + y - 1
+            if index >= len(self.rows):
+                return Strip.blank(width, base)
+            cells, style = self.rows[index], base
+            if index % 2:
+                style += self.get_component_rich_style("page-table--even-row")
+            if index == self._cursor:
+                style += self.get_component_rich_style("page-table--cursor")
+        text = "".join(
+            f" {_fit(value, w, column.right)} " for column, w, value in zip(self.columns, self._widths(width), cells)
+        )
+        return Strip([Segment(text, style)]).adjust_cell_length(width, style)
+
+
+def _fit(value: str, width: int, right: bool) -> str:
+    """`value` in exactly `width` cells: cut with an ellipsis, or padded."""
+    if cell_len(value) > width:
+        return set_cell_size(value, width - 1) + "…"
+    padding = " " * (width - cell_len(value))
+    return padding + value if right else value + padding
+
+
+class FilterBar(Horizontal):
+    """Source, split and label-state pickers and a search box; posts Changed with the new filter.
+
+    Pickers apply at once, the search text when Enter is pressed in the box.
+    """
+
+    DEFAULT_CSS = """
+    FilterBar {
+        height: auto;
+    }
+    FilterBar Select {
+        width: 24;
+    }
+    FilterBar Input {
+        width: 1fr;
+    }
+    """
+
+    class Changed(Message):
+        def __init__(self, pair_filter: PairFilter) -> None:
+            super().__init__()
+            self.filter = pair_filter
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._search = ""
+
+    def compose(self) -> ComposeResult:
+        yield Select([], prompt="all sources", id="source")
+        yield Select([], prompt="all splits", id="split")
+        yield Select(
+            [(Text("unlabelled"), "unlabelled"), (Text("labelled"), "labelled")],
+            prompt="labelled or not",
+            id="label-state",
+        )
+        yield Input(placeholder="search texts (enter)", id="search")
+
+    @property
+    def filter(self) -> PairFilter:
+        return PairFilter(
+            source=self.query_one("#source", Select).selection,
+            split=self.query_one("#split", Select).selection,
+            annotated=self.query_one("#label-state", Select).selection or "any",
+            search=self._search,
+        )
+
+    def set_choices(self, sources: list[str], splits: list[str]) -> None:
+        self.query_one("#source", Select).set_options([(literal_text(s), s) for s in sources])
+        self.query_one("#split", Select).set_options([(literal_text(s), s) for s in splits])
+
+    def focus_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def clear_search(self) -> bool:
+        """Empty the search; True if there was anything to clear."""
+        box = self.query_one("#search", Input)
+        if not box.value and not self._search:
+            return False
+        box.value = ""
+        if self._search:
+            self._search = ""
+            self.post_message(self.Changed(self.filter))
+        return True
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self.post_message(self.Changed(self.filter))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._search = event.value
+        self.post_message(self.Changed(self.filter))
