@@ -85,10 +85,30 @@ class JudgeConfig(_Strict):
         return KNOWN_PRICES.get(model)
 
 
+class AnnotationConfig(_Strict):
+    """Hand labelling: who labels, and whether A/B are shown blind."""
+
+    annotator: str | None = None  # None: the login name ($USER)
+    blind: bool = False
+    blind_seed: int = 0
+    guidelines: str = "guidelines.md"  # a file in the workspace, shown beside the pair
+
+    def annotator_name(self) -> str:
+        import getpass
+
+        if self.annotator:
+            return self.annotator
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "me"
+
+
 class WorkspaceConfig(_Strict):
     name: str
     margins: MarginConfig = MarginConfig()
     judge: JudgeConfig = JudgeConfig()
+    annotation: AnnotationConfig = AnnotationConfig()
 
 
 def _describe(err: ValidationError, path: Path) -> str:

@@ -264,6 +264,12 @@ class JudgeRun:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task | None = None
 
+    @classmethod
+    def for_workspace(cls, ws, settings: JudgeConfig, prompt: JudgePrompt, plan: RunPlan, *, con=None,
+                      on_progress: Callable[[RunStats], None] | None = None) -> "JudgeRun":
+        """A run writing to `ws` (through `con`, a cursor, when run from another thread)."""
+        return cls(con or ws.con, settings, prompt, plan, ws.config.margins, on_progress=on_progress)
+
     def cancel(self) -> None:
         self._cancelled.set()
         if self._loop and self._main:
@@ -423,18 +429,23 @@ def prepare_run(
     ws,
     settings: JudgeConfig,
     *,
+    con=None,
     source: str | None = None,
     split: str | None = None,
     limit: int | None = None,
     pair_ids: list[int] | None = None,
 ) -> tuple[JudgePrompt, RunPlan]:
-    """Which pairs a run would judge and what it would cost, before anything is spent."""
+    """Which pairs a run would judge and what it would cost, before anything is spent.
+
+    `con`: a cursor to use instead of the workspace's connection (from a worker thread).
+    """
     from prefstudio.judge.prompts import load_prompt
 
+    con = con or ws.con
     prompt = load_prompt(settings.prompt, ws.path)
-    pairs = select_pairs(ws.con, model=settings.model, prompt_identity=prompt.identity,
+    pairs = select_pairs(con, model=settings.model, prompt_identity=prompt.identity,
                          source=source, split=split, limit=limit, pair_ids=pair_ids)
-    return prompt, plan_run(ws.con, settings, prompt, pairs)
+    return prompt, plan_run(con, settings, prompt, pairs)
 
 
 def reparse(con, margins: MarginConfig) -> tuple[int, int]:
