@@ -66,7 +66,7 @@ def prefstudio_run(base_url: str, pairs: list[RawPair], concurrency: int, folder
         settings = JudgeConfig(model="gpt-4o", base_url=base_url, concurrency=concurrency)
         prompt, plan = prepare_run(ws, settings)
         messages = [prompt.messages(t.prompt, a, b) for t in plan.tasks for a, b in ((t.chosen, t.rejected), (t.rejected, t.chosen))]
-        run = JudgeRun(ws.con, settings, prompt, plan, ws.config.margins)
+        run = JudgeRun.for_workspace(ws, settings, prompt, plan)
         t0 = time.perf_counter()
         stats = asyncio.run(run.run())
         elapsed = time.perf_counter() - t0

@@ -258,7 +258,7 @@ def cmd_annotate(args) -> int:
                     on_progress(stats.pairs_done, stats.pairs_total,
                                 f"{stats.calls_per_s:.1f} calls/s · {stats.tokens_in + stats.tokens_out:,} tokens · "
                                 f"${stats.cost_usd:.4f} · {stats.inconsistent} inconsistent · {stats.retries} retries")
-            run = JudgeRun(ws.con, settings, prompt, plan, ws.config.margins, on_progress=progress)
+            run = JudgeRun.for_workspace(ws, settings, prompt, plan, on_progress=progress)
             stats = asyncio.run(run.run())
         print(stats.summary())
         return 0 if stats.state == "done" else 1

@@ -38,7 +38,8 @@ def add_pairs(ws, prompts):
 def run_judge(ws, stub, **overrides):
     settings = JudgeConfig(model="gpt-4o", base_url=stub.base_url, **overrides)
     prompt, plan = prepare_run(ws, settings)
-    run = JudgeRun(ws.con, settings, prompt, plan, ws.config.margins, retry_delay=lambda attempt, exc: 0.0)
+    run = JudgeRun(ws.con, settings, prompt, plan, ws.config.margins, workspace=ws.path,
+                   retry_delay=lambda attempt, exc: 0.0)
     return plan, asyncio.run(run.run())
 
 
@@ -164,6 +165,35 @@ def test_key_reaches_the_server_but_never_the_database(ws, tmp_path):
             assert SECRET not in path.read_text(errors="replace")
 
 
+def test_answers_journaled_before_a_crash_are_replayed_not_paid_again(ws, monkeypatch):
+    from prefstudio.judge import journal
+    from prefstudio.judge.prompts import load_prompt
+    from prefstudio.judge.runner import call_key
+
+    monkeypatch.setattr(journal, "FLUSH_SECONDS", 1e9)  # nothing reaches DuckDB: only the journal has it
+    add_pairs(ws, ["q-consistent"])
+    identity = load_prompt("general").identity
+    writer = journal.RunWriter(ws.con, ws.path, "crashed-run")
+    writer.call({"cache_key": call_key("gpt-4o", identity, "q-consistent", "good answer to q-consistent",
+                                       "bad answer to q-consistent"),
+                 "model": "gpt-4o", "prompt_version": identity, "pair_id": 1, "chosen_as": "A",
+                 "response": "Chosen is far better.\nVerdict: A>>>B", "tokens_in": 10, "tokens_out": 5,
+                 "cost_usd": 0.0, "run_id": "crashed-run", "created_at": journal.now_text()})
+    deadline = time.monotonic() + 5
+    while writer.path.stat().st_size == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    journal._active_runs.discard("crashed-run")  # the process that owned it is gone
+    assert ws.con.execute("SELECT count(*) FROM judge_calls").fetchone()[0] == 0
+    with StubOpenAI(scripted) as stub:
+        plan, stats = run_judge(ws, stub)
+        assert (plan.calls_needed, plan.calls_cached) == (1, 1)
+        assert stub.n_answered == 1  # only the order that was never answered
+    assert not writer.path.exists()
+    assert annotations(ws) == [("q-consistent", "label", 3, False, 1.0)]
+    writer.close()  # the abandoned writer's late flush is an INSERT OR IGNORE: nothing doubles
+    assert ws.con.execute("SELECT count(*) FROM judge_calls").fetchone()[0] == 2
+
+
 def test_reparse_labels_stored_answers_without_calling(ws):
     add_pairs(ws, ["q-consistent"])
     pair_id = ws.con.execute("SELECT id FROM pairs").fetchone()[0]
@@ -208,7 +238,7 @@ def test_kill_9_mid_run_then_rerun_duplicates_nothing(tmp_path):
         deadline = time.monotonic() + 30
         while stub.n_answered < 30 and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(1.0)  # let the writer commit what was answered
+        time.sleep(0.5)  # answered calls are journaled at once; give the fsync a moment
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         first = stub.answered.copy()

@@ -1,11 +1,10 @@
 """Running the LLM judge over pairs: both orders, cached, resumable (SPEC §2).
 
 Every call is keyed by a hash of (model, prompt identity, prompt, A, B) and
-committed to `judge_calls` the moment it returns, so an interrupted run loses
-at most the calls in flight and a rerun pays for nothing twice. A pair's
-annotation is written once both of its calls are known. Database writes go
-through one writer thread: the event loop never waits on DuckDB, and results
-that arrive together are committed together.
+made durable the moment it returns (prefstudio.judge.journal), so an
+interrupted run loses at most the calls in flight and a rerun pays for nothing
+twice. A pair's label is written once both of its calls are known. The event
+loop never waits on the disk or on DuckDB: a writer thread does.
 """
 
 from __future__ import annotations
@@ -13,19 +12,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import queue
 import random
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable
 
 import openai
 
 from prefstudio.config import JudgeConfig, MarginConfig
 from prefstudio.errors import PrefstudioError, first_line
+from prefstudio.judge.journal import RunWriter, now_text, replay_journals
 from prefstudio.judge.prompts import JudgePrompt
 from prefstudio.judge.verdict import combine, parse_verdict
 
@@ -168,48 +168,6 @@ def plan_run(con, settings: JudgeConfig, prompt: JudgePrompt, pairs: list[tuple[
     return RunPlan(tasks, needed, len(tasks) * 2 - needed, tokens, cost)
 
 
-class _Writer:
-    """One thread that owns the database writes of a run and commits what is queued."""
-
-    def __init__(self, con):
-        self._cur = con.cursor()
-        self._queue: queue.Queue = queue.Queue()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="judge-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, statements: list[tuple[str, list]]) -> None:
-        if self._error:
-            raise PrefstudioError(f"could not write judge results to the workspace ({first_line(self._error)})")
-        self._queue.put(statements)
-
-    def _loop(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            stop = batch[-1] is None
-            work = [s for item in batch if item is not None for s in item]
-            if work and not self._error:
-                try:
-                    self._cur.execute("BEGIN TRANSACTION")
-                    for sql, params in work:
-                        self._cur.execute(sql, params)
-                    self._cur.execute("COMMIT")
-                except BaseException as exc:  # surfaced to the run by put()/close()
-                    self._cur.execute("ROLLBACK")
-                    self._error = exc
-            if stop:
-                return
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        self._cur.close()
-        if self._error:
-            raise PrefstudioError(f"could not write judge results to the workspace ({first_line(self._error)})")
-
-
 class _FatalAPIError(Exception):
     """The endpoint said something that retrying will not fix (bad key, unknown model)."""
 
@@ -246,6 +204,7 @@ class JudgeRun:
         plan: RunPlan,
         margins: MarginConfig,
         *,
+        workspace: Path,
         on_progress: Callable[[RunStats], None] | None = None,
         client: openai.AsyncOpenAI | None = None,
         retry_delay: Callable[[int, Exception], float] = _retry_delay,
@@ -255,6 +214,7 @@ class JudgeRun:
         self.prompt = prompt
         self.plan = plan
         self.margins = margins
+        self.workspace = Path(workspace)
         self.on_progress = on_progress
         self.client = client
         self.retry_delay = retry_delay
@@ -268,7 +228,8 @@ class JudgeRun:
     def for_workspace(cls, ws, settings: JudgeConfig, prompt: JudgePrompt, plan: RunPlan, *, con=None,
                       on_progress: Callable[[RunStats], None] | None = None) -> "JudgeRun":
         """A run writing to `ws` (through `con`, a cursor, when run from another thread)."""
-        return cls(con or ws.con, settings, prompt, plan, ws.config.margins, on_progress=on_progress)
+        return cls(con or ws.con, settings, prompt, plan, ws.config.margins, workspace=ws.path,
+                   on_progress=on_progress)
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -279,11 +240,11 @@ class JudgeRun:
         self._loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
         client = self.client or make_client(self.settings)
-        writer = _Writer(self.con)
-        writer.put([(
+        writer = RunWriter(self.con, self.workspace, self.stats.run_id)
+        writer.statement(
             "INSERT INTO judge_runs (id, model, base_url, prompt_version, state, started_at, n_pairs) VALUES (?, ?, ?, ?, 'running', ?, ?)",
             [self.stats.run_id, self.settings.model, self.settings.base_url, self.prompt.identity, _now(), len(self.plan.tasks)],
-        )])
+        )
         semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
         try:
             if self._cancelled.is_set():
@@ -302,13 +263,13 @@ class JudgeRun:
         finally:
             if self.client is None:
                 await client.close()
-            writer.put([(
+            writer.statement(
                 "UPDATE judge_runs SET state = ?, message = ?, finished_at = ?, n_calls = ?, n_cached = ?, "
                 "n_inconsistent = ?, n_parse_errors = ?, tokens_in = ?, tokens_out = ?, cost_usd = ? WHERE id = ?",
                 [self.stats.state, self.stats.message, _now(), self.stats.calls_made, self.plan.calls_cached,
                  self.stats.inconsistent, self.stats.parse_errors, self.stats.tokens_in, self.stats.tokens_out,
                  self.stats.cost_usd, self.stats.run_id],
-            )])
+            )
             writer.close()
             self._report()
         return self.stats
@@ -317,9 +278,9 @@ class JudgeRun:
         if self.on_progress:
             self.on_progress(self.stats)
 
-    async def _judge_pair(self, client, semaphore, writer: _Writer, task: PairTask) -> None:
+    async def _judge_pair(self, client, semaphore, writer: RunWriter, task: PairTask) -> None:
         if len(task.results) == 2:  # both calls answered in an earlier run: only the label is missing
-            self._store(writer, task, [])
+            self._complete(writer, task)
             return
         orders = [("A", task.key_ab, task.chosen, task.rejected), ("B", task.key_ba, task.rejected, task.chosen)]
         await asyncio.gather(*(
@@ -330,22 +291,22 @@ class JudgeRun:
     async def _call_and_store(self, client, semaphore, writer, task, chosen_as, key, response_a, response_b) -> None:
         result = await self._call(client, semaphore, task, response_a, response_b)
         task.results[chosen_as] = result
-        self._store(writer, task, [(
-            "INSERT OR IGNORE INTO judge_calls (cache_key, model, prompt_version, pair_id, chosen_as, response, "
-            "tokens_in, tokens_out, cost_usd, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [key, self.settings.model, self.prompt.identity, task.pair_id, chosen_as, result.response,
-             result.tokens_in, result.tokens_out, result.cost_usd, self.stats.run_id],
-        )])
+        writer.call({
+            "cache_key": key, "model": self.settings.model, "prompt_version": self.prompt.identity,
+            "pair_id": task.pair_id, "chosen_as": chosen_as, "response": result.response,
+            "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "cost_usd": result.cost_usd,
+            "run_id": self.stats.run_id, "created_at": now_text(),
+        })
+        self._complete(writer, task)
 
-    def _store(self, writer: _Writer, task: PairTask, statements: list) -> None:
-        """Commit a call as it arrives; the call that completes a pair carries its label in the same commit."""
+    def _complete(self, writer: RunWriter, task: PairTask) -> None:
+        """Once both orders are answered, the pair's label."""
         if len(task.results) == 2:
-            statements.append(self._annotation(task))
+            writer.label(self._annotation(task))
             self.stats.pairs_done += 1
-        writer.put(statements)
         self._report()
 
-    def _annotation(self, task: PairTask) -> tuple[str, list]:
+    def _annotation(self, task: PairTask) -> dict:
         ab, ba = task.results["A"], task.results["B"]
         judgement = combine(parse_verdict(ab.response), parse_verdict(ba.response))
         if judgement.outcome == "inconsistent":
@@ -355,14 +316,13 @@ class JudgeRun:
         margin = None
         if judgement.level is not None:
             margin = self.margins.margin(judgement.level) * (-1 if judgement.flip else 1)
-        return (
-            "INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, flip, margin, "
-            "prompt_version, raw_response_ab, raw_response_ba, tokens_in, tokens_out, cost_usd, run_id) "
-            "VALUES (?, 'llm', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [task.pair_id, self.settings.model, judgement.outcome, judgement.level, judgement.flip, margin,
-             self.prompt.identity, ab.response, ba.response, ab.tokens_in + ba.tokens_in,
-             ab.tokens_out + ba.tokens_out, ab.cost_usd + ba.cost_usd, self.stats.run_id],
-        )
+        return {
+            "pair_id": task.pair_id, "annotator_id": self.settings.model, "outcome": judgement.outcome,
+            "level": judgement.level, "flip": judgement.flip, "margin": margin, "prompt_version": self.prompt.identity,
+            "raw_response_ab": ab.response, "raw_response_ba": ba.response,
+            "tokens_in": ab.tokens_in + ba.tokens_in, "tokens_out": ab.tokens_out + ba.tokens_out,
+            "cost_usd": ab.cost_usd + ba.cost_usd, "run_id": self.stats.run_id,
+        }
 
     async def _call(self, client, semaphore, task: PairTask, response_a: str, response_b: str) -> CallResult:
         messages = self.prompt.messages(task.prompt, response_a, response_b)
@@ -443,6 +403,7 @@ def prepare_run(
 
     con = con or ws.con
     prompt = load_prompt(settings.prompt, ws.path)
+    replay_journals(con, ws.path)
     pairs = select_pairs(con, model=settings.model, prompt_identity=prompt.identity,
                          source=source, split=split, limit=limit, pair_ids=pair_ids)
     return prompt, plan_run(con, settings, prompt, pairs)
