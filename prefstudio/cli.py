@@ -73,13 +73,17 @@ examples:
     )
     _add_workspace(p)
     p.add_argument("source", help="file, folder, saved dataset, or hf:NAME")
-    p.add_argument("--name", help="source name for these pairs (default: a 'source' column, else the file name)")
-    p.add_argument("--split", help="split for these pairs, e.g. train or test (default: a 'split' column, else train)")
+    p.add_argument("--name", help="source name for these pairs (default: a 'source' column; else the dataset's name "
+                   "for webgpt, summarize, shp, chatbot-arena, oasst1 and hf:NAME; else the file's name, or its folder's when the file is called "
+                   "train/test/validation, as in helpful-base/train.jsonl.gz)")
+    p.add_argument("--split", help="split for these pairs, e.g. train or test (default: a 'split' column or the "
+                   "Hugging Face split's name; else train)")
     p.add_argument("--test-fraction", type=float, default=0.0, metavar="F",
                    help="send this fraction of pairs without a split to 'test', chosen by content hash (stable across re-imports)")
     p.add_argument("--format", default="auto", help="input format (see below; default: auto)")
     p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
-                   help="read FIELD (prompt, chosen, rejected, source, split) from COLUMN; repeatable")
+                   help="read FIELD from COLUMN, before the format is detected: prompt, chosen, rejected, source, "
+                   "split, or a field of the dataset formats (e.g. history for shp); repeatable")
     p.add_argument("--hf-split", help="split to load from a Hugging Face dataset (default: all splits)")
     p.add_argument("--hf-config", help="configuration (subset) name of a Hugging Face dataset")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
