@@ -94,8 +94,28 @@ class RewardModel(nn.Module):
             pooled = self.dropout(pooled)
         return self.head(pooled).squeeze(-1)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.score(self.pooled(input_ids, attention_mask))
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_pooled: bool = False):
+        """Rewards (batch,); with return_pooled, also the pooled states MORE's head gradients need.
+        One call through forward (not pooled() then score()) so a DDP wrapper sees it."""
+        pooled = self.pooled(input_ids, attention_mask)
+        rewards = self.score(pooled)
+        return (rewards, pooled) if return_pooled else rewards
+
+    def freeze_bottom(self, k: int) -> None:
+        """Freeze the embeddings and the first k transformer layers."""
+        if k <= 0:
+            return
+        for p in self.backbone.get_input_embeddings().parameters():
+            p.requires_grad_(False)
+        n_layers = getattr(self.model.config, "num_hidden_layers", None)
+        stacks = [m for m in self.backbone.modules() if isinstance(m, nn.ModuleList) and len(m) == n_layers]
+        if not stacks:
+            raise PrefstudioError(f"{type(self.model).__name__}: cannot find its {n_layers} layers to freeze")
+        if k > n_layers:
+            raise PrefstudioError(f"freeze_layers={k}, but the backbone has {n_layers} layers")
+        for layer in stacks[0][:k]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
 
     def save(self, path: str | Path, tokenizer=None) -> None:
         path = Path(path)

@@ -1,0 +1,229 @@
+"""The training loop: one function a reader can hold in their head.
+
+It reads a job folder's snapshot of pairs (never the workspace database,
+SPEC §6), trains a reward model with one of the objectives, and writes
+metrics.jsonl and checkpoints into the job folder. Accelerate places it on the
+CPU, one GPU or many (`accelerate launch`): every process takes every n-th
+batch, and MORE's per-source head gradients are averaged across processes
+before λ is solved, so all of them use the same λ.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pyarrow.parquet as pq
+import torch
+
+from prefstudio.errors import PrefstudioError
+from prefstudio.train.config import TrainConfig
+from prefstudio.train.data import collate, encode_pairs, plan_batches
+from prefstudio.train.min_norm import min_norm_weights
+from prefstudio.train.objectives import head_gradients, more_loss, pair_losses
+from prefstudio.train.reward_model import RewardModel
+
+SNAPSHOT = "pairs.parquet"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+STATE = "trainer_state.pt"
+
+
+@dataclass
+class Progress:
+    step: int
+    total: int
+    loss: float
+
+
+def latest_checkpoint(job_dir: Path) -> Path | None:
+    """The newest complete checkpoint (one being written is under a .tmp name)."""
+    folder = job_dir / CHECKPOINTS
+    done = [p for p in folder.glob("step-*") if p.is_dir() and (p / STATE).exists()] if folder.is_dir() else []
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def load_training_rows(job_dir: Path, config: TrainConfig) -> list[dict]:
+    table = pq.read_table(job_dir / SNAPSHOT)
+    rows = [r for r in table.to_pylist() if r["split"] == config.split]
+    if config.sources:
+        rows = [r for r in rows if r["source"] in config.sources]
+    if config.uses_margins and config.unlabelled == "drop":
+        rows = [r for r in rows if r["level"] is not None]
+    if not rows:
+        raise PrefstudioError(f"{job_dir / SNAPSHOT}: no {config.split!r} pairs to train on with these settings")
+    return rows
+
+
+def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress], None] | None = None,
+          should_stop: Callable[[], bool] = lambda: False) -> Path:
+    """Train (or resume) the job in `job_dir`; returns the final checkpoint folder."""
+    from accelerate import Accelerator
+    from transformers import AutoTokenizer, get_scheduler
+
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum)
+    torch.manual_seed(config.seed)
+    resume_from = latest_checkpoint(job_dir)
+    source_path = resume_from or Path(config.backbone)
+
+    # -- data ----------------------------------------------------------------------------------
+    tokenizer = AutoTokenizer.from_pretrained(source_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows = load_training_rows(job_dir, config)
+    pairs = encode_pairs(tokenizer, rows, config.max_length, config.template)
+    sources = sorted(config.sources or {r["source"] for r in rows})
+    batches = []
+    for epoch in range(math.ceil(config.epochs)):
+        batches += plan_batches(pairs, sampling=config.sampling, batch_size=config.batch_size,
+                                seed=config.seed + epoch, sources=sources, quota=config.quota)
+    batches = batches[: int(len(batches) * config.epochs / math.ceil(config.epochs)) or len(batches)]
+    n_proc, rank = accelerator.num_processes, accelerator.process_index
+    per_process = len(batches) // n_proc
+    if per_process == 0:
+        raise PrefstudioError(f"{len(pairs)} pairs make no full batch of {config.batch_size} on {n_proc} process(es)")
+    my_batches = batches[rank: per_process * n_proc: n_proc]
+    total_steps = per_process // config.grad_accum
+
+    # -- model and optimiser ---------------------------------------------------------------------
+    model = RewardModel.from_pretrained(source_path, pooling=config.pooling)
+    if model.model.config.pad_token_id is None:
+        model.model.config.pad_token_id = tokenizer.pad_token_id
+    model.freeze_bottom(config.freeze_layers)
+    if config.gradient_checkpointing:
+        model.model.gradient_checkpointing_enable()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = get_scheduler(config.schedule, optimizer, num_warmup_steps=int(config.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    step, momentum = 0, None
+    if resume_from is not None:
+        state = torch.load(resume_from / STATE, map_location="cpu", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, momentum = state["step"], state["momentum"]
+    core = accelerator.unwrap_model(model)
+    metrics_file = open(job_dir / METRICS, "a", encoding="utf-8") if accelerator.is_main_process else None
+
+    # -- loop ------------------------------------------------------------------------------------
+    model.train()
+    started, pairs_seen = time.perf_counter(), 0
+    for batch_index in range(step * config.grad_accum, len(my_batches)):
+        if _agreed_stop(accelerator, should_stop()):
+            break
+        batch = collate(my_batches[batch_index], tokenizer.pad_token_id)
+        ids = batch["input_ids"].to(accelerator.device)
+        mask = batch["attention_mask"].to(accelerator.device)
+        margins = batch["margins"].to(accelerator.device)
+        n = margins.shape[0]
+        with accelerator.accumulate(model):
+            rewards, pooled = model(ids, mask, return_pooled=True)
+            d = (rewards[:n] - rewards[n:]).float()
+            record = {}
+            if config.objective == "more":
+                loss, lam, sub_losses, momentum = more_objective(
+                    d, pooled, margins, len(sources), core.head.weight, config, momentum,
+                    reduce=lambda g: accelerator.reduce(g, reduction="mean"))
+                record["lambda"] = dict(zip(sources, [round(x, 6) for x in lam.tolist()]))
+                record["loss_by_source"] = {s: round(v.mean().item(), 6) for s, v in zip(sources, sub_losses)}
+            else:
+                losses = pair_losses(d, config.objective, margins)
+                loss = losses.mean()
+                record["loss_by_source"] = _by_source(losses, my_batches[batch_index])
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        pairs_seen += n
+        if not accelerator.sync_gradients:
+            continue
+        step += 1
+        loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
+        if metrics_file:
+            elapsed = time.perf_counter() - started
+            record = {"step": step, "total_steps": total_steps, "loss": round(loss_value, 6), **record,
+                      "lr": scheduler.get_last_lr()[0], "pairs_per_s": round(pairs_seen * n_proc / elapsed, 2),
+                      "time": time.time()}
+            if torch.cuda.is_available():
+                record["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.flush()
+        if on_progress and accelerator.is_main_process:
+            on_progress(Progress(step, total_steps, loss_value))
+        if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
+            _save(accelerator, core, tokenizer, optimizer, scheduler, step, momentum, job_dir)
+    final = _save(accelerator, core, tokenizer, optimizer, scheduler, step, momentum, job_dir)
+    if metrics_file:
+        metrics_file.close()
+    return final
+
+
+def more_objective(d: torch.Tensor, pooled: torch.Tensor, margins: torch.Tensor, k: int, head_weight: torch.Tensor,
+                   config: TrainConfig, momentum: torch.Tensor | None, reduce=lambda g: g):
+    """MORE's loss for a batch of K equal sub-batches (SPEC §3): returns (loss, λ, per-source losses, momentum).
+
+    g_i is the gradient of sub-batch i's loss with respect to the head's weights, on detached
+    pooled states; `reduce` averages the g_i across processes, so every process solves for the
+    same λ.
+    """
+    n = d.shape[0]
+    parts = [slice(i * n // k, (i + 1) * n // k) for i in range(k)]
+    m = [margins[p] if config.more_loss == "margin" else None for p in parts]
+    sub_losses = [pair_losses(d[p], config.more_loss, mi) for p, mi in zip(parts, m)]
+    diff = (pooled[:n] - pooled[n:]).detach()
+    g = reduce(head_gradients([diff[p] for p in parts], head_weight, config.more_loss, m))
+    if config.more_momentum < 1 and momentum is not None:
+        g = (1 - config.more_momentum) * momentum.to(g.device) + config.more_momentum * g
+    momentum = g.detach().cpu()
+    if config.more_normalize == "l2":
+        g = g / g.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    elif config.more_normalize == "loss":
+        g = g / torch.stack([s.mean().detach() for s in sub_losses]).unsqueeze(1).clamp(min=1e-12)
+    lam = min_norm_weights(g @ g.T)
+    return more_loss(sub_losses, lam), lam, sub_losses, momentum
+
+
+def _agreed_stop(accelerator, asked: bool) -> bool:
+    """Stop only together: a rank that stopped alone would leave the others waiting in all-reduce."""
+    if accelerator.num_processes == 1:
+        return asked
+    flag = torch.tensor([1.0 if asked else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
+
+
+def _by_source(losses: torch.Tensor, batch) -> dict[str, float]:
+    sums: dict[str, list[float]] = {}
+    for value, pair in zip(losses.detach().tolist(), batch):
+        sums.setdefault(pair.source, []).append(value)
+    return {s: round(sum(v) / len(v), 6) for s, v in sorted(sums.items())}
+
+
+def _save(accelerator, core: RewardModel, tokenizer, optimizer, scheduler, step: int, momentum, job_dir: Path) -> Path:
+    """Write a checkpoint under a temporary name, then rename it: a failed write leaves the older ones whole."""
+    accelerator.wait_for_everyone()
+    final = job_dir / CHECKPOINTS / f"step-{step}"
+    if accelerator.is_main_process:
+        tmp = job_dir / CHECKPOINTS / f".step-{step}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            core.save(tmp, tokenizer)
+            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "step": step, "momentum": momentum}, tmp / STATE)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise PrefstudioError(f"{final}: could not write the checkpoint ({exc.strerror or exc}); "
+                                  "the previous checkpoints are intact") from None
+    accelerator.wait_for_everyone()
+    return final

@@ -1,0 +1,102 @@
+"""Training on the demo data with tiny models made here, and with the real MiniLM."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from prefstudio import demo
+from prefstudio.errors import PrefstudioError
+from prefstudio.train.config import make_config
+from prefstudio.train.loop import latest_checkpoint, train
+from prefstudio.train.scoring import score_pairs
+from prefstudio.train.snapshot import write_snapshot
+from prefstudio.workspace import Workspace
+from tests.tiny_models import MINILM, tiny_gpt2
+
+
+@pytest.fixture(scope="module")
+def demo_job_input(tmp_path_factory):
+    """A small demo workspace's snapshot (3 sources x 240 pairs), made once for the module."""
+    root = tmp_path_factory.mktemp("demo")
+    pytest.MonkeyPatch().setattr(demo, "DEFAULT_PER_SOURCE", 240)
+    path, _ = demo.ensure_demo(root / "ws")
+    snapshot = root / "pairs.parquet"
+    with Workspace.open(path) as ws:
+        write_snapshot(ws, snapshot)
+    return snapshot, tiny_gpt2(root / "gpt2")
+
+
+def job_folder(tmp_path, snapshot):
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "pairs.parquet").write_bytes(snapshot.read_bytes())
+    return folder
+
+
+def metrics(folder):
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def accuracy_on_test_split(checkpoint, snapshot, max_length):
+    rows = [r for r in pq.read_table(snapshot).to_pylist() if r["split"] == "test"]
+    scores = list(score_pairs(checkpoint, rows, batch_size=64, max_length=max_length))
+    return sum(rc > rr for _, rc, rr in scores) / len(scores)
+
+
+def test_bt_on_demo_lowers_the_loss_and_beats_chance(tmp_path, demo_job_input):
+    snapshot, backbone = demo_job_input
+    folder = job_folder(tmp_path, snapshot)
+    config = make_config({"backbone": str(backbone), "objective": "bt", "batch_size": 16, "lr": 3e-3,
+                          "max_length": 96, "epochs": 3, "warmup_ratio": 0.0})
+    final = train(folder, config)
+    steps = metrics(folder)
+    n_train = sum(split == "train" for split in pq.read_table(snapshot)["split"].to_pylist())
+    assert len(steps) == steps[-1]["total_steps"] == 3 * (n_train // 16)  # whole batches only
+    assert steps[0]["loss"] > 0.65  # a fresh head: d ≈ 0, loss ≈ log 2 = 0.693
+    assert sum(s["loss"] for s in steps[-10:]) / 10 < steps[0]["loss"] - 0.08
+    assert set(steps[-1]["loss_by_source"]) <= {"concise", "detailed", "safety"}
+    assert accuracy_on_test_split(final, snapshot, 96) > 0.6
+
+
+def test_more_logs_lambda_every_step_and_learns(tmp_path, demo_job_input):
+    snapshot, backbone = demo_job_input
+    folder = job_folder(tmp_path, snapshot)
+    config = make_config({"backbone": str(backbone), "objective": "more", "sampling": "balanced", "batch_size": 15,
+                          "lr": 3e-3, "max_length": 96, "epochs": 2, "warmup_ratio": 0.0})
+    final = train(folder, config)
+    steps = metrics(folder)
+    assert all(set(s["lambda"]) == {"concise", "detailed", "safety"} for s in steps)
+    assert all(abs(sum(s["lambda"].values()) - 1) < 1e-5 and min(s["lambda"].values()) >= 0 for s in steps)
+    assert any(max(s["lambda"].values()) > 0.34 for s in steps)  # not stuck at uniform
+    assert sum(s["loss"] for s in steps[-10:]) < sum(s["loss"] for s in steps[:10])
+    assert accuracy_on_test_split(final, snapshot, 96) > 0.6
+
+
+def test_margin_and_adaptive_objectives_run(tmp_path, demo_job_input):
+    snapshot, backbone = demo_job_input
+    for objective in ("margin", "adaptive"):
+        (tmp_path / objective).mkdir()
+        folder = job_folder(tmp_path / objective, snapshot)
+        config = make_config({"backbone": str(backbone), "objective": objective, "batch_size": 32, "lr": 3e-3,
+                              "max_length": 64, "epochs": 0.25})
+        train(folder, config)
+        assert metrics(folder)[-1]["step"] == metrics(folder)[-1]["total_steps"] > 0
+
+
+def test_real_minilm_learns_the_demo(tmp_path, demo_job_input):
+    snapshot, _ = demo_job_input
+    folder = job_folder(tmp_path, snapshot)
+    config = make_config({"backbone": str(MINILM), "objective": "bt", "batch_size": 16, "lr": 5e-5,
+                          "max_length": 64, "epochs": 0.3, "freeze_layers": 3, "warmup_ratio": 0.0})
+    final = train(folder, config)
+    steps = metrics(folder)
+    assert sum(s["loss"] for s in steps[-5:]) / 5 < sum(s["loss"] for s in steps[:5]) / 5
+    assert accuracy_on_test_split(final, snapshot, 64) > 0.6
+
+
+def test_config_errors_are_one_line():
+    with pytest.raises(PrefstudioError, match="unknown setting 'lr_rate'"):
+        make_config({"backbone": "x", "lr_rate": 1})
+    with pytest.raises(PrefstudioError, match="needs sampling 'balanced'"):
+        make_config({"backbone": "x", "objective": "more"})
