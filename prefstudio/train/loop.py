@@ -27,7 +27,7 @@ from prefstudio.train.config import TrainConfig
 from prefstudio.train.data import collate, encode_pairs, plan_batches
 from prefstudio.train.min_norm import min_norm_weights
 from prefstudio.train.objectives import head_gradients, more_loss, pair_losses
-from prefstudio.train.reward_model import RewardModel
+from prefstudio.train.reward_model import RewardModel, load_tokenizer
 
 SNAPSHOT = "pairs.parquet"
 METRICS = "metrics.jsonl"
@@ -65,7 +65,7 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
           should_stop: Callable[[], bool] = lambda: False) -> Path:
     """Train (or resume) the job in `job_dir`; returns the final checkpoint folder."""
     from accelerate import Accelerator
-    from transformers import AutoTokenizer, get_scheduler
+    from transformers import get_scheduler
 
     accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum)
     torch.manual_seed(config.seed)
@@ -73,9 +73,7 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
     source_path = resume_from or Path(config.backbone)
 
     # -- data ----------------------------------------------------------------------------------
-    tokenizer = AutoTokenizer.from_pretrained(source_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(source_path)
     rows = load_training_rows(job_dir, config)
     pairs = encode_pairs(tokenizer, rows, config.max_length, config.template)
     sources = sorted(config.sources or {r["source"] for r in rows})

@@ -62,7 +62,8 @@ class RewardModel(nn.Module):
         try:
             config = AutoConfig.from_pretrained(path)
         except (OSError, ValueError) as exc:
-            raise PrefstudioError(f"{path}: not a Hugging Face model folder ({str(exc).splitlines()[0]})") from None
+            raise PrefstudioError(f"{path}: not a Hugging Face model folder, nor a model name that can be loaded "
+                                  f"({str(exc).splitlines()[0]})") from None
         config.num_labels = 1
         meta = path / META_NAME
         if pooling == "auto" and meta.exists():
@@ -123,6 +124,20 @@ class RewardModel(nn.Module):
         if tokenizer is not None:
             tokenizer.save_pretrained(path)
         (path / META_NAME).write_text(json.dumps({"pooling": self.pooling, "hf_loadable": self.pooling != "mean"}))
+
+
+def load_tokenizer(path: str | Path):
+    """The tokenizer of a model folder (or hub name), with a pad token; one-line error otherwise."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise PrefstudioError(f"{path}: not a Hugging Face model folder, nor a model name that can be loaded "
+                              f"({str(exc).splitlines()[0]})") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def _tokenizer_pad_id(path: Path) -> int | None:

@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 import torch
 
 from prefstudio.train.data import DEFAULT_TEMPLATE, collate, encode_pairs
-from prefstudio.train.reward_model import RewardModel
+from prefstudio.train.reward_model import RewardModel, load_tokenizer
 
 
 def _batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
@@ -30,12 +30,8 @@ def _batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
 def score_pairs(checkpoint: str | Path, rows: Iterable[dict], *, batch_size: int = 32, max_length: int = 512,
                 template: str = DEFAULT_TEMPLATE, device: str | None = None) -> Iterator[tuple[int, float, float]]:
     """Yields (pair_id, r_chosen, r_rejected) for rows with pair_id, prompt, chosen, rejected."""
-    from transformers import AutoTokenizer
-
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(checkpoint)
     model = RewardModel.from_pretrained(checkpoint).to(device).eval()
     for batch in _batches(rows, batch_size):
         encoded = encode_pairs(tokenizer, [{**r, "source": "", "margin": 0.0} for r in batch], max_length, template)

@@ -1,0 +1,109 @@
+"""Jobs as real detached processes: run, queue, cancel, kill -9, resume, fail."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from prefstudio import demo
+from prefstudio.errors import PrefstudioError
+from prefstudio.train import jobs
+from prefstudio.train.config import make_config
+from prefstudio.train.loop import latest_checkpoint
+from prefstudio.workspace import Workspace
+from tests.tiny_models import tiny_gpt2
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory):
+    return tiny_gpt2(tmp_path_factory.mktemp("models") / "gpt2")
+
+
+@pytest.fixture
+def small_ws(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "DEFAULT_PER_SOURCE", 60)
+    path, _ = demo.ensure_demo(tmp_path / "ws")
+    ws = Workspace.open(path)
+    yield ws
+    ws.close()
+
+
+def config(backbone, **extra):
+    return make_config({"backbone": str(backbone), "batch_size": 8, "lr": 1e-3, "max_length": 64,
+                        "warmup_ratio": 0.0, **extra})
+
+
+def wait_for(folder, predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = jobs.read_status(folder)
+        if predicate(status):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; status {jobs.read_status(folder)}; log:\n{jobs.read_status(folder).log_tail()}")
+
+
+def steps_logged(folder):
+    return [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_job_runs_detached_to_done_and_the_queue_chains(small_ws, backbone):
+    first = jobs.create_job(small_ws, config(backbone, epochs=1))
+    second = jobs.create_job(small_ws, config(backbone, objective="more", sampling="balanced", batch_size=6))
+    assert (first.state, second.state) == ("queued", "queued")
+    started = jobs.start_next(small_ws.jobs_dir)
+    assert started.id == first.id and started.state == "running"
+    assert jobs.start_next(small_ws.jobs_dir) is None  # one at a time
+    done = wait_for(first.folder, lambda s: s.state == "done")
+    assert done.step == done.total_steps > 0 and done.loss is not None
+    assert latest_checkpoint(first.folder).name == f"step-{done.total_steps}"
+    # the first job started the second when it ended
+    wait_for(second.folder, lambda s: s.state == "done")
+    assert "lambda" in json.loads((second.folder / "metrics.jsonl").read_text().splitlines()[-1])
+    states = {s.id: s.state for s in jobs.sync_jobs(small_ws)}
+    assert states == {first.id: "done", second.id: "done"}
+    assert dict(small_ws.con.execute("SELECT id, state FROM jobs").fetchall()) == states
+
+
+def test_cancel_then_resume_goes_on_from_the_checkpoint(small_ws, backbone):
+    job = jobs.create_job(small_ws, config(backbone, epochs=8, batch_size=4))
+    jobs.start_next(small_ws.jobs_dir)
+    wait_for(job.folder, lambda s: s.step >= 3)
+    jobs.cancel(job.folder)
+    cancelled = wait_for(job.folder, lambda s: s.state == "cancelled")
+    saved = latest_checkpoint(job.folder)
+    assert saved is not None and int(saved.name.split("-")[1]) == cancelled.step < cancelled.total_steps
+    jobs.resume(job.folder)
+    done = wait_for(job.folder, lambda s: s.state == "done", timeout=300)
+    logged = steps_logged(job.folder)
+    assert logged == list(range(1, done.total_steps + 1))  # no step lost, none done twice
+
+
+def test_kill_9_shows_failed_and_resumes(small_ws, backbone):
+    job = jobs.create_job(small_ws, config(backbone, epochs=8, batch_size=4, checkpoint_every=2))
+    jobs.start_next(small_ws.jobs_dir)
+    running = wait_for(job.folder, lambda s: s.step >= 5)
+    os.killpg(running.pid, signal.SIGKILL)
+    failed = wait_for(job.folder, lambda s: s.state == "failed")
+    assert "ended without a word" in failed.message
+    resumed_from = int(latest_checkpoint(job.folder).name.split("-")[1])
+    assert resumed_from >= 2 and resumed_from % 2 == 0
+    jobs.resume(job.folder)
+    done = wait_for(job.folder, lambda s: s.state == "done", timeout=300)
+    logged = steps_logged(job.folder)
+    assert logged[-1] == done.total_steps
+    # steps after the last checkpoint were redone after the kill; each step from the checkpoint on appears once
+    after = logged[logged.index(resumed_from, ) + 1:]
+    assert after[-(done.total_steps - resumed_from):] == list(range(resumed_from + 1, done.total_steps + 1))
+
+
+def test_a_failing_job_says_why(small_ws, tmp_path):
+    job = jobs.create_job(small_ws, config(tmp_path / "no-such-model"))
+    jobs.start_next(small_ws.jobs_dir)
+    failed = wait_for(job.folder, lambda s: s.state == "failed" and s.finished)  # the job's own word
+    assert "no-such-model" in failed.message and "not a Hugging Face model folder" in failed.message
+    assert "Traceback" in failed.log_tail(200)
+    with pytest.raises(PrefstudioError, match="only queued or running"):
+        jobs.cancel(job.folder)
