@@ -164,10 +164,11 @@ def _command(folder: Path) -> tuple[list[str], dict]:
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
     processes = launch.get("num_processes") or (len(gpus) if gpus else 1)
-    if processes > 1:
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes)]
-        if not gpus:
-            cmd.append("--cpu")
+    if processes > 1 and gpus:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes)]
+        return cmd + ["-m", "prefstudio.train.jobs", str(folder)], env
+    if processes > 1:  # several CPU processes (gloo): accelerate's launcher runs only one on the CPU
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
         return cmd + ["-m", "prefstudio.train.jobs", str(folder)], env
     return [sys.executable, "-m", "prefstudio.train.jobs", str(folder)], env
 
@@ -227,12 +228,14 @@ def resume(folder: Path) -> JobStatus:
 
 def run_job(folder: Path) -> int:
     """The body of a job process; returns its exit status."""
+    import torch
     from accelerate import PartialState
 
     from prefstudio.train.loop import train
 
     folder = folder.resolve()
-    main = PartialState().is_main_process
+    # cpu=True where there is no GPU: without it, ranks started by torchrun each think they are alone
+    main = PartialState(cpu=not torch.cuda.is_available()).is_main_process
     stop = {"asked": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(asked=True))
     status = json.loads((folder / STATUS).read_text())

@@ -67,7 +67,8 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
     from accelerate import Accelerator
     from transformers import get_scheduler
 
-    accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
+                              cpu=not torch.cuda.is_available())  # else torchrun's CPU ranks each run alone
     torch.manual_seed(config.seed)
     resume_from = latest_checkpoint(job_dir)
     source_path = resume_from or Path(config.backbone)
@@ -150,6 +151,7 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
             elapsed = time.perf_counter() - started
             record = {"step": step, "total_steps": total_steps, "loss": round(loss_value, 6), **record,
                       "lr": scheduler.get_last_lr()[0], "pairs_per_s": round(pairs_seen * n_proc / elapsed, 2),
+                      "processes": n_proc,
                       "time": time.time()}
             if torch.cuda.is_available():
                 record["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
