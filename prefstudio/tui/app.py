@@ -4,7 +4,12 @@ The workspace is opened before Textual starts, so a busy or broken workspace is
 one line on stderr rather than a flash of a full-screen app. Screens never run
 a query on the UI thread: each query runs in a thread worker on its own
 cursor, and a newer query of the same kind interrupts an older one, so a slow
-search over a million pairs never holds up the next keypress.
+search over a million pairs never holds up the next keypress. Writes get a
+cursor nothing interrupts: a label that was given is a label that is stored.
+
+Browse, Label, Judge and Agreement are Textual modes (F1-F4 on every screen):
+each keeps its own screen alive while another is shown, so a judge run goes on
+while its owner labels, and the labelling screen keeps its place.
 """
 
 from __future__ import annotations
@@ -21,30 +26,44 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
-from textual.screen import Screen
 
 from prefstudio import browse
 from prefstudio.errors import PrefstudioError, first_line
+from prefstudio.tui.agreement_screen import AgreementScreen
 from prefstudio.tui.browser import BrowserScreen
+from prefstudio.tui.judge_screen import JudgeScreen
+from prefstudio.tui.label_screen import LabelScreen
 from prefstudio.workspace import Workspace
 
 
 class PrefstudioApp(App):
     TITLE = "prefstudio"
-    BINDINGS = [Binding("q", "quit", "Quit")]
+    MODES = {"browse": BrowserScreen, "label": LabelScreen, "judge": JudgeScreen, "agreement": AgreementScreen}
+    DEFAULT_MODE = "browse"
+    NAVIGATION = (("f1", "browse", "Browse"), ("f2", "label", "Label"), ("f3", "judge", "Judge"),
+                  ("f4", "agreement", "Agreement"))
+    """(key, mode, title) of each screen; F-keys, as every letter is some screen's own key."""
+    BINDINGS = [Binding(key, f"switch_mode('{mode}')", title) for key, mode, title in NAVIGATION]
+    BINDINGS.append(Binding("q", "quit", "Quit"))
 
     summary: reactive[str] = reactive("")
     """The header line: workspace name and pairs per source."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, annotator: str | None = None) -> None:
         super().__init__()
         self.ws = ws
+        # Whose hand labels the labelling screen writes and walks (their annotator_id).
+        self.annotator = annotator or ws.config.annotation.annotator_name()
         self.summary = ws.name
         self._query_cursors: dict[str, duckdb.DuckDBPyConnection] = {}
         self._cursors_lock = threading.Lock()
 
-    def get_default_screen(self) -> Screen:
-        return BrowserScreen()
+    async def label_pair(self, pair_id: int) -> None:
+        """Show the labelling screen on `pair_id`, out of its queue's order."""
+        await self.switch_mode("label")
+        label_screen = self.screen
+        assert isinstance(label_screen, LabelScreen)
+        label_screen.show_pair(pair_id)
 
     def on_mount(self) -> None:
         self._load_summary()
@@ -72,6 +91,16 @@ class PrefstudioApp(App):
                 if self._query_cursors.get(kind) is con:
                     del self._query_cursors[kind]
                 con.close()
+
+    @contextmanager
+    def write_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for a worker that writes; unlike cursor(), nothing interrupts it."""
+        with self._cursors_lock:
+            con = self.ws.cursor()
+        try:
+            yield con
+        finally:
+            con.close()
 
     async def action_quit(self) -> None:
         # Textual waits for running workers on the way out; a search should not hold up quitting.
@@ -104,15 +133,18 @@ class PrefstudioApp(App):
         self.call_from_thread(setattr, self, "summary", " · ".join(parts))
 
 
-def run_app(path: str | Path) -> int:
-    """Open the workspace at `path` in the terminal app; the exit status."""
+def run_app(path: str | Path, annotator: str | None = None) -> int:
+    """Open the workspace at `path` in the terminal app; the exit status.
+
+    `annotator` names the person labelling (default: the workspace's annotation.annotator, else $USER).
+    """
     try:
         ws = Workspace.open(path)
     except PrefstudioError as exc:
         print(f"prefstudio: error: {exc}", file=sys.stderr)
         return 2
     try:
-        app = PrefstudioApp(ws)
+        app = PrefstudioApp(ws, annotator)
         app.run()
     finally:
         ws.close()

@@ -2,7 +2,8 @@
 
 The screen steps through the same filtered list the browser shows, so a
 researcher can read a search's hits one after another; on the way back it
-tells the browser which pair it ended on.
+tells the browser which pair it ended on. `l` hands the pair to the labelling
+screen.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class PairScreen(Screen[int]):
         Binding("p", "step(False)", "Previous pair"),
         Binding("j", "step(True)", "Next pair", show=False),
         Binding("k", "step(False)", "Previous pair", show=False),
+        Binding("l", "label_pair", "Label it"),
     ]
 
     def __init__(self, pair_filter: PairFilter, pair_id: int) -> None:
@@ -165,6 +167,9 @@ class PairScreen(Screen[int]):
         if not self._stepping:
             self._stepping = True
             self._load(self.pair_id, step_forward=forward)
+
+    async def action_label_pair(self) -> None:
+        await self.app.label_pair(self.pair_id)
 
     def action_back(self) -> None:
         self.dismiss(self.pair_id)

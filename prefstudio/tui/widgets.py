@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.text import Text
-from textual import events
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -20,8 +21,10 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import Input, Select, Static
+from textual.widget import Widget
+from textual.widgets import Input, Select
 
+from prefstudio import browse
 from prefstudio.browse import PairFilter
 
 # C0 controls (but tab and newline) become their Unicode "control pictures" (ESC -> ␛), DEL -> ␡,
@@ -40,8 +43,12 @@ def literal_text(text: str, **kwargs) -> Text:
     return Text(visible(text), **kwargs)
 
 
-class WorkspaceHeader(Static):
-    """One line on top of every screen: the workspace and its pairs per source."""
+class WorkspaceHeader(Widget):
+    """One line on top of every screen: the workspace, its pairs per source, and the keys to the screens.
+
+    The screens' keys are in every footer too, but a footer with many keys of its
+    own runs out of width first; here they always show, with this screen's marked.
+    """
 
     DEFAULT_CSS = """
     WorkspaceHeader {
@@ -55,10 +62,17 @@ class WorkspaceHeader(Static):
     """
 
     def on_mount(self) -> None:
-        self.watch(self.app, "summary", self._show)
+        self._mode = self.app.current_mode  # a screen is mounted in the mode it belongs to
+        self.watch(self.app, "summary", lambda _: self.refresh())
 
-    def _show(self, summary: str) -> None:
-        self.update(literal_text(summary))
+    def render(self) -> Text:
+        tabs = Text()
+        for key, mode, title in getattr(self.app, "NAVIGATION", ()):
+            tabs.append(f" {key.upper()} {title} ", style="reverse" if mode == self._mode else "")
+        width = self.content_size.width
+        summary = literal_text(self.app.summary)
+        summary.truncate(max(0, width - tabs.cell_len - 1), overflow="ellipsis")
+        return Text.assemble(summary, " " * max(1, width - summary.cell_len - tabs.cell_len), tabs)
 
 
 @dataclass(frozen=True)
@@ -298,3 +312,58 @@ class FilterBar(Horizontal):
         event.stop()
         self._search = event.value
         self.post_message(self.Changed(self.filter))
+
+
+class SourceSplitPicker(Horizontal):
+    """Source and split pickers that fill themselves from the workspace; posts Changed on a pick."""
+
+    DEFAULT_CSS = """
+    SourceSplitPicker {
+        height: auto;
+        width: 1fr;
+    }
+    SourceSplitPicker Select {
+        width: 1fr;
+    }
+    """
+
+    class Changed(Message):
+        def __init__(self, source: str | None, split: str | None) -> None:
+            super().__init__()
+            self.source, self.split = source, split
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+
+    def compose(self) -> ComposeResult:
+        yield Select([], prompt="all sources", compact=True, id=f"{self.id}-source")
+        yield Select([], prompt="all splits", compact=True, id=f"{self.id}-split")
+
+    @property
+    def source(self) -> str | None:
+        return self.query_one(f"#{self.id}-source", Select).selection
+
+    @property
+    def split(self) -> str | None:
+        return self.query_one(f"#{self.id}-split", Select).selection
+
+    def on_mount(self) -> None:
+        self._load_choices()
+
+    @work(thread=True, group="choices")
+    def _load_choices(self) -> None:
+        try:
+            with self.app.cursor(f"choices:{self.id}") as con:
+                sources, splits = browse.sources(con), browse.splits(con)
+        except duckdb.Error as exc:
+            self.app.report_query_error(exc)
+            return
+        self.app.call_from_thread(self._set_choices, sources, splits)
+
+    def _set_choices(self, sources: list[str], splits: list[str]) -> None:
+        self.query_one(f"#{self.id}-source", Select).set_options([(literal_text(s), s) for s in sources])
+        self.query_one(f"#{self.id}-split", Select).set_options([(literal_text(s), s) for s in splits])
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self.post_message(self.Changed(self.source, self.split))

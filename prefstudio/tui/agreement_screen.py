@@ -1,0 +1,236 @@
+"""How far annotators agree, and how consistent the judges are: the numbers behind a margin label.
+
+Two annotators (people or judges, "kind:id") are compared on the pairs both
+labelled (agreement.compare): where their levels meet in the confusion matrix,
+the quadratic-weighted kappa, and, apart from the level, how often each one
+flipped a pair. Below that, each judge's position bias and the level mix per
+source. Everything is asked again each time the screen is shown, so labels
+given on the other screens count at once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Select, Static
+
+from prefstudio import agreement
+from prefstudio.agreement import Agreement
+from prefstudio.config import LEVEL_NAMES
+from prefstudio.tui.widgets import WorkspaceHeader, literal_text, visible
+
+BAR_WIDTH = 40
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+NAME_WIDTH = max(len(name) for name in LEVEL_NAMES)
+
+
+def format_kappa(kappa: float) -> str:
+    return "n/a" if math.isnan(kappa) else f"{kappa:.3f}"
+
+
+def _percent(share: float) -> str:
+    return "n/a" if math.isnan(share) else f"{share:.1%}"
+
+
+def bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar `fraction` of `width` cells long, to an eighth of a cell."""
+    full, part = divmod(round(max(0.0, min(1.0, fraction)) * width * 8), 8)
+    return "█" * full + (_EIGHTHS[part] if part else "")
+
+
+def confusion_text(result: Agreement) -> Text:
+    cell = max(7, len(f"{result.confusion.max():,}") + 2)
+    text = Text(f"{'A ↓   B →':<{NAME_WIDTH + 2}}", style="dim")
+    text.append("".join(f"{level:>{cell}}" for level in range(len(LEVEL_NAMES))) + "\n", style="bold")
+    for level, row in enumerate(result.confusion):
+        text.append(f"{level} {LEVEL_NAMES[level]:<{NAME_WIDTH}}", style="bold")
+        for other, n in enumerate(row):
+            text.append(f"{n:>{cell},}", style="bold green" if level == other and n else "")
+        text.append("\n")
+    text.rstrip()
+    return text
+
+
+def scores_text(result: Agreement) -> Text:
+    if result.n == 0:
+        return Text("no pair was labelled by both", style="dim")
+    lines = [
+        ("pairs labelled by both", f"{result.n:,}"),
+        ("weighted kappa (quadratic)", format_kappa(result.kappa)),
+        ("exact agreement", _percent(result.exact)),
+        ("flip rate A", _percent(result.flip_rate_a)),
+        ("flip rate B", _percent(result.flip_rate_b)),
+        ("flipped by one only", f"{result.flip_disagreements:,}"),
+    ]
+    text = Text()
+    for name, value in lines:
+        text.append(f"{name:<28}", style="dim")
+        text.append(f"{value}\n", style="bold")
+    text.rstrip()
+    return text
+
+
+def consistency_text(rows: list[tuple[str, str, int, int, float]]) -> Text:
+    if not rows:
+        return Text("no judge has labelled a pair yet", style="dim")
+    header = ("model", "prompt", "judged", "inconsistent", "rate")
+    cells = [(visible(model), visible(version), f"{n:,}", f"{k:,}", f"{rate:.1%}") for model, version, n, k, rate in rows]
+    widths = [max(len(header[i]), *(len(row[i]) for row in cells)) for i in range(len(header))]
+
+    def line(values: tuple[str, ...]) -> str:
+        return "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
+
+    text = Text(line(header) + "\n", style="bold")
+    for row in cells:
+        text.append(line(row) + "\n")
+    text.rstrip()
+    return text
+
+
+def distribution_text(distribution: dict[str, list[int]]) -> Text:
+    if not distribution:
+        return Text("no labels yet", style="dim")
+    text = Text()
+    for source, counts in distribution.items():
+        total = sum(counts)
+        text.append(literal_text(source, style="bold"))
+        text.append(f" · {total:,} labelled\n", style="dim")
+        for level, n in enumerate(counts):
+            share = n / total if total else 0.0
+            text.append(f"  {level} {LEVEL_NAMES[level]:<{NAME_WIDTH}} ")
+            text.append(f"{bar(share):<{BAR_WIDTH}}", style="cyan")
+            text.append(f" {n:>7,} {share:>6.1%}\n")
+        text.append("\n")
+    text.rstrip()
+    return text
+
+
+class OverviewLoaded(Message):
+    def __init__(self, annotators: list[str], consistency: list, distribution: dict[str, list[int]]) -> None:
+        super().__init__()
+        self.annotators, self.consistency, self.distribution = annotators, consistency, distribution
+
+
+class ComparisonLoaded(Message):
+    def __init__(self, result: Agreement) -> None:
+        super().__init__()
+        self.result = result
+
+
+class AgreementScreen(Screen):
+    DEFAULT_CSS = """
+    AgreementScreen #pickers {
+        height: 1;
+        padding: 0 1;
+        margin: 1 0;
+    }
+    AgreementScreen #pickers Static {
+        width: auto;
+        padding: 0 1 0 0;
+        color: $text-muted;
+    }
+    AgreementScreen #pickers Select {
+        width: 1fr;
+        margin-right: 2;
+    }
+    AgreementScreen #comparison {
+        height: auto;
+    }
+    AgreementScreen #body Static {
+        height: auto;
+        border: round $primary 50%;
+        padding: 0 1;
+    }
+    AgreementScreen #confusion {
+        width: auto;
+        min-width: 46;
+    }
+    AgreementScreen #scores {
+        width: 1fr;
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield WorkspaceHeader()
+        with Horizontal(id="pickers"):
+            yield Static("A (rows)")
+            yield Select([], prompt="pick annotator A", compact=True, id="a")
+            yield Static("B (columns)")
+            yield Select([], prompt="pick annotator B", compact=True, id="b")
+        with VerticalScroll(id="body"):
+            with Horizontal(id="comparison"):
+                yield Static(Text("pick two annotators", style="dim"), id="confusion")
+                yield Static(id="scores")
+            yield Static(id="consistency")
+            yield Static(id="distribution")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#confusion").border_title = "confusion · rows A's level · columns B's"
+        self.query_one("#scores").border_title = "agreement"
+        self.query_one("#consistency").border_title = "judge consistency across the two orders"
+        self.query_one("#distribution").border_title = "levels per source · the labels that count"
+
+    def on_screen_resume(self) -> None:
+        self._load_overview()
+
+    @work(thread=True, exclusive=True, group="agreement-overview")
+    def _load_overview(self) -> None:
+        try:
+            with self.app.cursor("agreement-overview") as con:
+                names = [f"{kind}:{name}" for kind, name, _ in agreement.annotators(con)]
+                loaded = OverviewLoaded(names, agreement.judge_consistency(con), agreement.level_distribution(con))
+        except duckdb.InterruptException:
+            return
+        except duckdb.Error as exc:
+            self.app.report_query_error(exc)
+            return
+        self.post_message(loaded)
+
+    def on_overview_loaded(self, message: OverviewLoaded) -> None:
+        self.query_one("#consistency", Static).update(consistency_text(message.consistency))
+        self.query_one("#distribution", Static).update(distribution_text(message.distribution))
+        options = [(literal_text(name), name) for name in message.annotators]
+        defaults = iter(message.annotators)
+        with self.prevent(Select.Changed):
+            for select in self.query(Select):
+                kept = select.selection
+                select.set_options(options)
+                pick = kept if kept in message.annotators else next(defaults, None)
+                if pick is not None:
+                    select.value = pick
+        self._compare_picked()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self._compare_picked()
+
+    def _compare_picked(self) -> None:
+        a, b = self.query_one("#a", Select).selection, self.query_one("#b", Select).selection
+        if a is not None and b is not None:
+            self._compare(a, b)
+
+    @work(thread=True, exclusive=True, group="agreement-compare")
+    def _compare(self, a: str, b: str) -> None:
+        try:
+            with self.app.cursor("agreement-compare") as con:
+                result = agreement.compare(con, a, b)
+        except duckdb.InterruptException:
+            return
+        except duckdb.Error as exc:
+            self.app.report_query_error(exc)
+            return
+        self.post_message(ComparisonLoaded(result))
+
+    def on_comparison_loaded(self, message: ComparisonLoaded) -> None:
+        result = message.result
+        if (result.a, result.b) != (self.query_one("#a", Select).selection, self.query_one("#b", Select).selection):
+            return  # an older pick's answer
+        self.query_one("#confusion", Static).update(confusion_text(result))
+        self.query_one("#scores", Static).update(scores_text(result))

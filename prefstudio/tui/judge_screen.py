@@ -1,0 +1,397 @@
+"""The LLM judge from the app: estimate what a run costs, then run it with a live count.
+
+Nothing is spent without a look at the price first: Start is enabled only by an
+estimate of exactly the values in the form, and a run uses the plan that
+estimate made. The run lives in a thread worker with its own event loop and
+cursor; it reports through on_progress into a snapshot that the screen draws
+five times a second, so a fast run neither floods the UI with messages nor
+waits on it. Leaving the app cancels a running run: answered calls are kept
+and the next run goes on from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+from dataclasses import dataclass
+
+import duckdb
+import openai
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Button, Footer, Input, ProgressBar, Select, Static
+
+from prefstudio.config import JudgeConfig
+from prefstudio.errors import PrefstudioError, first_line
+from prefstudio.judge.prompts import JudgePrompt, available_prompts
+from prefstudio.judge.runner import JudgeRun, RunPlan, RunStats, prepare_run
+from prefstudio.tui.widgets import SourceSplitPicker, WorkspaceHeader, literal_text
+
+REDRAW_S = 0.2  # live numbers are drawn at most this often
+STOP_WAIT_S = 10.0  # how long leaving the app waits for a cancelled run to write its last rows
+
+
+class FormError(ValueError):
+    """A form value the run cannot use; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class JudgeForm:
+    """The values in the form; an estimate is valid for exactly one of these."""
+
+    model: str
+    base_url: str | None
+    prompt: str
+    source: str | None
+    split: str | None
+    limit: int | None
+    concurrency: int
+
+    def settings(self, defaults: JudgeConfig) -> JudgeConfig:
+        return defaults.model_copy(update={"model": self.model, "base_url": self.base_url, "prompt": self.prompt,
+                                           "concurrency": self.concurrency})
+
+
+@dataclass(frozen=True)
+class Estimate:
+    form: JudgeForm
+    settings: JudgeConfig
+    prompt: JudgePrompt
+    plan: RunPlan
+
+
+def whole_number(text: str, what: str, *, blank_ok: bool) -> int | None:
+    text = text.strip()
+    if not text and blank_ok:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise FormError(f"{what} must be a whole number of at least 1{' (or empty for all)' if blank_ok else ''}")
+    return value
+
+
+class Estimated(Message):
+    def __init__(self, estimate: Estimate) -> None:
+        super().__init__()
+        self.estimate = estimate
+
+
+class EstimateFailed(Message):
+    def __init__(self, form: JudgeForm, why: str) -> None:
+        super().__init__()
+        self.form, self.why = form, why
+
+
+class RunEnded(Message):
+    def __init__(self, stats: RunStats | None, why: str) -> None:
+        super().__init__()
+        self.stats, self.why = stats, why  # stats None: the run could not start or broke off, and why says so
+
+
+class JudgeScreen(Screen):
+    DEFAULT_CSS = """
+    JudgeScreen #form {
+        height: auto;
+        padding: 1 1 0 1;
+    }
+    JudgeScreen .row {
+        height: 1;
+        margin-bottom: 1;
+    }
+    JudgeScreen .row > .name {
+        width: 13;
+        color: $text-muted;
+    }
+    JudgeScreen .row > .second {
+        margin-left: 2;
+    }
+    JudgeScreen .row Input, JudgeScreen .row Select {
+        width: 1fr;
+    }
+    JudgeScreen #buttons {
+        height: 1;
+        padding: 0 1;
+        margin-bottom: 1;
+    }
+    JudgeScreen #buttons Button {
+        margin-right: 2;
+    }
+    JudgeScreen #run {
+        height: auto;
+        padding: 0 1;
+    }
+    JudgeScreen #run Static {
+        height: auto;
+    }
+    JudgeScreen #plan {
+        margin-bottom: 1;
+    }
+    JudgeScreen #progress {
+        margin-bottom: 1;
+        display: none;
+    }
+    JudgeScreen #progress.-shown {
+        display: block;
+    }
+    JudgeScreen #state {
+        margin-top: 1;
+    }
+    JudgeScreen #message {
+        color: $error;
+        text-style: bold;
+    }
+    """
+
+    BINDINGS = [Binding("c", "cancel_run", "Cancel run")]
+    AUTO_FOCUS = "#estimate"  # not a text box: the screen's keys (and q) work on arrival
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._estimate: Estimate | None = None
+        self._estimating = False
+        self._run_active = False
+        self._run: JudgeRun | None = None  # set by the run's thread once it has made one
+        self._cancel_asked = threading.Event()
+        self._run_stopped = threading.Event()
+        self._latest: RunStats | None = None  # the run's newest numbers, copied in its own thread
+        self._redraw: Timer | None = None  # draws _latest while a run is on
+
+    def compose(self) -> ComposeResult:
+        defaults = self.app.ws.config.judge
+        prompts = available_prompts(self.app.ws.path) or [defaults.prompt]
+        yield WorkspaceHeader()
+        with Vertical(id="form"):
+            with Horizontal(classes="row"):
+                yield Static("model", classes="name")
+                yield Input(defaults.model, compact=True, id="model")
+                yield Static("base URL", classes="name second")
+                yield Input(defaults.base_url or "", placeholder="the OpenAI API", compact=True, id="base-url")
+            with Horizontal(classes="row"):
+                yield Static("prompt", classes="name")
+                yield Select([(literal_text(name), name) for name in prompts], allow_blank=False, compact=True,
+                             value=defaults.prompt if defaults.prompt in prompts else prompts[0], id="prompt")
+                yield Static("concurrency", classes="name second")
+                yield Input(str(defaults.concurrency), type="integer", compact=True, id="concurrency")
+            with Horizontal(classes="row"):
+                yield Static("pairs", classes="name")
+                yield SourceSplitPicker(id="judge-pairs")
+                yield Static("limit", classes="name second")
+                yield Input(placeholder="all", type="integer", compact=True, id="limit")
+        with Horizontal(id="buttons"):
+            yield Button("Estimate", compact=True, variant="primary", id="estimate")
+            yield Button("Start", compact=True, variant="success", disabled=True, id="start")
+            yield Button("Cancel", compact=True, variant="error", disabled=True, id="cancel")
+        with Vertical(id="run"):
+            yield Static("Estimate first: it shows what a run would cost; Start runs exactly that plan.", id="plan")
+            yield ProgressBar(show_eta=False, id="progress")
+            yield Static(id="rate")
+            yield Static(id="tokens")
+            yield Static(id="issues")
+            yield Static(id="state")
+            yield Static(id="message")
+        yield Footer(compact=True)
+
+    def on_unmount(self) -> None:
+        # The app is closing: stop the run and let it write its last rows before the workspace closes.
+        if self._run_active:
+            self._stop_run()
+            self._run_stopped.wait(STOP_WAIT_S)
+
+    # -- the form ------------------------------------------------------------------
+    def read_form(self) -> JudgeForm:
+        model = self.query_one("#model", Input).value.strip()
+        if not model:
+            raise FormError("model must not be empty")
+        picker = self.query_one(SourceSplitPicker)
+        return JudgeForm(
+            model=model,
+            base_url=self.query_one("#base-url", Input).value.strip() or None,
+            prompt=self.query_one("#prompt", Select).value,
+            source=picker.source,
+            split=picker.split,
+            limit=whole_number(self.query_one("#limit", Input).value, "limit", blank_ok=True),
+            concurrency=whole_number(self.query_one("#concurrency", Input).value, "concurrency", blank_ok=False),
+        )
+
+    def _estimate_is_current(self) -> bool:
+        if self._estimate is None:
+            return False
+        try:
+            return self.read_form() == self._estimate.form
+        except FormError:
+            return False
+
+    def _sync_controls(self) -> None:
+        current = self._estimate_is_current()
+        self.query_one("#estimate", Button).disabled = self._run_active  # (while estimating, presses are ignored)
+        self.query_one("#start", Button).disabled = (
+            self._run_active or self._estimating or not current or not self._estimate.plan.tasks
+        )
+        self.query_one("#cancel", Button).disabled = not self._run_active
+        self.refresh_bindings()
+        for field in self.query("#form Input, #form Select"):
+            field.disabled = self._run_active
+
+    def _form_changed(self) -> None:
+        if self._estimate is not None and not self._run_active and not self._estimate_is_current():
+            self.query_one("#plan", Static).update("the form changed since the estimate: Estimate again")
+        self._sync_controls()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._form_changed()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self._form_changed()
+
+    def on_source_split_picker_changed(self, message: SourceSplitPicker.Changed) -> None:
+        self._form_changed()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        {"estimate": self.action_estimate, "start": self.action_start, "cancel": self.action_cancel_run}[
+            event.button.id
+        ]()
+
+    def _say(self, why: str) -> None:
+        self.query_one("#message", Static).update(literal_text(why))
+
+    # -- estimate ------------------------------------------------------------------
+    def action_estimate(self) -> None:
+        if self._run_active or self._estimating:
+            return
+        try:
+            form = self.read_form()
+        except FormError as exc:
+            self._say(str(exc))
+            return
+        self._say("")
+        self._estimating = True
+        self.query_one("#plan", Static).update("estimating…")
+        self._sync_controls()
+        self._make_estimate(form, form.settings(self.app.ws.config.judge))
+
+    @work(thread=True, exclusive=True, group="judge-estimate")
+    def _make_estimate(self, form: JudgeForm, settings: JudgeConfig) -> None:
+        try:
+            with self.app.cursor("judge-estimate") as con:
+                prompt, plan = prepare_run(self.app.ws, settings, con=con, source=form.source, split=form.split,
+                                           limit=form.limit)
+        except (PrefstudioError, duckdb.Error) as exc:
+            self.post_message(EstimateFailed(form, first_line(exc)))
+            return
+        self.post_message(Estimated(Estimate(form, settings, prompt, plan)))
+
+    def on_estimated(self, message: Estimated) -> None:
+        self._estimating = False
+        self._estimate = message.estimate
+        estimate = message.estimate
+        self.query_one("#plan", Static).update(literal_text(
+            f"{estimate.plan.describe(estimate.settings.model)} · prompt {estimate.prompt.identity}"
+        ))
+        self._form_changed()
+        start = self.query_one("#start", Button)
+        if not start.disabled:
+            start.focus()  # Enter now confirms the price
+
+    def on_estimate_failed(self, message: EstimateFailed) -> None:
+        self._estimating = False
+        self._estimate = None
+        self.query_one("#plan", Static).update("no estimate")
+        self._say(message.why)
+        self._sync_controls()
+
+    # -- run -----------------------------------------------------------------------
+    def action_start(self) -> None:
+        if self._run_active or self._estimating or not self._estimate_is_current() or not self._estimate.plan.tasks:
+            return
+        estimate = self._estimate
+        self._run_active = True
+        self._cancel_asked.clear()
+        self._run_stopped.clear()
+        self._latest = None
+        self._say("")
+        progress = self.query_one("#progress", ProgressBar)
+        progress.update(total=len(estimate.plan.tasks), progress=0)
+        progress.add_class("-shown")
+        self.query_one("#state", Static).update("running…")
+        self._sync_controls()
+        self.query_one("#cancel", Button).focus()
+        self._redraw = self.set_interval(REDRAW_S, self._show_latest)
+        self._judge(estimate)
+
+    @work(thread=True, group="judge-run")
+    def _judge(self, estimate: Estimate) -> None:
+        def on_progress(stats: RunStats) -> None:
+            self._latest = copy.copy(stats)  # drawn by the UI's timer; nothing here waits on it
+
+        try:
+            with self.app.cursor("judge-run") as con:
+                run = JudgeRun.for_workspace(self.app.ws, estimate.settings, estimate.prompt, estimate.plan, con=con,
+                                             on_progress=on_progress)
+                self._run = run
+                if self._cancel_asked.is_set():  # Cancel came before there was a run to tell
+                    run.cancel()
+                stats = asyncio.run(run.run())
+            self.post_message(RunEnded(stats, ""))
+        except (PrefstudioError, duckdb.Error, openai.OpenAIError) as exc:
+            self.post_message(RunEnded(None, first_line(exc)))
+        finally:
+            self._run = None
+            self._run_stopped.set()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_run":
+            return True if self._run_active else None  # shown, dimmed, while there is nothing to cancel
+        return True
+
+    def action_cancel_run(self) -> None:
+        if self._run_active:
+            self._stop_run()
+            self.query_one("#state", Static).update("cancelling…")
+
+    def _stop_run(self) -> None:
+        self._cancel_asked.set()
+        run = self._run
+        if run is not None:
+            run.cancel()
+
+    def _show_latest(self) -> None:
+        stats = self._latest
+        if stats is None:
+            return
+        self.query_one("#progress", ProgressBar).update(total=stats.pairs_total, progress=stats.pairs_done)
+        self.query_one("#rate", Static).update(
+            f"rate {stats.calls_per_s:.1f} calls/s · {stats.calls_made:,} of {stats.calls_total:,} calls made"
+        )
+        self.query_one("#tokens", Static).update(
+            f"tokens {stats.tokens_in:,} in · {stats.tokens_out:,} out · cost ${stats.cost_usd:,.4f}"
+        )
+        self.query_one("#issues", Static).update(
+            f"inconsistent {stats.inconsistent:,} · parse errors {stats.parse_errors:,} · retries {stats.retries:,}"
+        )
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        self._run_active = False
+        if self._redraw is not None:
+            self._redraw.stop()
+            self._redraw = None
+        if message.stats is not None:
+            self._latest = message.stats
+            self._show_latest()
+            self.query_one("#state", Static).update(literal_text(message.stats.summary()))
+        else:
+            self.query_one("#state", Static).update("failed")
+        self._say(message.why)
+        # What was judged has changed: the next run needs its own estimate.
+        self._estimate = None
+        self.query_one("#plan", Static).update("Estimate again for the next run.")
+        self._sync_controls()
+        self.query_one("#estimate", Button).focus()

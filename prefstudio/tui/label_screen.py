@@ -1,0 +1,570 @@
+"""Hand labelling: a queue of pairs, one at a time, each decision stored the moment it is given.
+
+A step is one trip to the database in a worker: write the decision (if any),
+pick the pair to show next, and load it. The decision keys do nothing until
+that pair is on screen, so a fast typist never labels a pair they have not
+seen. Where a queue stands is never kept on the side: it is asked of the
+annotations table at each step (labels.queue_page), so quitting and opening
+the app again resumes at the first pair not yet decided. The progress counts
+come in by their own worker, after the pair: a count over every pair should
+not hold up the next one.
+
+Blind mode shows the two responses as A and B in an order fixed per pair by a
+seeded hash, so a person cannot learn that the left one is the dataset's
+choice. Which one was chosen is said only once the label is stored, and the
+label keeps the order it was given under (extra.chosen_shown_as).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult, SuspendNotSupported
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar, Select, Static
+
+from prefstudio import browse, labels
+from prefstudio.browse import PairDetail
+from prefstudio.config import LEVEL_NAMES
+from prefstudio.labels import HumanDecision, QueueName
+from prefstudio.tui.pair_view import TextBox
+from prefstudio.tui.widgets import Column, PageTable, SourceSplitPicker, WorkspaceHeader, literal_text
+
+RECENT_SHOWN = 8
+QUEUE_TITLES: dict[QueueName, str] = {
+    "unlabelled": "unlabelled",
+    "mine": "labelled by me",
+    "skipped": "skipped",
+    "disagreements": "disagreements",
+}
+RECENT_COLUMNS = [Column("pair", 6, right=True), Column("decision"), Column("better", 6)]
+LEVEL_KEYS = Binding.Group("Level", compact=True)
+
+DEFAULT_GUIDELINES = """\
+# Labelling guidelines
+
+Read the prompt, then both responses, and say how much better the better one is.
+
+Keys 1-4 give the margin, from small to large:
+
+1  Negligibly better / unsure: about as good as each other, or you cannot tell. This level has no direction.
+2  Slightly better: better, but only a little.
+3  More effective: clearly better: more correct, more helpful or safer.
+4  Distinctly superior: much better; the other one is wrong, harmful or useless.
+
+The left response is taken to be the better one. If the right-hand one is better, press f before the level: that is a flip, kept as its own outcome, never dropped.
+
+Blind mode (b) shows the responses as A and B in a fixed random order; f then means B is better.
+
+s skips a pair you cannot judge now (it goes to the skipped queue). u undoes your last decision and brings that pair back.
+
+This file is the workspace's own: press e to edit it.
+"""
+
+
+def chosen_shown_as(seed: int, pair_id: int) -> str:
+    """Where blind mode shows a pair's chosen response, 'A' (left) or 'B' (right), fixed by (seed, pair)."""
+    return "A" if hashlib.sha256(f"{seed}:{pair_id}".encode()).digest()[0] % 2 == 0 else "B"
+
+
+def stored_flip(level: int, right_better: bool, blind_side: str | None) -> bool:
+    """The flip a label stores: whether the response said to be better is the rejected one.
+
+    `blind_side` is where blind mode shows the chosen response, None in normal
+    mode (chosen on the left). Level 0 says the two are as good: no direction.
+    """
+    if level == 0:
+        return False
+    return right_better != (blind_side == "B")
+
+
+def better_side(flip: bool, blind_side: str | None) -> str:
+    """The side on screen a stored label says is better: left/right, or A/B in blind mode."""
+    if blind_side is None:
+        return "right" if flip else "left"
+    return blind_side if not flip else ("B" if blind_side == "A" else "A")
+
+
+def decision_text(decision: HumanDecision, blind_side: str | None) -> str:
+    if decision.outcome == "skip" or decision.level is None:
+        return "skipped"
+    if decision.level == 0:
+        return LEVEL_NAMES[0]
+    return f"{LEVEL_NAMES[decision.level]}, {better_side(decision.flip, blind_side)} better"
+
+
+def level_legend() -> Text:
+    """The level keys with their names: the footer has room for the keys only."""
+    text = Text()
+    for level, name in enumerate(LEVEL_NAMES):
+        text.append(f" {level + 1} ", style="bold reverse")
+        text.append(f" {name}  ")
+    text.rstrip()
+    return text
+
+
+def direction_text(blind: bool, right_better: bool) -> Text:
+    """The pending label's direction: which response the next level key says is better."""
+    left, right = ("A", "B") if blind else ("left (chosen)", "right (rejected)")
+    picked, other = "bold reverse", "dim"
+    return Text.assemble(
+        ("blind  " if blind else "", "bold"),
+        "better  ",
+        (f" ◀ {left} ", other if right_better else picked),
+        " ",
+        (f" {right} ▶ ", picked if right_better else other),
+        ("   f switches sides · 1 has no side", "dim"),
+    )
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    queue: QueueName = "unlabelled"
+    source: str | None = None
+    split: str | None = None
+
+
+def next_in_queue(con: duckdb.DuckDBPyConnection, annotator: str, f: QueueFilter, after: int) -> int | None:
+    """The first pair of the queue after pair `after`, wrapping round to its start; None if it is empty."""
+    ids = labels.queue_page(con, annotator, f.queue, source=f.source, split=f.split, after_id=after, limit=1)
+    if not ids and after > 0:
+        ids = labels.queue_page(con, annotator, f.queue, source=f.source, split=f.split, limit=1)
+    return ids[0] if ids else None
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """One trip to the database; the screen takes its result only if it is the step it asked for last."""
+
+    pick: Callable[[duckdb.DuckDBPyConnection], int | None]  # writes what it must, then names the pair to show
+    writes: bool = False
+    pinned: bool = False  # shown out of the queue's order (relabel, from the pair view); the walk stays put
+    done_note: str = ""  # said once the step is done
+
+
+class RecentDecisions(PageTable):
+    """The annotator's latest decisions; enter brings one's pair back to be labelled again."""
+
+    BINDINGS = [Binding("enter", "select", "Relabel")]
+
+
+class StepDone(Message):
+    def __init__(self, step: Step, pair: PairDetail | None, decision: HumanDecision | None,
+                 recent: list[HumanDecision]) -> None:
+        super().__init__()
+        self.step, self.pair, self.decision, self.recent = step, pair, decision, recent
+
+
+class StepFailed(Message):
+    def __init__(self, step: Step) -> None:
+        super().__init__()
+        self.step = step
+
+
+class CountsLoaded(Message):
+    def __init__(self, queue_filter: QueueFilter, counts: dict[str, int]) -> None:
+        super().__init__()
+        self.filter, self.counts = queue_filter, counts
+
+
+class GuidelinesLoaded(Message):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class LabelScreen(Screen):
+    DEFAULT_CSS = """
+    LabelScreen #controls {
+        height: 1;
+        padding: 0 1;
+    }
+    LabelScreen #queue {
+        width: 26;
+        margin-right: 1;
+    }
+    LabelScreen #label-pairs {
+        width: 1fr;
+    }
+    LabelScreen #annotator {
+        width: auto;
+        padding: 0 1;
+        text-style: bold;
+    }
+    LabelScreen #progress-row {
+        height: 1;
+        padding: 0 1;
+    }
+    LabelScreen #progress {
+        width: 42;
+    }
+    LabelScreen #counts {
+        width: 1fr;
+    }
+    LabelScreen #status {
+        height: 1;
+        padding: 0 1;
+        background: $boost;
+    }
+    LabelScreen #body {
+        height: 1fr;
+    }
+    LabelScreen #prompt {
+        height: auto;
+        max-height: 30%;
+    }
+    LabelScreen #responses {
+        height: 1fr;
+    }
+    LabelScreen #responses TextBox {
+        width: 1fr;
+    }
+    LabelScreen #responses TextBox.-better {
+        border: round $success;
+        border-title-style: bold;
+    }
+    LabelScreen #side {
+        width: 34%;
+        min-width: 30;
+        max-width: 52;
+    }
+    LabelScreen #guidelines {
+        height: 3fr;
+    }
+    LabelScreen #recent {
+        height: 2fr;
+        min-height: 5;
+        max-height: 11;
+        border: round $primary 50%;
+    }
+    LabelScreen #recent:focus {
+        border: round $primary;
+    }
+    LabelScreen Footer.-compact FooterLabel {
+        margin-right: 1;
+    }
+    LabelScreen #legend, LabelScreen #direction {
+        height: 1;
+        padding: 0 1;
+    }
+    """
+
+    BINDINGS = [
+        Binding("1", "label(0)", LEVEL_NAMES[0], group=LEVEL_KEYS),
+        Binding("2", "label(1)", LEVEL_NAMES[1], group=LEVEL_KEYS),
+        Binding("3", "label(2)", LEVEL_NAMES[2], group=LEVEL_KEYS),
+        Binding("4", "label(3)", LEVEL_NAMES[3], group=LEVEL_KEYS),
+        Binding("f", "flip", "Flip"),
+        Binding("s", "skip", "Skip"),
+        Binding("u", "undo", "Undo"),
+        Binding("b", "blind", "Blind"),
+        Binding("e", "edit_guidelines", "Guide"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter = QueueFilter()
+        self.blind = False
+        self.pair: PairDetail | None = None
+        self.pair_decision: HumanDecision | None = None  # the annotator's latest decision on the shown pair
+        self.pinned = False  # the shown pair is out of the queue's order
+        self.walk_pair: int | None = None  # the queue pair the walk is at (shown, or set aside by a pinned one)
+        self.right_better = False  # the pending label's direction
+        self.recent: list[HumanDecision] = []
+        self._pending: Step | None = None
+
+    def compose(self) -> ComposeResult:
+        yield WorkspaceHeader()
+        with Horizontal(id="controls"):
+            yield Select([(title, queue) for queue, title in QUEUE_TITLES.items()], value="unlabelled",
+                         allow_blank=False, compact=True, id="queue")
+            yield SourceSplitPicker(id="label-pairs")
+            yield Static(id="annotator")
+        with Horizontal(id="progress-row"):
+            yield ProgressBar(show_eta=False, id="progress")
+            yield Static(id="counts")
+        yield Static("loading…", id="status")
+        with Horizontal(id="body"):
+            with Vertical(id="pair"):
+                yield TextBox("prompt", id="prompt")
+                with Horizontal(id="responses"):
+                    yield TextBox("left", id="left")
+                    yield TextBox("right", id="right")
+            with Vertical(id="side"):
+                yield TextBox("guidelines · e edits", id="guidelines")
+                yield RecentDecisions(RECENT_COLUMNS, id="recent")
+        yield Static(level_legend(), id="legend")
+        yield Static(id="direction")
+        yield Footer(compact=True, show_command_palette=False)  # its keys need the width
+
+    def on_mount(self) -> None:
+        settings = self.app.ws.config.annotation
+        self.blind = settings.blind
+        self.query_one("#annotator", Static).update(literal_text(f"labelling as {self.app.annotator}"))
+        self.query_one("#recent", RecentDecisions).border_title = "recent · enter relabels"
+        self.query_one("#left", TextBox).focus()
+        self._show_direction()
+        self._load_guidelines()
+        if self._pending is None:  # show_pair() may have asked for a pair already
+            self._take(self._walk_step(after=0))
+
+    def on_screen_resume(self) -> None:
+        if self.pair is not None and self._pending is None:
+            self._load_counts(self.app.annotator, self.filter)  # labels may have come in from elsewhere
+
+    # -- steps ---------------------------------------------------------------------
+    def show_pair(self, pair_id: int) -> None:
+        """Show `pair_id` to be labelled, out of the queue's order; the walk goes on after it."""
+        self._take(Step(lambda con: pair_id, pinned=True))
+
+    def _walk_step(self, after: int) -> Step:
+        annotator, queue_filter = self.app.annotator, self.filter
+        return Step(lambda con: next_in_queue(con, annotator, queue_filter, after))
+
+    def _take(self, step: Step) -> None:
+        self._pending = step
+        self._run_step(step, self.app.annotator)
+
+    @work(thread=True, group="label")
+    def _run_step(self, step: Step, annotator: str) -> None:
+        try:
+            with (self.app.write_cursor() if step.writes else self.app.cursor("label")) as con:
+                pair_id = step.pick(con)
+                pair = browse.get_pair(con, pair_id) if pair_id is not None else None
+                decision = labels.latest_decision(con, pair.id, annotator) if pair is not None else None
+                recent = labels.recent_decisions(con, annotator, RECENT_SHOWN)
+        except duckdb.InterruptException:
+            return  # a newer step took over
+        except duckdb.Error as exc:
+            self.app.report_query_error(exc)
+            self.post_message(StepFailed(step))
+            return
+        self.post_message(StepDone(step, pair, decision, recent))
+
+    @work(thread=True, exclusive=True, group="label-counts")
+    def _load_counts(self, annotator: str, queue_filter: QueueFilter) -> None:
+        try:
+            with self.app.cursor("label-counts") as con:
+                counts = labels.queue_counts(con, annotator, source=queue_filter.source, split=queue_filter.split)
+        except duckdb.InterruptException:
+            return
+        except duckdb.Error as exc:
+            self.app.report_query_error(exc)
+            return
+        self.post_message(CountsLoaded(queue_filter, counts))
+
+    def on_step_done(self, message: StepDone) -> None:
+        step, pair = message.step, message.pair
+        if step is not self._pending:
+            return
+        self._pending = None
+        self.pinned = step.pinned and pair is not None and pair.id != self.walk_pair
+        if not step.pinned:
+            self.walk_pair = pair.id if pair is not None else None
+        self.pair, self.pair_decision, self.recent = pair, message.decision, message.recent
+        self.right_better = False
+        self._show_pair()
+        self._show_recent()
+        self._show_direction()
+        if step.done_note:
+            self.notify(step.done_note, timeout=4, markup=False)
+        self._load_counts(self.app.annotator, self.filter)
+
+    def on_step_failed(self, message: StepFailed) -> None:
+        if message.step is self._pending:
+            self._pending = None
+
+    def on_counts_loaded(self, message: CountsLoaded) -> None:
+        if message.filter != self.filter:
+            return
+        counts = message.counts
+        self.query_one("#progress", ProgressBar).update(total=max(1, counts["total"]),
+                                                        progress=counts["done"] + counts["skipped"])
+        self.query_one("#counts", Static).update(
+            f"done {counts['done']:,} · skipped {counts['skipped']:,} · left {counts['left']:,} of {counts['total']:,}"
+        )
+
+    # -- filters -------------------------------------------------------------------
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "queue":
+            self._refilter(QueueFilter(event.value, self.filter.source, self.filter.split))
+
+    def on_source_split_picker_changed(self, message: SourceSplitPicker.Changed) -> None:
+        self._refilter(QueueFilter(self.filter.queue, message.source, message.split))
+
+    def _refilter(self, queue_filter: QueueFilter) -> None:
+        if queue_filter == self.filter:
+            return
+        self.filter, self.walk_pair, self.pinned = queue_filter, None, False
+        self._take(self._walk_step(after=0))
+        self.query_one("#left", TextBox).focus()
+
+    # -- decisions -----------------------------------------------------------------
+    def _blind_side(self, pair_id: int) -> str | None:
+        return chosen_shown_as(self.app.ws.config.annotation.blind_seed, pair_id) if self.blind else None
+
+    def _decide(self, write: Callable[[duckdb.DuckDBPyConnection], object], done_note: str = "") -> None:
+        """Store a decision on the shown pair, then show the queue's next pair."""
+        if self.pinned:  # back to where the walk was set aside
+            after = self.walk_pair - 1 if self.walk_pair is not None else 0
+        else:
+            after = self.pair.id
+        annotator, queue_filter = self.app.annotator, self.filter
+
+        def pick(con: duckdb.DuckDBPyConnection) -> int | None:
+            write(con)
+            return next_in_queue(con, annotator, queue_filter, after)
+
+        self._take(Step(pick, writes=True, done_note=done_note))
+
+    def _can_decide(self) -> bool:
+        return self._pending is None and self.pair is not None
+
+    def action_label(self, level: int) -> None:
+        if not self._can_decide():
+            return
+        pair_id = self.pair.id
+        side = self._blind_side(pair_id)
+        flip = stored_flip(level, self.right_better, side)
+        extra = json.dumps({"blind": True, "chosen_shown_as": side}) if side else None
+        annotator, margins = self.app.annotator, self.app.ws.config.margins
+        reveal = ""
+        if side:
+            stored = "" if level == 0 else (" · stored as a flip" if flip else " · not a flip")
+            reveal = f"pair {pair_id}: the chosen response was {side}{stored}"
+        self._decide(lambda con: labels.add_label(con, pair_id, annotator, level, flip, margins, extra=extra), reveal)
+
+    def action_skip(self) -> None:
+        if self._can_decide():
+            pair_id, annotator = self.pair.id, self.app.annotator
+            self._decide(lambda con: labels.add_skip(con, pair_id, annotator))
+
+    def action_undo(self) -> None:
+        if self._pending is not None:
+            return
+        if not self.recent:
+            self.notify("nothing to undo", timeout=2)
+            return
+        last = self.recent[0]  # this screen writes this annotator's decisions: it knows the latest
+
+        def pick(con: duckdb.DuckDBPyConnection) -> int:
+            labels.undo(con, last.annotation_id)
+            return last.pair_id
+
+        said = decision_text(last, self._blind_side(last.pair_id))
+        # The walk steps back to the undone pair: after it is decided again, the queue goes on from there.
+        self._take(Step(pick, writes=True, done_note=f"undone: {said} on pair {last.pair_id}"))
+
+    def action_flip(self) -> None:
+        if self.pair is not None:
+            self.right_better = not self.right_better
+            self._show_direction()
+            self._mark_better()
+
+    def action_blind(self) -> None:
+        self.blind = not self.blind
+        self.right_better = False
+        self._show_pair()
+        self._show_recent()
+        self._show_direction()
+        self.notify("blind mode on: A/B order hides the chosen response" if self.blind else "blind mode off",
+                    timeout=2)
+
+    def on_page_table_selected(self, event: PageTable.Selected) -> None:
+        chosen = next((d for d in self.recent if d.annotation_id == event.key), None)
+        if chosen is not None and self._pending is None:
+            self.show_pair(chosen.pair_id)
+            self.query_one("#left", TextBox).focus()
+
+    # -- guidelines ----------------------------------------------------------------
+    def _guidelines_path(self) -> Path:
+        return self.app.ws.path / self.app.ws.config.annotation.guidelines
+
+    @work(thread=True, exclusive=True, group="guidelines")
+    def _load_guidelines(self) -> None:
+        path = self._guidelines_path()
+        try:
+            try:
+                with path.open("x", encoding="utf-8") as new:
+                    new.write(DEFAULT_GUIDELINES)
+            except FileExistsError:
+                pass
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            text = f"cannot read {path}: {exc.strerror or exc}"
+        self.post_message(GuidelinesLoaded(text))
+
+    def on_guidelines_loaded(self, message: GuidelinesLoaded) -> None:
+        self.query_one("#guidelines", TextBox).show(literal_text(message.text))
+
+    def action_edit_guidelines(self) -> None:
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        path = self._guidelines_path()
+        try:
+            with self.app.suspend():
+                subprocess.run([*shlex.split(editor), str(path)], check=False)
+        except SuspendNotSupported:
+            self.notify("this terminal cannot hand over to an editor", severity="warning", timeout=3)
+        except (OSError, ValueError) as exc:
+            self.notify(f"cannot run editor {editor!r}: {exc}", severity="error", timeout=4, markup=False)
+        self._load_guidelines()
+
+    # -- showing -------------------------------------------------------------------
+    def _show_pair(self) -> None:
+        prompt, left, right = (self.query_one(f"#{box}", TextBox) for box in ("prompt", "left", "right"))
+        pair = self.pair
+        if pair is None:
+            where = QUEUE_TITLES[self.filter.queue]
+            self.query_one("#status", Static).update(f"nothing left in the {where} queue for these filters")
+            for box in (prompt, left, right):
+                box.show(Text(""))
+            left.border_title, right.border_title = "left", "right"
+            self._mark_better()
+            return
+        side = self._blind_side(pair.id)
+        if side is None:
+            left_text, right_text = pair.chosen, pair.rejected
+            left.border_title, right.border_title = "left · chosen", "right · rejected"
+        else:
+            left_text, right_text = (pair.chosen, pair.rejected) if side == "A" else (pair.rejected, pair.chosen)
+            left.border_title, right.border_title = "A", "B"
+        prompt.border_title = literal_text(f"prompt · pair {pair.id} · {pair.source} · {pair.split}")
+        prompt.show(literal_text(pair.prompt))
+        left.show(literal_text(left_text))
+        right.show(literal_text(right_text))
+        place = "out of queue order" if self.pinned else f"{QUEUE_TITLES[self.filter.queue]} queue"
+        before = "not decided yet" if self.pair_decision is None else (
+            f"your last decision: {decision_text(self.pair_decision, side)}")
+        self.query_one("#status", Static).update(literal_text(f"pair {pair.id} · {place} · {before}"))
+        self._mark_better()
+
+    def _mark_better(self) -> None:
+        shown = self.pair is not None
+        self.query_one("#left", TextBox).set_class(shown and not self.right_better, "-better")
+        self.query_one("#right", TextBox).set_class(shown and self.right_better, "-better")
+
+    def _show_direction(self) -> None:
+        self.query_one("#direction", Static).update(direction_text(self.blind, self.right_better))
+
+    def _show_recent(self) -> None:
+        rows = []
+        for d in self.recent:
+            side = self._blind_side(d.pair_id)
+            if d.outcome == "skip" or d.level is None:
+                rows.append((str(d.pair_id), "skipped", ""))
+            else:
+                rows.append((str(d.pair_id), LEVEL_NAMES[d.level], "" if d.level == 0 else better_side(d.flip, side)))
+        self.query_one("#recent", RecentDecisions).show_rows(rows, [d.annotation_id for d in self.recent])

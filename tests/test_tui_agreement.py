@@ -1,0 +1,103 @@
+import pytest
+from textual.widgets import Select, Static
+
+from prefstudio import agreement
+from prefstudio.ingest import RawPair, RecordsReader, import_pairs
+from prefstudio.tui.agreement_screen import AgreementScreen, bar, format_kappa
+from prefstudio.tui.app import PrefstudioApp
+
+# (ana's level, ana's flip, the judge's level, the judge's flip) for pairs 1..10
+LABELS = [(3, False, 3, False), (3, False, 2, False), (2, False, 2, False), (2, True, 2, False),
+          (1, False, 1, False), (1, False, 0, False), (0, False, 0, False), (0, False, 1, False),
+          (3, False, 3, True), (2, False, 3, False)]
+
+
+@pytest.fixture
+def app(ws):
+    records = [RawPair(f"q{i}", f"chosen {i}", f"rejected {i}", f"line {i}", source="[red]x[/red]" if i % 2 else "y",
+                       split="train") for i in range(1, 13)]
+    import_pairs(ws, RecordsReader(label="mem", format="test", default_source="mem", records=records))
+    values = []
+    for pair_id, (level_a, flip_a, level_b, flip_b) in enumerate(LABELS, start=1):
+        values.append((pair_id, "human", "ana", "label", level_a, flip_a))
+        values.append((pair_id, "llm", "gpt-4o", "label", level_b, flip_b))
+    values.append((11, "llm", "gpt-4o", "inconsistent", None, False))
+    values.append((12, "human", "ben", "label", 1, False))
+    for pair_id, kind, who, outcome, level, flip in values:
+        ws.con.execute(
+            "INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, flip, prompt_version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [pair_id, kind, who, outcome, level, flip, "general@1#abc" if kind == "llm" else None],
+        )
+    return PrefstudioApp(ws, annotator="ana")
+
+
+async def settle(pilot) -> None:
+    for _ in range(20):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if all(worker.is_finished for worker in pilot.app.workers):
+            return
+    raise AssertionError("workers did not settle")
+
+
+def text(screen, static_id: str) -> str:
+    return screen.query_one(f"#{static_id}", Static).visual.plain
+
+
+async def test_two_annotators_compared(app):
+    expected = agreement.compare(app.ws.con, "human:ana", "llm:gpt-4o")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, AgreementScreen)
+        assert [value for _, value in screen.query_one("#a", Select)._options[1:]] == [
+            "human:ana", "human:ben", "llm:gpt-4o"]
+        screen.query_one("#a", Select).value = "human:ana"
+        screen.query_one("#b", Select).value = "llm:gpt-4o"
+        await settle(pilot)
+        scores = text(screen, "scores")
+        assert f"weighted kappa (quadratic)  {format_kappa(expected.kappa)}" in scores
+        assert "pairs labelled by both      10" in scores
+        assert "exact agreement             60.0%" in scores
+        assert "flip rate A                 10.0%" in scores and "flip rate B                 10.0%" in scores
+        assert "flipped by one only         2" in scores
+        rows = text(screen, "confusion").splitlines()[1:]
+        assert [[int(n) for n in row.split()[-4:]] for row in rows] == expected.confusion.tolist()
+        assert rows[3].startswith("3 Distinctly superior")
+
+        screen.query_one("#b", Select).value = "human:ben"  # no pair in common
+        await settle(pilot)
+        assert text(screen, "scores") == "no pair was labelled by both"
+
+
+async def test_judge_consistency_and_levels_per_source(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        screen = app.screen
+        consistency = text(screen, "consistency").splitlines()
+        assert consistency[0].split() == ["model", "prompt", "judged", "inconsistent", "rate"]
+        assert consistency[1].split() == ["gpt-4o", "general@1#abc", "11", "1", "9.1%"]
+        distribution = text(screen, "distribution")
+        assert "[red]x[/red] · 6 labelled" in distribution  # a source name is shown as typed
+        assert "y · 6 labelled" in distribution
+        assert "█" in distribution
+        # shown again on coming back: labels given elsewhere count
+        app.ws.con.execute("INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level) "
+                           "VALUES (11, 'human', 'cleo', 'label', 3)")
+        await pilot.press("f1")
+        await pilot.press("f4")
+        await settle(pilot)
+        assert "human:cleo" in [value for _, value in screen.query_one("#a", Select)._options[1:]]
+        assert "[red]x[/red] · 6 labelled" in text(screen, "distribution")  # cleo's label counts over the judge's
+
+
+def test_bars_are_drawn_to_an_eighth_of_a_cell():
+    assert bar(0.0) == ""
+    assert bar(1.0, 10) == "█" * 10
+    assert bar(0.5, 3) == "█▌"
+    assert bar(1 / 80, 10) == "▏"

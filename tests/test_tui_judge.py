@@ -1,0 +1,190 @@
+import asyncio
+import time
+
+import pytest
+from textual.widgets import Button, Input, Select, Static
+
+from prefstudio.ingest import RawPair, RecordsReader, import_pairs
+from prefstudio.tui.app import PrefstudioApp
+from prefstudio.tui.judge_screen import JudgeScreen
+from tests.openai_stub import StubOpenAI
+
+SECRET = "sk-test-SECRET-tui-456"
+N_PAIRS = 6
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+
+
+@pytest.fixture
+def app(ws):
+    records = [RawPair(f"q{i}", f"a fuller answer number {i}", f"short {i}", f"line {i}", source="s", split="train")
+               for i in range(N_PAIRS)]
+    import_pairs(ws, RecordsReader(label="mem", format="test", default_source="mem", records=records))
+    return PrefstudioApp(ws, annotator="ana")
+
+
+async def settle(pilot) -> None:
+    for _ in range(50):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if all(worker.is_finished for worker in pilot.app.workers):
+            return
+    raise AssertionError("workers did not settle")
+
+
+async def open_judge_screen(pilot, base_url: str = "", concurrency: str | None = None) -> JudgeScreen:
+    await settle(pilot)
+    await pilot.press("f3")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, JudgeScreen)
+    screen.query_one("#base-url", Input).value = base_url
+    if concurrency is not None:
+        screen.query_one("#concurrency", Input).value = concurrency
+    return screen
+
+
+def line(screen, static_id: str) -> str:
+    return screen.query_one(f"#{static_id}", Static).visual.plain
+
+
+def every_line(screen) -> str:
+    return "\n".join(static.visual.plain for static in screen.query(Static))
+
+
+def llm_rows(ws) -> int:
+    return ws.con.execute("SELECT count(*) FROM annotations WHERE annotator_kind = 'llm'").fetchone()[0]
+
+
+async def click(pilot, button_id: str) -> None:
+    assert not pilot.app.screen.query_one(f"#{button_id}", Button).disabled, f"{button_id} is disabled"
+    await pilot.click(f"#{button_id}")
+    await settle(pilot)
+
+
+async def test_estimate_then_run_to_the_end(app):
+    with StubOpenAI() as stub:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_judge_screen(pilot, stub.base_url)
+            assert screen.query_one("#start", Button).disabled  # nothing is spent before an estimate
+            await click(pilot, "estimate")
+            assert line(screen, "plan").startswith(f"{N_PAIRS} pairs to judge with gpt-4o: {2 * N_PAIRS} calls")
+            assert not screen.query_one("#start", Button).disabled
+
+            await click(pilot, "start")
+            assert llm_rows(app.ws) == N_PAIRS
+            state = line(screen, "state")
+            assert state.startswith("judge run ") and f" done: {N_PAIRS}/{N_PAIRS} pairs, {2 * N_PAIRS} calls" in state
+            assert line(screen, "issues") == "inconsistent 0 · parse errors 0 · retries 0"
+            assert line(screen, "tokens").startswith("tokens ") and "cost $" in line(screen, "tokens")
+            assert screen.query_one("#start", Button).disabled  # the next run needs its own estimate
+
+            await click(pilot, "estimate")
+            assert line(screen, "plan").startswith("0 pairs to judge with gpt-4o: 0 calls")
+            assert screen.query_one("#start", Button).disabled
+            assert SECRET not in every_line(screen)
+        assert stub.n_answered == 2 * N_PAIRS
+
+
+async def test_start_needs_an_estimate_of_the_values_in_the_form(app):
+    with StubOpenAI() as stub:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_judge_screen(pilot, stub.base_url)
+            screen.query_one("#limit", Input).value = "2"
+            await click(pilot, "estimate")
+            assert line(screen, "plan").startswith("2 pairs to judge")
+            screen.query_one("#limit", Input).value = "3"
+            await pilot.pause()
+            assert screen.query_one("#start", Button).disabled
+            assert line(screen, "plan") == "the form changed since the estimate: Estimate again"
+            screen.query_one("#limit", Input).value = "2"  # back to what was estimated
+            await pilot.pause()
+            assert not screen.query_one("#start", Button).disabled
+            await click(pilot, "start")
+            assert llm_rows(app.ws) == 2
+
+            screen.query_one("#concurrency", Input).value = "0"
+            await click(pilot, "estimate")
+            assert line(screen, "message") == "concurrency must be a whole number of at least 1"
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.02)
+
+
+def stored_call_keys(ws) -> list[tuple[str, str, str]]:
+    """The stub's (prompt, A, B) key of every judge call stored in the workspace."""
+    rows = ws.con.execute(
+        "SELECT p.prompt, p.chosen, p.rejected, c.chosen_as FROM judge_calls c JOIN pairs p ON p.id = c.pair_id"
+    ).fetchall()
+    return [(x, c, r) if chosen_as == "A" else (x, r, c) for x, c, r, chosen_as in rows]
+
+
+async def test_cancel_then_a_later_run_finishes_without_asking_again(app):
+    with StubOpenAI(latency_s=0.3) as stub:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_judge_screen(pilot, stub.base_url, concurrency="1")
+            await click(pilot, "estimate")
+            await pilot.click("#start")
+            await wait_for(pilot, lambda: screen._latest is not None and screen._latest.pairs_done >= 1)
+            assert app.focused is screen.query_one("#cancel", Button)
+            await pilot.press("c")
+            await settle(pilot)
+            assert " cancelled: " in line(screen, "state")
+            done = llm_rows(app.ws)
+            assert 1 <= done < N_PAIRS
+            await asyncio.sleep(0.4)  # the call in flight when cancelled is still answered by the stub
+            stored = stored_call_keys(app.ws)
+
+            await click(pilot, "estimate")
+            assert line(screen, "plan").startswith(f"{N_PAIRS - done} pairs to judge")
+            screen.query_one("#concurrency", Input).value = "4"
+            await click(pilot, "estimate")
+            await click(pilot, "start")
+            assert " done: " in line(screen, "state")
+        assert llm_rows(app.ws) == N_PAIRS
+        assert all(stub.answered[key] == 1 for key in stored)
+        assert len(stored_call_keys(app.ws)) == 2 * N_PAIRS
+
+
+async def test_leaving_the_app_cancels_a_run(app):
+    with StubOpenAI(latency_s=0.3) as stub:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_judge_screen(pilot, stub.base_url, concurrency="1")
+            await click(pilot, "estimate")
+            await pilot.click("#start")
+            await wait_for(pilot, lambda: stub.requests >= 1)
+            await pilot.press("q")
+        assert app.ws.con.execute("SELECT state FROM judge_runs").fetchall() == [("cancelled",)]
+
+
+async def test_no_key_and_no_base_url_is_one_line_on_screen(app, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_judge_screen(pilot)
+        await click(pilot, "estimate")
+        await click(pilot, "start")
+        assert line(screen, "message") == (
+            "OPENAI_API_KEY is not set; export it, or give --base-url for a local server that needs no key"
+        )
+        assert line(screen, "state") == "failed"
+        assert llm_rows(app.ws) == 0
+        assert not screen.query_one("#estimate", Button).disabled
+
+
+async def test_unknown_prompt_file_is_one_line_on_screen(app):
+    (app.ws.path / "prompts").mkdir()
+    (app.ws.path / "prompts" / "broken.toml").write_text("name = 'broken'\n")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_judge_screen(pilot)
+        screen.query_one("#prompt", Select).value = "broken"
+        await click(pilot, "estimate")
+        assert "missing text field(s) version, system, user" in line(screen, "message")
+        assert line(screen, "plan") == "no estimate"
+        assert screen.query_one("#start", Button).disabled
