@@ -100,6 +100,8 @@ examples:
     p = sub.add_parser("open", help="open a workspace in the terminal app", description=(
         "Open the terminal app on a workspace: browse and search pairs; keys are shown in the footer."))
     _add_workspace(p)
+    p.add_argument("--annotator", metavar="NAME",
+                   help="whose hand labels these are (default: annotation.annotator in workspace.toml, else $USER)")
     p.set_defaults(func=cmd_open)
 
     p = sub.add_parser(
@@ -168,6 +170,57 @@ examples:
     p.add_argument("--split", help="only this split")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser(
+        "train",
+        help="start a background job that trains a reward model (bt, margin, adaptive or MORE)",
+        description="Make a training job: the settings and a snapshot of the workspace's pairs (with the margins "
+        "their labels give) are frozen into jobs/<id>/, and the job runs as its own process, after any job already "
+        "running. It writes log.txt, metrics.jsonl (loss, per-source loss, MORE's λ, lr, pairs/s) and checkpoints "
+        "that load with transformers' AutoModelForSequenceClassification.from_pretrained(path, num_labels=1).",
+        epilog="""objectives (SPEC §3): bt = -log σ(d); margin = -log σ(d - m), m from the pair's label; adaptive =
+the batch-mean margin of the margin paper; more = MORE's reweighting of per-source losses (needs
+--sampling balanced; its per-source loss is --set more_loss=bt|margin|adaptive).
+
+Every setting has a --set KEY=VALUE form, and a TOML file (--config) may hold them all:
+  backbone objective more_loss sampling sources quota split unlabelled pooling template max_length
+  batch_size grad_accum epochs lr weight_decay warmup_ratio schedule mixed_precision
+  gradient_checkpointing freeze_layers more_momentum more_normalize checkpoint_every seed
+
+examples:
+  prefstudio train ws --backbone ./pythia-410m --objective more --sampling balanced --batch-size 80
+  prefstudio train ws --backbone ./minilm --objective margin --set unlabelled=drop --gpus 0
+  prefstudio train ws --config more.toml --gpus 0,1,2,3          # 4 GPUs through accelerate
+  prefstudio train ws --config more.toml --no-start               # for a cluster: see docs/cluster.md
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_workspace(p)
+    p.add_argument("--config", type=Path, help="TOML file with training settings (flags override it)")
+    p.add_argument("--backbone", help="Hugging Face model folder (or a hub name where the hub is reachable)")
+    p.add_argument("--objective", choices=["bt", "margin", "adaptive", "more"])
+    p.add_argument("--sampling", choices=["single", "multitask", "balanced"])
+    p.add_argument("--source", action="append", dest="sources", metavar="NAME", help="train on this source; repeatable")
+    p.add_argument("--batch-size", type=int, help="pairs per step (balanced: divisible by the number of sources)")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"])
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other setting; repeatable")
+    p.add_argument("--gpus", help="GPUs the job takes, e.g. 0 or 0,1 (several: one process each, DDP)")
+    p.add_argument("--processes", type=int, default=1, help="processes on the CPU (torchrun, gloo); default 1")
+    p.add_argument("--name", help="a name for the job")
+    p.add_argument("--no-start", action="store_true", help="only make the job folder (to run it elsewhere)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("jobs", help="list training jobs; cancel, resume or follow one",
+                       description="List the workspace's jobs with their state and progress, or act on one.")
+    _add_workspace(p)
+    act = p.add_mutually_exclusive_group()
+    act.add_argument("--cancel", metavar="ID", help="stop a queued or running job (it saves a checkpoint first)")
+    act.add_argument("--resume", metavar="ID", help="go on with a failed or cancelled job from its last checkpoint")
+    act.add_argument("--follow", metavar="ID", help="print the job's progress until it ends")
+    p.set_defaults(func=cmd_jobs)
+
     p = sub.add_parser("info", help="print a workspace's counts per source and split")
     _add_workspace(p)
     p.set_defaults(func=cmd_info)
@@ -232,7 +285,7 @@ def cmd_demo(args) -> int:
 def cmd_open(args) -> int:
     from prefstudio.tui.app import run_app
 
-    return run_app(args.workspace)
+    return run_app(args.workspace, annotator=getattr(args, "annotator", None))  # 'demo' opens without one
 
 
 def cmd_annotate(args) -> int:
@@ -313,6 +366,89 @@ def cmd_export(args) -> int:
     with Workspace.open(args.workspace) as ws:
         n, fmt = export_pairs(ws, args.out, fmt=args.format, flips=args.flips, unlabelled=args.unlabelled, split=args.split)
     print(f"wrote {n:,} pairs to {args.out} ({fmt})")
+    return 0
+
+
+def _settings(args) -> dict:
+    import tomllib
+
+    values: dict = {}
+    if args.config:
+        try:
+            values = tomllib.loads(args.config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise PrefstudioError(f"{args.config}: not a readable TOML file ({exc})") from None
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise PrefstudioError(f"--set {item!r}: expected KEY=VALUE, e.g. --set more_loss=margin")
+        try:
+            values[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            values[key.strip()] = raw  # a bare word: a string
+    flags = {"backbone": args.backbone, "objective": args.objective, "sampling": args.sampling,
+             "sources": args.sources, "batch_size": args.batch_size, "lr": args.lr, "epochs": args.epochs,
+             "max_length": args.max_length, "mixed_precision": args.mixed_precision}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if values.get("objective") == "more" and "sampling" not in values:
+        values["sampling"] = "balanced"
+    return values
+
+
+def cmd_train(args) -> int:
+    from prefstudio.train import jobs
+    from prefstudio.train.config import make_config
+    from prefstudio.workspace import Workspace
+
+    config = make_config(_settings(args), str(args.config) if args.config else "training settings")
+    gpus = [int(g) for g in args.gpus.split(",")] if args.gpus else None
+    with Workspace.open(args.workspace) as ws:
+        job = jobs.create_job(ws, config, gpus=gpus, num_processes=len(gpus) if gpus else args.processes, name=args.name)
+        started = None if args.no_start else jobs.start_next(ws.jobs_dir)
+    print(f"job {job.id}: {config.objective} on {config.backbone} -> {job.folder}")
+    if args.no_start:
+        print(f"not started; run it with: accelerate launch -m prefstudio.train.jobs {job.folder}")
+    elif started is None:
+        print("queued: it starts when the running job ends")
+    else:
+        print(f"running (pid {started.pid}); follow it with: prefstudio jobs {args.workspace} --follow {job.id}")
+    return 0
+
+
+def cmd_jobs(args) -> int:
+    import time
+
+    from prefstudio.train import jobs
+    from prefstudio.workspace import Workspace
+
+    with Workspace.open(args.workspace) as ws:
+        statuses = jobs.sync_jobs(ws)
+    by_id = {s.id: s for s in statuses}
+    target = args.cancel or args.resume or args.follow
+    if target and target not in by_id:
+        raise PrefstudioError(f"no job {target!r} in {args.workspace} (jobs: {', '.join(by_id) or 'none'})")
+    if args.cancel:
+        print(f"{args.cancel}: {jobs.cancel(by_id[args.cancel].folder).state}")
+    elif args.resume:
+        print(f"{args.resume}: {jobs.resume(by_id[args.resume].folder).state}")
+    elif args.follow:
+        folder = by_id[args.follow].folder
+        with _progress(f"job {args.follow}") as on_progress:
+            while (status := jobs.read_status(folder)).state in ("queued", "running"):
+                if on_progress:
+                    on_progress(status.step, status.total_steps or None,
+                                f"loss {status.loss:.4f}" if status.loss is not None else status.state)
+                time.sleep(1)
+        print(f"{status.id}: {status.state} at step {status.step}/{status.total_steps}"
+              + (f"; {status.message}" if status.message else ""))
+        if status.state == "failed":
+            print(status.log_tail(), file=sys.stderr)
+    else:
+        for s in statuses:
+            progress = f"{s.step}/{s.total_steps}" if s.total_steps else "-"
+            loss = f"{s.loss:.4f}" if s.loss is not None else "-"
+            eta = f"eta {s.eta_seconds / 60:.0f} min" if s.eta_seconds else ""
+            print(f"{s.id}  {s.state:<9} {progress:>11}  loss {loss:<8} {eta}  {s.message}")
     return 0
 
 

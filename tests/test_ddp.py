@@ -26,6 +26,8 @@ def launch(*args, timeout=180):
 
 def test_more_lambda_is_the_same_on_both_ranks_and_as_one_process(tmp_path):
     done = launch("tests/ddp_more_check.py", str(tmp_path))
+    if done.returncode != 0:  # once: two processes meeting over gloo on a busy 2-core machine can time out
+        done = launch("tests/ddp_more_check.py", str(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["lambda"] == r1["lambda"]

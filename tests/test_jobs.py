@@ -107,3 +107,28 @@ def test_a_failing_job_says_why(small_ws, tmp_path):
     assert "Traceback" in failed.log_tail(200)
     with pytest.raises(PrefstudioError, match="only queued or running"):
         jobs.cancel(job.folder)
+
+
+def test_train_and_jobs_commands(tmp_path, backbone, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(demo, "DEFAULT_PER_SOURCE", 60)
+    path, _ = demo.ensure_demo(tmp_path / "ws")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "prefstudio", *args], capture_output=True, text=True, timeout=300)
+
+    bad = cli("train", str(path), "--backbone", str(backbone), "--set", "lr_rate=1")
+    assert bad.returncode == 2 and "unknown setting 'lr_rate'" in bad.stderr and bad.stderr.count("\n") == 1
+    made = cli("train", str(path), "--backbone", str(backbone), "--objective", "more", "--batch-size", "6",
+               "--set", "max_length=64", "--set", "more_loss=adaptive", "--set", "lr=0.001")
+    assert made.returncode == 0, made.stderr
+    job_id = made.stdout.split()[1].rstrip(":")
+    followed = cli("jobs", str(path), "--follow", job_id)
+    assert followed.returncode == 0 and f"{job_id}: done" in followed.stdout
+    listed = cli("jobs", str(path))
+    assert job_id in listed.stdout and "done" in listed.stdout
+    frozen = (path / "jobs" / job_id / "config.toml").read_text()
+    assert 'objective = "more"' in frozen and 'sampling = "balanced"' in frozen and 'more_loss = "adaptive"' in frozen
+    assert cli("jobs", str(path), "--cancel", "nope").stderr.startswith("prefstudio: error: no job 'nope'")
