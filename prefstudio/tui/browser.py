@@ -105,7 +105,7 @@ class BrowserScreen(Screen):
         yield FilterBar()
         yield PageTable(COLUMNS)
         yield Static("loading…", id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(PageTable).focus()

@@ -115,7 +115,7 @@ class PairScreen(Screen[int]):
         with Horizontal(id="details"):
             yield TextBox("annotations", id="annotations")
             yield TextBox("metadata", id="metadata")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._load(self.pair_id)
