@@ -111,12 +111,13 @@ class WorkspaceConfig(_Strict):
     annotation: AnnotationConfig = AnnotationConfig()
 
 
-def _describe(err: ValidationError, path: Path) -> str:
+def describe_validation_error(err: ValidationError, where: str, unknown: str = "key", hint: str = "") -> str:
+    """One line for the first problem pydantic found: where, which field, what was expected."""
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
-        return f"{path}: unknown key '{where}'; remove it or check its spelling"
-    return f"{path}: {where}: {first['msg']}"
+        return f"{where}: unknown {unknown} '{field}'; {hint or 'remove it or check its spelling'}"
+    return f"{where}: {field}: {first['msg']}"
 
 
 def load_config(path: Path) -> WorkspaceConfig:
@@ -129,7 +130,7 @@ def load_config(path: Path) -> WorkspaceConfig:
     try:
         return WorkspaceConfig.model_validate(data)
     except ValidationError as exc:
-        raise PrefstudioError(_describe(exc, path)) from None
+        raise PrefstudioError(describe_validation_error(exc, str(path))) from None
 
 
 def save_config(path: Path, config: WorkspaceConfig) -> None:

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from prefstudio.config import describe_validation_error
 from prefstudio.errors import PrefstudioError
 
 
@@ -63,19 +64,11 @@ class TrainConfig(BaseModel):
         return self.objective == "margin" or (self.objective == "more" and self.more_loss == "margin")
 
 
-def _describe(err: ValidationError, where: str) -> str:
-    first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "(config)"
-    if first["type"] == "extra_forbidden":
-        return f"{where}: unknown setting '{field}'; see 'prefstudio train --help'"
-    return f"{where}: {field}: {first['msg']}"
-
-
 def make_config(values: dict, where: str = "training settings") -> TrainConfig:
     try:
         return TrainConfig.model_validate(values)
     except ValidationError as exc:
-        raise PrefstudioError(_describe(exc, where)) from None
+        raise PrefstudioError(describe_validation_error(exc, where, "setting", "see 'prefstudio train --help'")) from None
 
 
 def load_config(path: Path, overrides: dict | None = None) -> TrainConfig:
