@@ -100,3 +100,29 @@ def test_config_errors_are_one_line():
         make_config({"backbone": "x", "lr_rate": 1})
     with pytest.raises(PrefstudioError, match="needs sampling 'balanced'"):
         make_config({"backbone": "x", "objective": "more"})
+
+
+def test_gradient_accumulation_bf16_checkpointing_and_freezing(tmp_path, demo_job_input):
+    snapshot, backbone = demo_job_input
+    folder = job_folder(tmp_path, snapshot)
+    config = make_config({"backbone": str(backbone), "objective": "adaptive", "batch_size": 8, "grad_accum": 2,
+                          "lr": 1e-3, "max_length": 64, "epochs": 0.2, "mixed_precision": "bf16",
+                          "gradient_checkpointing": True, "freeze_layers": 1})
+    final = train(folder, config)
+    steps = metrics(folder)
+    n_train = sum(split == "train" for split in pq.read_table(snapshot)["split"].to_pylist())
+    batches = int((n_train // 8) * 0.2)
+    assert len(steps) == steps[-1]["total_steps"] == batches // 2  # one optimiser step per 2 batches
+    from safetensors.torch import load_file
+
+    from prefstudio.train.reward_model import RewardModel
+
+    before = load_file(str(backbone / "model.safetensors"))
+    after = load_file(str(final / "model.safetensors"))
+    frozen = [k for k in after if k.endswith("h.0.attn.c_attn.weight")]
+    trained = [k for k in after if k.endswith("h.1.attn.c_attn.weight")]
+    assert frozen and trained
+    strip = lambda k: k.split("transformer.", 1)[-1]  # noqa: E731  the backbone's own names
+    assert (after[frozen[0]] == before[strip(frozen[0])]).all()  # the bottom layer did not move
+    assert not (after[trained[0]] == before[strip(trained[0])]).all()
+    assert RewardModel.from_pretrained(final).pooling == "last"

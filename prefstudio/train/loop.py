@@ -95,8 +95,9 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
     if model.model.config.pad_token_id is None:
         model.model.config.pad_token_id = tokenizer.pad_token_id
     model.freeze_bottom(config.freeze_layers)
-    if config.gradient_checkpointing:
-        model.model.gradient_checkpointing_enable()
+    if config.gradient_checkpointing:  # transformers 5 renamed it; older releases have only the old name
+        enable = getattr(model.model, "activation_checkpointing_enable", None) or model.model.gradient_checkpointing_enable
+        enable()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_scheduler(config.schedule, optimizer, num_warmup_steps=int(config.warmup_ratio * total_steps),
