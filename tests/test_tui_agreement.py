@@ -5,6 +5,7 @@ from prefstudio import agreement
 from prefstudio.ingest import RawPair, RecordsReader, import_pairs
 from prefstudio.tui.agreement_screen import AgreementScreen, bar, format_kappa
 from prefstudio.tui.app import PrefstudioApp
+from tests.pilot_helpers import settle
 
 # (ana's level, ana's flip, the judge's level, the judge's flip) for pairs 1..10
 LABELS = [(3, False, 3, False), (3, False, 2, False), (2, False, 2, False), (2, True, 2, False),
@@ -30,15 +31,6 @@ def app(ws):
             [pair_id, kind, who, outcome, level, flip, "general@1#abc" if kind == "llm" else None],
         )
     return PrefstudioApp(ws, annotator="ana")
-
-
-async def settle(pilot) -> None:
-    for _ in range(20):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if all(worker.is_finished for worker in pilot.app.workers):
-            return
-    raise AssertionError("workers did not settle")
 
 
 def text(screen, static_id: str) -> str:

@@ -10,6 +10,7 @@ from prefstudio.tui.browser import BrowserScreen
 from prefstudio.tui.pair_view import PairScreen, annotations_text
 from prefstudio.tui.widgets import PageTable
 from prefstudio.workspace import Workspace
+from tests.pilot_helpers import settle
 
 SOURCES = ("a", "b", "c")  # pair i is in SOURCES[(i - 1) % 3]: 84, 83, 83 of 250
 MARKUP = "[bold]markup[/bold] and \x1b[31mred\x1b[0m"
@@ -37,16 +38,6 @@ def app(ws):
         "(2, 43, 'llm', 'judge', 'parse_error', NULL, true, NULL)"
     )
     return PrefstudioApp(ws)
-
-
-async def settle(pilot) -> None:
-    """Wait until no worker runs and every message they posted is handled."""
-    for _ in range(20):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if all(worker.is_finished for worker in pilot.app.workers):
-            return
-    raise AssertionError("workers did not settle")
 
 
 def status(app) -> str:

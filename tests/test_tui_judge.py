@@ -8,6 +8,7 @@ from prefstudio.ingest import RawPair, RecordsReader, import_pairs
 from prefstudio.tui.app import PrefstudioApp
 from prefstudio.tui.judge_screen import JudgeScreen
 from tests.openai_stub import StubOpenAI
+from tests.pilot_helpers import settle
 
 SECRET = "sk-test-SECRET-tui-456"
 N_PAIRS = 6
@@ -24,15 +25,6 @@ def app(ws):
                for i in range(N_PAIRS)]
     import_pairs(ws, RecordsReader(label="mem", format="test", default_source="mem", records=records))
     return PrefstudioApp(ws, annotator="ana")
-
-
-async def settle(pilot) -> None:
-    for _ in range(50):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if all(worker.is_finished for worker in pilot.app.workers):
-            return
-    raise AssertionError("workers did not settle")
 
 
 async def open_judge_screen(pilot, base_url: str = "", concurrency: str | None = None) -> JudgeScreen:

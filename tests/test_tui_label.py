@@ -16,6 +16,7 @@ from prefstudio.tui.label_screen import (
 )
 from prefstudio.tui.pair_view import PairScreen
 from prefstudio.tui.widgets import PageTable
+from tests.pilot_helpers import settle
 
 ANNOTATOR = "ana"
 
@@ -31,15 +32,6 @@ def ws(ws):
                          split="train")
     import_pairs(ws, RecordsReader(label="mem", format="test", default_source="mem", records=records))
     return ws
-
-
-async def settle(pilot) -> None:
-    for _ in range(20):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if all(worker.is_finished for worker in pilot.app.workers):
-            return
-    raise AssertionError("workers did not settle")
 
 
 async def open_label_screen(pilot) -> LabelScreen:

@@ -1,0 +1,11 @@
+"""Shared by the Pilot tests of the app's screens."""
+
+
+async def settle(pilot) -> None:
+    """Wait until no worker runs and every message they posted is handled."""
+    for _ in range(20):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if all(worker.is_finished for worker in pilot.app.workers):
+            return
+    raise AssertionError("workers did not settle")
