@@ -6,7 +6,7 @@ Generates (once, cached in bench/out/) a synthetic HH-RLHF-shaped .jsonl.gz
 sized like the real one (about 1.6 KB of JSON per pair: human turns of 5-30
 words, assistant turns of 10-80, one to four turns),
 times `prefstudio import` of it end to end in a subprocess, splits the
-in-process time into reading+splitting and ingest (validate, stage, DuckDB
+in-process time into reading+splitting and ingest (validate, hash, DuckDB
 merge), and times a re-import where every pair is a duplicate.
 """
 
@@ -162,7 +162,7 @@ def main() -> None:
         total = time.perf_counter() - started
     print(f"in-process import:                      {rates(total)}")
     print(f"    reading + splitting (gunzip, JSON, HH split): {reader.seconds:6.2f}s")
-    print(f"    ingest (validate, stage, DuckDB merge):       {total - reader.seconds:6.2f}s")
+    print(f"    ingest (validate, hash, DuckDB insert):       {total - reader.seconds:6.2f}s")
     print(f"    imported {report.n_imported:,}, duplicates {report.n_duplicate:,}, skipped {report.n_skipped:,}")
 
 

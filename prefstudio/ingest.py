@@ -1,9 +1,10 @@
 """Bulk ingest of preference pairs into a workspace.
 
 Importers (prefstudio.importers) turn a file or dataset into a stream of
-RawPair / Skip records; this module validates them, stages them in chunks and
-lets DuckDB do the bulk work (hashing, de-duplication, id assignment) in one
-transaction, so an import either lands whole or not at all.
+RawPair / Skip records; this module validates them into Arrow chunks (in a
+reading thread, one chunk ahead) and lets DuckDB do the bulk work per chunk
+(hashing, de-duplication, id assignment), all in one transaction, so an import
+either lands whole or not at all.
 """
 
 from __future__ import annotations
