@@ -3,7 +3,7 @@
     .venv/bin/python bench/import_bench.py [--pairs 160000]
 
 Generates (once, cached in bench/out/) a synthetic HH-RLHF-shaped .jsonl.gz
-sized like the real one (about 1.6 KB of JSON per pair: human turns of 5-30
+shaped like the real one (about 2 KB of JSON per pair: human turns of 5-30
 words, assistant turns of 10-80, one to four turns),
 times `prefstudio import` of it end to end in a subprocess, splits the
 in-process time into reading+splitting and ingest (validate, hash, DuckDB
