@@ -12,22 +12,6 @@ from prefstudio.errors import PrefstudioError
 from prefstudio.train import jobs
 from prefstudio.train.config import make_config
 from prefstudio.train.loop import latest_checkpoint
-from prefstudio.workspace import Workspace
-from tests.tiny_models import tiny_gpt2
-
-
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory):
-    return tiny_gpt2(tmp_path_factory.mktemp("models") / "gpt2")
-
-
-@pytest.fixture
-def small_ws(tmp_path, monkeypatch):
-    monkeypatch.setattr(demo, "DEFAULT_PER_SOURCE", 60)
-    path, _ = demo.ensure_demo(tmp_path / "ws")
-    ws = Workspace.open(path)
-    yield ws
-    ws.close()
 
 
 def config(backbone, **extra):
@@ -132,3 +116,19 @@ def test_train_and_jobs_commands(tmp_path, backbone, monkeypatch):
     frozen = (path / "jobs" / job_id / "config.toml").read_text()
     assert 'objective = "more"' in frozen and 'sampling = "balanced"' in frozen and 'more_loss = "adaptive"' in frozen
     assert cli("jobs", str(path), "--cancel", "nope").stderr.startswith("prefstudio: error: no job 'nope'")
+
+
+def test_a_cancel_during_start_up_is_recorded_and_the_name_kept(small_ws, backbone):
+    job = jobs.create_job(small_ws, config(backbone, epochs=8, batch_size=4), name="baseline bt")
+    jobs.start_next(small_ws.jobs_dir)
+    jobs.cancel(job.folder)  # before the process has even imported torch
+    ended = wait_for(job.folder, lambda s: s.state in ("cancelled", "done", "failed") and s.finished)
+    assert ended.state == "cancelled" and (ended.step < ended.total_steps or ended.total_steps == 0)
+    assert ended.name == "baseline bt"
+    assert small_ws.con.execute("SELECT name FROM jobs WHERE id = ?", [job.id]).fetchone() == ("baseline bt",)
+
+
+def test_the_log_tail_reads_as_a_terminal_would_show_it(tmp_path):
+    (tmp_path / jobs.LOG).write_bytes(b"start\n\x1b[31mred warning\x1b[0m\nbar 10%\rbar 50%\rbar 100%\n\n")
+    tail = jobs.JobStatus(id="x", folder=tmp_path, state="done").log_tail(5)
+    assert tail == "start\nred warning\nbar 100%"

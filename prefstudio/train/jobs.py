@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import secrets
+import re
 import signal
 import subprocess
 import sys
@@ -34,6 +35,8 @@ CONFIG = "config.toml"
 STATUS = "status.json"
 LOG = "log.txt"
 LAUNCH = "launch.json"  # how to start the process: GPUs, number of processes
+CANCEL = "cancel.requested"  # a cancel outlives a signal that came too early to be handled
+_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 STATES = ("queued", "running", "done", "failed", "cancelled")
 
 
@@ -51,6 +54,7 @@ class JobStatus:
     updated: float | None = None
     finished: float | None = None
     message: str = ""
+    name: str = ""
 
     @property
     def eta_seconds(self) -> float | None:
@@ -60,11 +64,19 @@ class JobStatus:
         return per_step * (self.total_steps - self.step)
 
     def log_tail(self, lines: int = 20) -> str:
+        """The last `lines` lines as a reader sees them: colour codes gone, a redrawn progress bar once."""
         try:
-            text = (self.folder / LOG).read_text(encoding="utf-8", errors="replace")
+            with open(self.folder / LOG, "rb") as file:
+                file.seek(max(0, file.seek(0, 2) - 64 * 1024))  # a long run's log is never read whole
+                text = file.read().decode("utf-8", errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        text = _ANSI_ESCAPE.sub("", text)
+        shown = [line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r")
+                 for line in text.split("\n")]
+        while shown and not shown[-1]:
+            shown.pop()
+        return "\n".join(shown[-lines:])
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -85,6 +97,12 @@ def _pid_alive(pid: int | None, folder: Path) -> bool:
             return True
         except OSError:
             return False
+    if not cmdline.strip():
+        # Empty: a zombie, or a process just spawned (vfork) whose new arguments the kernel has not set yet.
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except (OSError, IndexError):
+            return False
     return str(folder).encode() in cmdline or str(folder.resolve()).encode() in cmdline
 
 
@@ -95,8 +113,14 @@ def read_status(folder: Path) -> JobStatus:
         data = {"state": "failed", "message": "no readable status.json"}
     status = JobStatus(id=folder.name, folder=folder, **{k: v for k, v in data.items() if k in JobStatus.__dataclass_fields__ and k not in ("id", "folder")})
     if status.state == "running" and not _pid_alive(status.pid, folder):
-        status.state = "failed"
-        status.message = "the job's process ended without a word (killed?); resume it to go on from its last checkpoint"
+        if (folder / CANCEL).exists():  # it was asked to stop, and stopped before it could say so
+            status.state = "cancelled"
+            status.finished = status.finished or (folder / CANCEL).stat().st_mtime
+            status.message = "cancelled; resume goes on from its last checkpoint"
+        else:
+            status.state = "failed"
+            status.message = ("the job's process ended without a word (killed?); "
+                              "resume it to go on from its last checkpoint")
     return status
 
 
@@ -110,30 +134,35 @@ def _new_id(config: TrainConfig) -> str:
 
 
 def create_job(ws, config: TrainConfig, *, gpus: list[int] | None = None, num_processes: int = 1,
-               name: str | None = None) -> JobStatus:
-    """Freeze the config and a snapshot of the pairs into a new job folder, queued."""
+               name: str | None = None, con=None) -> JobStatus:
+    """Freeze the config and a snapshot of the pairs into a new job folder, queued.
+
+    `con`: the cursor to use, for a caller in a thread other than the workspace's.
+    """
     from prefstudio.train.snapshot import write_snapshot
 
+    con = con or ws.cursor()
     job_id = _new_id(config)
     folder = ws.jobs_dir / job_id
     folder.mkdir(parents=True)
     (folder / CONFIG).write_text(tomli_w.dumps(config.model_dump(exclude_none=True)))
-    write_snapshot(ws, folder / "pairs.parquet")
+    write_snapshot(ws, folder / "pairs.parquet", con=con)
     _write_json(folder / LAUNCH, {"gpus": gpus, "num_processes": num_processes})
     now = time.time()
-    _write_json(folder / STATUS, {"state": "queued", "created": now})
-    ws.con.execute(
+    _write_json(folder / STATUS, {"state": "queued", "created": now, "name": name or job_id})
+    con.execute(
         "INSERT INTO jobs (id, kind, name, state, config, created_at) VALUES (?, 'train', ?, 'queued', ?, to_timestamp(?)::TIMESTAMP)",
         [job_id, name or job_id, json.dumps(config.model_dump()), now],
     )
     return read_status(folder)
 
 
-def sync_jobs(ws) -> list[JobStatus]:
+def sync_jobs(ws, con=None) -> list[JobStatus]:
     """Copy the jobs' states from their folders into the workspace's jobs table."""
+    con = con or ws.cursor()
     statuses = list_jobs(ws.jobs_dir)
     for s in statuses:
-        ws.con.execute(
+        con.execute(
             "UPDATE jobs SET state = ?, started_at = to_timestamp(?)::TIMESTAMP, finished_at = to_timestamp(?)::TIMESTAMP WHERE id = ?",
             [s.state, s.started, s.finished, s.id],
         )
@@ -204,6 +233,7 @@ def cancel(folder: Path) -> JobStatus:
         _write_json(folder / STATUS, {**json.loads((folder / STATUS).read_text()), "state": "cancelled",
                                       "finished": time.time(), "message": "cancelled before it started"})
     elif status.state == "running":
+        (folder / CANCEL).touch()
         try:
             os.killpg(status.pid, signal.SIGTERM)  # the job stops after its current step and saves
         except ProcessLookupError:
@@ -219,7 +249,8 @@ def resume(folder: Path) -> JobStatus:
     if status.state not in ("failed", "cancelled"):
         raise PrefstudioError(f"job {status.id} is {status.state}; only failed or cancelled jobs can be resumed")
     data = json.loads((folder / STATUS).read_text()) if (folder / STATUS).exists() else {}
-    _write_json(folder / STATUS, {**data, "state": "queued", "message": "resumed", "pid": None})
+    (folder / CANCEL).unlink(missing_ok=True)
+    _write_json(folder / STATUS, {**data, "state": "queued", "message": "resumed", "pid": None, "finished": None})
     start_next(folder.parent)
     return read_status(folder)
 
@@ -228,6 +259,10 @@ def resume(folder: Path) -> JobStatus:
 
 def run_job(folder: Path) -> int:
     """The body of a job process; returns its exit status."""
+    # First of all: a cancel that comes while torch is still importing must not kill the process unrecorded.
+    stop = {"asked": (folder / CANCEL).exists()}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(asked=True))
+
     import torch
     from accelerate import PartialState
 
@@ -236,8 +271,6 @@ def run_job(folder: Path) -> int:
     folder = folder.resolve()
     # cpu=True where there is no GPU: without it, ranks started by torchrun each think they are alone
     main = PartialState(cpu=not torch.cuda.is_available()).is_main_process
-    stop = {"asked": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(asked=True))
     status = json.loads((folder / STATUS).read_text())
 
     def write(**changes) -> None:

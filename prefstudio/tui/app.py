@@ -7,9 +7,9 @@ cursor, and a newer query of the same kind interrupts an older one, so a slow
 search over a million pairs never holds up the next keypress. Writes get a
 cursor nothing interrupts: a label that was given is a label that is stored.
 
-Browse, Label, Judge and Agreement are Textual modes (F1-F4 on every screen):
-each keeps its own screen alive while another is shown, so a judge run goes on
-while its owner labels, and the labelling screen keeps its place.
+Browse, Label, Judge, Agreement and Jobs are Textual modes (F1-F5 on every
+screen): each keeps its own screen alive while another is shown, so a judge run
+goes on while its owner labels, and the labelling screen keeps its place.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from prefstudio import browse
 from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.tui.agreement_screen import AgreementScreen
 from prefstudio.tui.browser import BrowserScreen
+from prefstudio.tui.jobs_screen import JobsScreen
 from prefstudio.tui.judge_screen import JudgeScreen
 from prefstudio.tui.label_screen import LabelScreen
 from prefstudio.workspace import Workspace
@@ -38,10 +39,11 @@ from prefstudio.workspace import Workspace
 
 class PrefstudioApp(App):
     TITLE = "prefstudio"
-    MODES = {"browse": BrowserScreen, "label": LabelScreen, "judge": JudgeScreen, "agreement": AgreementScreen}
+    MODES = {"browse": BrowserScreen, "label": LabelScreen, "judge": JudgeScreen, "agreement": AgreementScreen,
+             "jobs": JobsScreen}
     DEFAULT_MODE = "browse"
     NAVIGATION = (("f1", "browse", "Browse"), ("f2", "label", "Label"), ("f3", "judge", "Judge"),
-                  ("f4", "agreement", "Agreement"))
+                  ("f4", "agreement", "Agreement"), ("f5", "jobs", "Jobs"))
     """(key, mode, title) of each screen; F-keys, as every letter is some screen's own key."""
     BINDINGS = [Binding(key, f"switch_mode('{mode}')", title) for key, mode, title in NAVIGATION]
     BINDINGS.append(Binding("q", "quit", "Quit"))

@@ -1,0 +1,173 @@
+"""The jobs screen (F5) over real job folders: queued, hand-written metrics, a launch from the form, cancel."""
+
+import json
+import time
+
+from textual.widgets import Input, Select, Static
+
+from prefstudio.train import jobs
+from prefstudio.train.config import make_config
+from prefstudio.tui.app import PrefstudioApp
+from prefstudio.tui.jobs_screen import ChartView, JobsScreen, JobTable, NewJobForm, _Metrics
+from tests.pilot_helpers import settle
+
+SOURCES = ("concise", "detailed", "safety")
+
+
+def config(backbone, **extra):
+    return make_config({"backbone": str(backbone), "batch_size": 6, "lr": 1e-3, "max_length": 64,
+                        "warmup_ratio": 0.0, **extra})
+
+
+async def open_jobs(pilot) -> JobsScreen:
+    await settle(pilot)
+    await pilot.press("f5")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, JobsScreen)
+    return screen
+
+
+async def open_more_form(pilot, backbone) -> NewJobForm:
+    """The new-job form, on a MORE job over `backbone`."""
+    await pilot.press("n")
+    await settle(pilot)
+    form = pilot.app.screen
+    assert isinstance(form, NewJobForm)
+    form.query_one("#backbone", Input).value = str(backbone)
+    form.query_one("#objective", Select).value = "more"
+    await pilot.pause()
+    return form
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.1)
+
+
+def states(screen) -> list[str]:
+    return [row[0] for row in screen.query_one(JobTable).rows]
+
+
+def chart_text(screen, chart_id: str) -> str:
+    return screen.query_one(f"#{chart_id}", ChartView).render().plain
+
+
+def has_braille(text: str) -> bool:
+    return any(0x2801 <= ord(ch) <= 0x28FF for ch in text)
+
+
+def write_done_job(job: jobs.JobStatus, steps: int) -> None:
+    status = json.loads((job.folder / jobs.STATUS).read_text())
+    status.update(state="done", step=steps, total_steps=steps, loss=0.25, started=status["created"],
+                  finished=status["created"] + 10)
+    (job.folder / jobs.STATUS).write_text(json.dumps(status))
+    with open(job.folder / "metrics.jsonl", "w") as metrics:
+        for step in range(1, steps + 1):
+            metrics.write(json.dumps({
+                "step": step, "total_steps": steps, "loss": 1 / step,
+                "loss_by_source": {s: 1 / step + i / 10 for i, s in enumerate(SOURCES)},
+                "lambda": {s: (1 + i * step / steps) / 3 for i, s in enumerate(SOURCES)},
+            }) + "\n")
+    (job.folder / jobs.LOG).write_text("loading the backbone\nstep 1\n[red]not markup[/red]\n")
+
+
+async def test_a_job_not_started_shows_queued(small_ws, backbone):
+    job = jobs.create_job(small_ws, config(backbone))
+    async with PrefstudioApp(small_ws).run_test(size=(120, 35)) as pilot:
+        screen = await open_jobs(pilot)
+        assert states(screen) == ["queued"]
+        row = screen.query_one(JobTable).rows[0]
+        assert row[1] == "0/?" and row[5] == "bt" and row[6] == job.id and row[7] == "gpt2"
+        assert screen.query_one("#job-title", Static).visual.plain.startswith(f"{job.id} · bt · queued")
+        assert "no steps yet" in chart_text(screen, "loss")
+        assert screen.query_one("#lambda").display is False
+
+
+async def test_a_done_job_draws_its_curves_and_log(small_ws, backbone):
+    job = jobs.create_job(small_ws, config(backbone, objective="more", sampling="balanced"))
+    write_done_job(job, 20)
+    async with PrefstudioApp(small_ws).run_test(size=(100, 30)) as pilot:
+        screen = await open_jobs(pilot)
+        assert states(screen) == ["done"]
+        row = screen.query_one(JobTable).rows[0]
+        assert row[1] == "20/20" and row[2] == "█" * 12 and row[4] == "0.2500" and row[5] == "more"
+        loss = chart_text(screen, "loss")
+        assert has_braille(loss) and "━ loss 0.05" in loss and "━ safety 0.25" in loss
+        weights = chart_text(screen, "lambda")
+        assert screen.query_one("#lambda").display is True
+        assert has_braille(weights) and all(f"━ {s}" in weights for s in SOURCES)
+        assert "[red]not markup[/red]" in screen.query_one("#log", Static).visual.plain
+
+
+def test_metrics_are_read_on_from_where_the_last_read_ended(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 0.9}\n{"step": 2, "loss": 0.8}\n{"step": 3, "lo')
+    metrics = _Metrics()
+    assert metrics.read_more(path)
+    assert sorted(metrics.by_step) == [1, 2] and metrics.offset == len('{"step": 1, "loss": 0.9}\n') * 2
+    assert not metrics.read_more(path)  # only a cut line: nothing new
+    with open(path, "a") as file:
+        file.write('ss": 0.7}\n{"step": 2, "loss": 0.5}\n')  # step 2 again, as after a resume: the newest wins
+    assert metrics.read_more(path)
+    loss, weights = metrics.series()
+    assert loss == {"loss": [(1, 0.9), (2, 0.5), (3, 0.7)]} and weights == {}
+
+
+async def test_a_bad_setting_is_one_line_in_the_form_and_makes_no_job(small_ws, backbone):
+    async with PrefstudioApp(small_ws).run_test(size=(120, 35)) as pilot:
+        screen = await open_jobs(pilot)
+        form = await open_more_form(pilot, backbone)
+        assert form.query_one("#sampling", Select).value == "balanced"
+        form.query_one("#sampling", Select).value = "multitask"
+        await pilot.click("#launch")
+        await settle(pilot)
+        assert pilot.app.screen is form
+        assert form.query_one("#form-error", Static).visual.plain == (
+            "training settings: (top level): Value error, objective 'more' needs sampling 'balanced' "
+            "(one sub-batch per source)"
+        )
+        form.query_one("#sampling", Select).value = "balanced"
+        form.query_one("#gpus", Input).value = "0,x"
+        await pilot.pause(0.3)  # a button ignores clicks for 0.2 s after one
+        await pilot.click("#launch")
+        await settle(pilot)
+        assert form.query_one("#form-error", Static).visual.plain.startswith("GPUs: device numbers")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert pilot.app.screen is screen
+        assert jobs.list_jobs(small_ws.jobs_dir) == []
+
+
+async def test_launch_from_the_form_runs_to_done(small_ws, backbone):
+    async with PrefstudioApp(small_ws).run_test(size=(120, 35)) as pilot:
+        screen = await open_jobs(pilot)
+        form = await open_more_form(pilot, backbone)
+        for field, value in (("batch-size", "6"), ("lr", "0.001"), ("max-length", "64")):
+            form.query_one(f"#{field}", Input).value = value
+        await pilot.click("#launch")
+        await wait_for(pilot, lambda: states(screen) == ["done"], timeout=90)
+        await wait_for(pilot, lambda: all(f"━ {s}" in chart_text(screen, "lambda") for s in SOURCES))
+        assert has_braille(chart_text(screen, "loss"))
+        (job,) = jobs.list_jobs(small_ws.jobs_dir)
+        assert screen.query_one(JobTable).rows[0][1] == f"{job.total_steps}/{job.total_steps}"
+
+
+async def test_cancel_then_resume_a_running_job(small_ws, backbone):
+    job = jobs.create_job(small_ws, config(backbone, epochs=8, batch_size=4))
+    jobs.start_next(small_ws.jobs_dir)
+    async with PrefstudioApp(small_ws).run_test(size=(120, 35)) as pilot:
+        screen = await open_jobs(pilot)
+        await wait_for(pilot, lambda: states(screen) == ["running"] and screen.selected.status.step >= 2, 60)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: states(screen) == ["cancelled"], 60)
+        assert "cancelled" in screen.query_one("#job-message", Static).visual.plain
+        stopped_at = screen.selected.status.step
+        await pilot.press("r")
+        # (a SIGTERM before the job process has set its handler would kill it: cancel once it is stepping)
+        await wait_for(pilot, lambda: states(screen) == ["running"] and screen.selected.status.step > stopped_at, 60)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: states(screen) == ["cancelled"], 60)
+        assert jobs.read_status(job.folder).state == "cancelled"
