@@ -8,6 +8,12 @@ app leaves it running; it never opens the workspace database (SPEC §6). The
 queue needs no daemon: a job that ends starts the oldest queued one. A job
 whose process died without a word (kill -9, out of memory) shows as failed
 with the end of its log, and can be resumed from its last checkpoint.
+
+Jobs come in kinds: `train`, and kinds that other parts of prefstudio register
+in RUNNERS (scoring pairs for evaluation, best-of-N sampling). A kind's runner
+is the body of its process; its ingester, if any, is run by whoever holds the
+workspace database (the app, the CLI) once the job is done, to bring the job's
+output files into the database — exactly once (a marker file says it was done).
 """
 
 from __future__ import annotations
@@ -36,6 +42,12 @@ STATUS = "status.json"
 LOG = "log.txt"
 LAUNCH = "launch.json"  # how to start the process: GPUs, number of processes
 CANCEL = "cancel.requested"  # a cancel outlives a signal that came too early to be handled
+INGESTED = "ingested"  # the job's output is in the workspace database
+
+# kind -> "module:function". A runner is called as runner(folder, should_stop=, on_progress=) in the job
+# process; an ingester as ingester(ws, folder, con) by the process that holds the database.
+RUNNERS = {"train": "prefstudio.train.jobs:run_training"}
+INGESTERS: dict[str, str] = {}
 _ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 STATES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -55,6 +67,7 @@ class JobStatus:
     finished: float | None = None
     message: str = ""
     name: str = ""
+    kind: str = "train"
 
     @property
     def eta_seconds(self) -> float | None:
@@ -129,36 +142,53 @@ def list_jobs(jobs_dir: Path) -> list[JobStatus]:
     return sorted((read_status(p) for p in folders), key=lambda s: (s.created, s.id))
 
 
-def _new_id(config: TrainConfig) -> str:
-    return f"{datetime.now():%Y%m%d-%H%M%S}-{config.objective}-{secrets.token_hex(2)}"
-
-
 def create_job(ws, config: TrainConfig, *, gpus: list[int] | None = None, num_processes: int = 1,
                name: str | None = None, con=None) -> JobStatus:
-    """Freeze the config and a snapshot of the pairs into a new job folder, queued.
+    """Freeze the config and a snapshot of the pairs into a new training job folder, queued.
 
     `con`: the cursor to use, for a caller in a thread other than the workspace's.
     """
     from prefstudio.train.snapshot import write_snapshot
 
     con = con or ws.cursor()
-    job_id = _new_id(config)
+    return new_job(ws, "train", config.model_dump(exclude_none=True), f"{config.objective}",
+                   lambda folder: write_snapshot(ws, folder / "pairs.parquet", con=con),
+                   gpus=gpus, num_processes=num_processes, name=name, con=con)
+
+
+def new_job(ws, kind: str, config: dict, label: str, write_inputs, *, gpus: list[int] | None = None,
+            num_processes: int = 1, name: str | None = None, con=None) -> JobStatus:
+    """A queued job of `kind`: its frozen config, the inputs `write_inputs(folder)` writes, a row in `jobs`.
+
+    The folder only gets its status file, which makes it a job, once the inputs are written:
+    a failure on the way leaves no half-made job in the queue.
+    """
+    if kind not in RUNNERS:
+        raise PrefstudioError(f"unknown job kind {kind!r} (known: {', '.join(RUNNERS)})")
+    con = con or ws.cursor()
+    job_id = f"{datetime.now():%Y%m%d-%H%M%S}-{label}-{secrets.token_hex(2)}"
     folder = ws.jobs_dir / job_id
     folder.mkdir(parents=True)
-    (folder / CONFIG).write_text(tomli_w.dumps(config.model_dump(exclude_none=True)))
-    write_snapshot(ws, folder / "pairs.parquet", con=con)
-    _write_json(folder / LAUNCH, {"gpus": gpus, "num_processes": num_processes})
+    try:
+        (folder / CONFIG).write_text(tomli_w.dumps(config))
+        write_inputs(folder)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    _write_json(folder / LAUNCH, {"kind": kind, "gpus": gpus, "num_processes": num_processes})
     now = time.time()
-    _write_json(folder / STATUS, {"state": "queued", "created": now, "name": name or job_id})
+    _write_json(folder / STATUS, {"state": "queued", "created": now, "name": name or job_id, "kind": kind})
     con.execute(
-        "INSERT INTO jobs (id, kind, name, state, config, created_at) VALUES (?, 'train', ?, 'queued', ?, to_timestamp(?)::TIMESTAMP)",
-        [job_id, name or job_id, json.dumps(config.model_dump()), now],
+        "INSERT INTO jobs (id, kind, name, state, config, created_at) VALUES (?, ?, ?, 'queued', ?, to_timestamp(?)::TIMESTAMP)",
+        [job_id, kind, name or job_id, json.dumps(config), now],
     )
     return read_status(folder)
 
 
 def sync_jobs(ws, con=None) -> list[JobStatus]:
-    """Copy the jobs' states from their folders into the workspace's jobs table."""
+    """Copy the jobs' states from their folders into the workspace's jobs table; ingest finished outputs."""
     con = con or ws.cursor()
     statuses = list_jobs(ws.jobs_dir)
     for s in statuses:
@@ -166,7 +196,17 @@ def sync_jobs(ws, con=None) -> list[JobStatus]:
             "UPDATE jobs SET state = ?, started_at = to_timestamp(?)::TIMESTAMP, finished_at = to_timestamp(?)::TIMESTAMP WHERE id = ?",
             [s.state, s.started, s.finished, s.id],
         )
+        if s.state == "done" and s.kind in INGESTERS and not (s.folder / INGESTED).exists():
+            _resolve(INGESTERS[s.kind])(ws, s.folder, con)  # in one transaction, or safe to repeat
+            (s.folder / INGESTED).touch()
     return statuses
+
+
+def _resolve(target: str):
+    import importlib
+
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 # -- starting, stopping ----------------------------------------------------------------------------
@@ -193,6 +233,8 @@ def _command(folder: Path) -> tuple[list[str], dict]:
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
     processes = launch.get("num_processes") or (len(gpus) if gpus else 1)
+    if launch.get("kind", "train") != "train":
+        processes = 1  # only training runs data-parallel
     if processes > 1 and gpus:
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes)]
         return cmd + ["-m", "prefstudio.train.jobs", str(folder)], env
@@ -266,12 +308,11 @@ def run_job(folder: Path) -> int:
     import torch
     from accelerate import PartialState
 
-    from prefstudio.train.loop import train
-
     folder = folder.resolve()
     # cpu=True where there is no GPU: without it, ranks started by torchrun each think they are alone
     main = PartialState(cpu=not torch.cuda.is_available()).is_main_process
     status = json.loads((folder / STATUS).read_text())
+    launch = json.loads((folder / LAUNCH).read_text()) if (folder / LAUNCH).exists() else {}
 
     def write(**changes) -> None:
         if main:
@@ -280,9 +321,9 @@ def run_job(folder: Path) -> int:
 
     write(state="running", pid=status.get("pid") or os.getpid())
     try:
-        config = load_config(folder / CONFIG)
-        train(folder, config, should_stop=lambda: stop["asked"],
-              on_progress=lambda p: write(step=p.step, total_steps=p.total, loss=p.loss))
+        runner = _resolve(RUNNERS[launch.get("kind", "train")])
+        runner(folder, should_stop=lambda: stop["asked"],
+               on_progress=lambda p: write(step=p.step, total_steps=p.total, loss=p.loss))
         if stop["asked"]:
             write(state="cancelled", finished=time.time(), message="cancelled; resume goes on from the checkpoint saved on the way out")
         else:
@@ -297,6 +338,12 @@ def run_job(folder: Path) -> int:
         sys.stdout.flush()
         start_next(folder.parent)
     return code
+
+
+def run_training(folder: Path, *, should_stop, on_progress) -> None:
+    from prefstudio.train.loop import train
+
+    train(folder, load_config(folder / CONFIG), should_stop=should_stop, on_progress=on_progress)
 
 
 if __name__ == "__main__":

@@ -472,7 +472,9 @@ class JobsScreen(Screen):
         if status.id not in self._configs:
             try:
                 config = tomllib.loads((status.folder / jobs.CONFIG).read_text(encoding="utf-8"))
-                self._configs[status.id] = (str(config.get("objective", "bt")), str(config["backbone"]))
+                what = config.get("objective", "bt") if status.kind == "train" else status.kind
+                model = config.get("backbone") or config.get("checkpoint") or config.get("policy")
+                self._configs[status.id] = (str(what), str(model or "?"))
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError):
                 return "?", "?"
         return self._configs[status.id]
