@@ -212,14 +212,40 @@ examples:
     p.add_argument("--no-start", action="store_true", help="only make the job folder (to run it elsewhere)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("jobs", help="list training jobs; cancel, resume or follow one",
-                       description="List the workspace's jobs with their state and progress, or act on one.")
+    p = sub.add_parser("jobs", help="list jobs (training, scoring); cancel, resume or follow one",
+                       description="List the workspace's jobs with their state and progress, or act on one. "
+                       "Finished scoring jobs' rewards are brought into the workspace on the way.")
     _add_workspace(p)
     act = p.add_mutually_exclusive_group()
     act.add_argument("--cancel", metavar="ID", help="stop a queued or running job (it saves a checkpoint first)")
     act.add_argument("--resume", metavar="ID", help="go on with a failed or cancelled job from its last checkpoint")
     act.add_argument("--follow", metavar="ID", help="print the job's progress until it ends")
     p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser(
+        "eval",
+        help="score a split's pairs with a trained job (or an untrained backbone) in a background job",
+        description="Score every pair of a split with a training job's checkpoint (its latest, or --checkpoint), "
+        "as a background job like training: batched, on the GPU when there is one, one batch of texts in memory. "
+        "When it is done, the rewards go into the workspace's predictions table and SPEC §4's figures into its "
+        "metrics table (the app and `prefstudio jobs` bring them in; --wait does it here). --raw scores an "
+        "untrained backbone with a fresh head: the papers' baseline row.",
+        epilog="""examples:
+  prefstudio eval ws 20261124-101500-more-3f2a --wait          # latest checkpoint, test split
+  prefstudio eval ws 20261124-101500-more-3f2a --checkpoint step-400 --split train
+  prefstudio eval ws --raw ./pythia-410m --wait                  # the untrained baseline
+then: F6 Evaluate in the app, or `prefstudio report ws JOB... --out DIR`""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_workspace(p)
+    p.add_argument("job", nargs="?", metavar="JOB", help="the training job to score (see `prefstudio jobs`)")
+    p.add_argument("--raw", metavar="BACKBONE", help="score this untrained backbone instead of a job")
+    p.add_argument("--checkpoint", metavar="step-N", help="a checkpoint of the job other than its latest")
+    p.add_argument("--split", default="test", help="the split to score (default: test)")
+    p.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass (default 32)")
+    p.add_argument("--max-length", type=int, help="tokens per text (default: the job's own)")
+    p.add_argument("--wait", action="store_true", help="follow the job, then store and print the figures")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("info", help="print a workspace's counts per source and split")
     _add_workspace(p)
@@ -439,6 +465,9 @@ def cmd_jobs(args) -> int:
                     on_progress(status.step, status.total_steps or None,
                                 f"loss {status.loss:.4f}" if status.loss is not None else status.state)
                 time.sleep(1)
+        if status.state == "done":
+            with Workspace.open(args.workspace) as ws:
+                jobs.sync_jobs(ws)  # a scoring job's rewards go into the workspace now
         print(f"{status.id}: {status.state} at step {status.step}/{status.total_steps}"
               + (f"; {status.message}" if status.message else ""))
         if status.state == "failed":
@@ -448,7 +477,42 @@ def cmd_jobs(args) -> int:
             progress = f"{s.step}/{s.total_steps}" if s.total_steps else "-"
             loss = f"{s.loss:.4f}" if s.loss is not None else "-"
             eta = f"eta {s.eta_seconds / 60:.0f} min" if s.eta_seconds else ""
-            print(f"{s.id}  {s.state:<9} {progress:>11}  loss {loss:<8} {eta}  {s.message}")
+            print(f"{s.id}  {s.kind:<5} {s.state:<9} {progress:>11}  loss {loss:<8} {eta}  {s.message}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import time
+
+    from prefstudio.evaluate import metrics, predictions, scoring_job
+    from prefstudio.train import jobs
+    from prefstudio.workspace import Workspace
+
+    if args.batch_size < 1:
+        raise PrefstudioError(f"--batch-size {args.batch_size}: expected a positive number of pairs")
+    with Workspace.open(args.workspace) as ws:
+        config = scoring_job.eval_config(ws, args.job, raw_backbone=args.raw, checkpoint=args.checkpoint,
+                                         split=args.split, batch_size=args.batch_size, max_length=args.max_length)
+        job = scoring_job.create_eval_job(ws, config)
+        started = jobs.start_next(ws.jobs_dir)
+    print(f"job {job.id}: scores {config.subject} ({config.checkpoint_name}) on split {config.split!r}")
+    if not args.wait:
+        print("running" if started and started.id == job.id else "queued: it starts when the running job ends",
+              f"- follow it with: prefstudio jobs {args.workspace} --follow {job.id}")
+        return 0
+    with _progress(f"scoring {config.split}") as on_progress:
+        while (status := jobs.read_status(job.folder)).state in ("queued", "running"):
+            if on_progress:
+                on_progress(status.step, status.total_steps or None, status.state)
+            time.sleep(0.5)
+    if status.state != "done":
+        raise PrefstudioError(f"job {job.id} {status.state}: {status.message or 'see ' + str(job.folder / jobs.LOG)}")
+    with Workspace.open(args.workspace) as ws:
+        jobs.sync_jobs(ws)
+        scored = predictions.find_model(ws.con, config.subject, config.split, config.checkpoint_name)
+        rewards = predictions.load_rewards(ws.con, scored.job_id, scored.checkpoint, scored.split)
+    for source, summary in metrics.summarize_by_source(rewards.d, rewards.source).items():
+        print(f"  {source:<20} n {summary.n:>7,}  accuracy {summary.accuracy:6.1%}  ECE@10 {summary.ece[10]:.4f}")
     return 0
 
 

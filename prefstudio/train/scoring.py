@@ -28,11 +28,12 @@ def _batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
 
 @torch.no_grad()
 def score_pairs(checkpoint: str | Path, rows: Iterable[dict], *, batch_size: int = 32, max_length: int = 512,
-                template: str = DEFAULT_TEMPLATE, device: str | None = None) -> Iterator[tuple[int, float, float]]:
+                template: str = DEFAULT_TEMPLATE, device: str | None = None,
+                pooling: str = "auto") -> Iterator[tuple[int, float, float]]:
     """Yields (pair_id, r_chosen, r_rejected) for rows with pair_id, prompt, chosen, rejected."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = load_tokenizer(checkpoint)
-    model = RewardModel.from_pretrained(checkpoint).to(device).eval()
+    model = RewardModel.from_pretrained(checkpoint, pooling=pooling).to(device).eval()
     for batch in _batches(rows, batch_size):
         encoded = encode_pairs(tokenizer, [{**r, "source": "", "margin": 0.0} for r in batch], max_length, template)
         tensors = collate(encoded, tokenizer.pad_token_id)

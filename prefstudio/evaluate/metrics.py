@@ -1,0 +1,199 @@
+"""What a reward model's reward differences say: accuracy, calibration, shape, outliers (SPEC §4).
+
+Everything takes d = r_chosen - r_rejected as one numpy array and is
+vectorised, so a million pairs take well under a second. Conventions, chosen to
+match the papers' code so numbers can be compared with their tables:
+
+- accuracy counts d > 0; a tie (d = 0) is wrong.
+- ECE is MORE's two-entry form: each pair enters as (σ(d), 1) and (1 - σ(d), 0),
+  bins are equal-width over [0, 1] and a value on an inner edge falls in the
+  lower bin (numpy's searchsorted, as sklearn's calibration_curve does).
+- The reliability table is the confidence form, c = max(σ(d), 1 - σ(d)) in
+  equal-width bins over [0.5, 1] with the same edge rule; with B bins its ECE
+  equals the two-entry ECE with 2B bins except for pairs on an edge or at d = 0.
+- std, skewness and excess kurtosis are the population (biased) moments, as
+  numpy's std and scipy's skew/kurtosis give by default.
+- Tukey's fences use numpy's linearly interpolated quartiles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ECE_BINS = (5, 10, 20)  # MORE's table columns
+DEFAULT_ECE_BINS = 10
+DEFAULT_RELIABILITY_BINS = 10
+
+
+def sigmoid(d: np.ndarray) -> np.ndarray:
+    """σ(d) without overflow for large |d|."""
+    return np.exp(-np.logaddexp(0.0, -np.asarray(d, dtype=np.float64)))
+
+
+def accuracy(d: np.ndarray) -> float:
+    d = np.asarray(d, dtype=np.float64)
+    return float(np.mean(d > 0)) if d.size else float("nan")
+
+
+def _bin_ids(values: np.ndarray, low: float, high: float, n_bins: int) -> np.ndarray:
+    edges = np.linspace(low, high, n_bins + 1)
+    return np.searchsorted(edges[1:-1], values, side="left")
+
+
+def ece(d: np.ndarray, n_bins: int = DEFAULT_ECE_BINS) -> float:
+    """MORE's two-entry ECE: Σ_b |Σ_{i∈b} p_i - Σ_{i∈b} y_i| / (2n)."""
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, not {n_bins}")
+    p = sigmoid(d)
+    if not p.size:
+        return float("nan")
+    probs = np.concatenate([p, 1.0 - p])
+    labels = np.concatenate([np.ones_like(p), np.zeros_like(p)])
+    ids = _bin_ids(probs, 0.0, 1.0, n_bins)
+    prob_sums = np.bincount(ids, weights=probs, minlength=n_bins)
+    label_sums = np.bincount(ids, weights=labels, minlength=n_bins)
+    return float(np.abs(prob_sums - label_sums).sum() / probs.size)
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    lower: float
+    upper: float
+    count: int
+    confidence: float  # mean confidence of the bin's pairs; NaN when empty
+    accuracy: float  # share of the bin's pairs with d > 0; NaN when empty
+
+
+def reliability(d: np.ndarray, n_bins: int = DEFAULT_RELIABILITY_BINS) -> list[ReliabilityBin]:
+    """The reliability table: confidence max(σ(d), 1-σ(d)) in `n_bins` equal bins over [0.5, 1]."""
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, not {n_bins}")
+    d = np.asarray(d, dtype=np.float64)
+    p = sigmoid(d)
+    confidence = np.maximum(p, 1.0 - p)
+    ids = _bin_ids(confidence, 0.5, 1.0, n_bins)
+    counts = np.bincount(ids, minlength=n_bins)
+    conf_sums = np.bincount(ids, weights=confidence, minlength=n_bins)
+    correct = np.bincount(ids, weights=(d > 0).astype(np.float64), minlength=n_bins)
+    edges = np.linspace(0.5, 1.0, n_bins + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf, acc = conf_sums / counts, correct / counts
+    return [ReliabilityBin(float(edges[b]), float(edges[b + 1]), int(counts[b]), float(mean_conf[b]), float(acc[b]))
+            for b in range(n_bins)]
+
+
+def reliability_ece(bins: list[ReliabilityBin]) -> float:
+    """The confidence-form ECE of a reliability table: Σ_b (n_b / n) · |acc_b - conf_b|."""
+    n = sum(b.count for b in bins)
+    if not n:
+        return float("nan")
+    return float(sum(b.count * abs(b.accuracy - b.confidence) for b in bins if b.count) / n)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    n: int
+    mean: float
+    std: float
+    skewness: float
+    excess_kurtosis: float
+    share_negative: float  # share of d < 0 (ties are neither)
+
+
+def distribution(d: np.ndarray) -> Distribution:
+    d = np.asarray(d, dtype=np.float64)
+    if not d.size:
+        nan = float("nan")
+        return Distribution(0, nan, nan, nan, nan, nan)
+    mean = d.mean()
+    centred = d - mean
+    m2 = np.mean(centred**2)
+    if m2 > 0:
+        skewness = np.mean(centred**3) / m2**1.5
+        kurtosis = np.mean(centred**4) / m2**2 - 3.0
+    else:  # all equal: no shape to speak of
+        skewness = kurtosis = float("nan")
+    return Distribution(int(d.size), float(mean), float(np.sqrt(m2)), float(skewness), float(kurtosis),
+                        float(np.mean(d < 0)))
+
+
+@dataclass(frozen=True)
+class Outliers:
+    q1: float
+    q3: float
+    low_fence: float  # Q1 - 1.5·IQR
+    high_fence: float  # Q3 + 1.5·IQR
+    n_positive: int  # above the high fence
+    mean_positive: float  # NaN when there are none
+    n_negative: int  # below the low fence
+    mean_negative: float
+    positive: np.ndarray  # indices into d, largest first
+    negative: np.ndarray  # indices into d, smallest first
+
+
+def tukey_outliers(d: np.ndarray) -> Outliers:
+    d = np.asarray(d, dtype=np.float64)
+    if not d.size:
+        nan, none = float("nan"), np.array([], dtype=np.int64)
+        return Outliers(nan, nan, nan, nan, 0, nan, 0, nan, none, none)
+    q1, q3 = np.percentile(d, [25, 75])
+    iqr = q3 - q1
+    low, high = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    above, below = np.flatnonzero(d > high), np.flatnonzero(d < low)
+    above = above[np.argsort(-d[above], kind="stable")]
+    below = below[np.argsort(d[below], kind="stable")]
+    mean = lambda idx: float(d[idx].mean()) if idx.size else float("nan")  # noqa: E731
+    return Outliers(float(q1), float(q3), float(low), float(high), int(above.size), mean(above),
+                    int(below.size), mean(below), above, below)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Every figure of SPEC §4 for one set of pairs (one job, one source or all)."""
+
+    n: int
+    accuracy: float
+    ece: dict[int, float]  # n_bins -> two-entry ECE
+    reliability: list[ReliabilityBin]
+    distribution: Distribution
+    outliers: Outliers
+
+
+def summarize(d: np.ndarray, *, ece_bins: tuple[int, ...] = ECE_BINS,
+              reliability_bins: int = DEFAULT_RELIABILITY_BINS) -> Summary:
+    d = np.asarray(d, dtype=np.float64)
+    return Summary(int(d.size), accuracy(d), {b: ece(d, b) for b in ece_bins}, reliability(d, reliability_bins),
+                   distribution(d), tukey_outliers(d))
+
+
+ALL = "all"  # the key of the summary over every source
+
+
+def summarize_by_source(d: np.ndarray, sources: np.ndarray, **options) -> dict[str, Summary]:
+    """One summary per source (in name order), then ALL over every pair; outlier indices index `d`."""
+    d = np.asarray(d, dtype=np.float64)
+    sources = np.asarray(sources)
+    names, codes = np.unique(sources, return_inverse=True) if sources.size else (np.array([]), np.array([], int))
+    result: dict[str, Summary] = {}
+    for code, name in enumerate(names):
+        members = np.flatnonzero(codes == code)
+        summary = summarize(d[members], **options)
+        outliers = summary.outliers
+        result[str(name)] = Summary(summary.n, summary.accuracy, summary.ece, summary.reliability,
+                                    summary.distribution,
+                                    Outliers(**{**outliers.__dict__, "positive": members[outliers.positive],
+                                                "negative": members[outliers.negative]}))
+    result[ALL] = summarize(d, **options)
+    return result
+
+
+def histogram(d: np.ndarray, bins: int, value_range: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, edges) of d; give several jobs the same `value_range` to compare them bin for bin."""
+    d = np.asarray(d, dtype=np.float64)
+    if value_range is None:
+        value_range = (float(d.min()), float(d.max())) if d.size else (0.0, 1.0)
+    if value_range[0] == value_range[1]:
+        value_range = (value_range[0] - 0.5, value_range[1] + 0.5)
+    return np.histogram(d, bins=bins, range=value_range)

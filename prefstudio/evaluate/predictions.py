@@ -1,0 +1,144 @@
+"""Rewards in the workspace: ingesting a finished scoring job, reading them back for the figures.
+
+`predictions` holds (job_id, checkpoint, pair_id, r_chosen, r_rejected): job_id
+is the scored subject — a training job's id, or "raw:NAME" for an untrained
+backbone — not the scoring job's. Scoring the same subject and checkpoint
+again replaces its rows for those pairs, so ingesting twice changes nothing.
+Reading back joins `pairs` for source and split and hands numpy arrays to
+metrics.py: a million pairs come back in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from prefstudio.errors import PrefstudioError
+from prefstudio.evaluate import metrics
+from prefstudio.evaluate.scoring_job import PARTS, EvalConfig
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One scored model on one split: a row of the papers' tables."""
+
+    job_id: str
+    checkpoint: str
+    split: str
+    n: int
+    name: str  # the job's name, or job_id
+
+    @property
+    def label(self) -> str:
+        return self.name if self.checkpoint == "raw" else f"{self.name} ({self.checkpoint})"
+
+
+@dataclass(frozen=True)
+class Rewards:
+    pair_id: np.ndarray
+    source: np.ndarray
+    r_chosen: np.ndarray
+    r_rejected: np.ndarray
+
+    @property
+    def d(self) -> np.ndarray:
+        return self.r_chosen - self.r_rejected
+
+
+def ingest(ws, folder: Path, con) -> int:
+    """Bring a done scoring job's rewards and figures into the workspace, in one transaction."""
+    config = EvalConfig(**tomllib.loads((folder / "config.toml").read_text(encoding="utf-8")))
+    parts = sorted(str(p) for p in (folder / PARTS).glob("part-*.parquet"))
+    if not parts:
+        return 0
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM read_parquet(?)", [parts])
+        con.execute("DELETE FROM predictions WHERE job_id = ? AND checkpoint = ? AND pair_id IN "
+                    "(SELECT pair_id FROM incoming)", [config.subject, config.checkpoint_name])
+        con.execute("INSERT INTO predictions SELECT ?, ?, pair_id, r_chosen, r_rejected FROM incoming",
+                    [config.subject, config.checkpoint_name])
+        n = con.execute("SELECT count(*) FROM incoming").fetchone()[0]
+        con.execute("DROP TABLE incoming")
+        store_metrics(con, config.subject, config.checkpoint_name, config.split)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return n
+
+
+METRIC_NAMES = ("n", "accuracy", *(f"ece_{b}" for b in metrics.ECE_BINS), "mean", "std", "skewness",
+                "excess_kurtosis", "share_negative", "outliers_positive", "outliers_positive_mean",
+                "outliers_negative", "outliers_negative_mean")
+
+
+def metric_values(summary: metrics.Summary) -> dict[str, float]:
+    """A summary as the flat (name -> value) rows of the `metrics` table."""
+    dist, out = summary.distribution, summary.outliers
+    return {"n": summary.n, "accuracy": summary.accuracy, **{f"ece_{b}": v for b, v in summary.ece.items()},
+            "mean": dist.mean, "std": dist.std, "skewness": dist.skewness, "excess_kurtosis": dist.excess_kurtosis,
+            "share_negative": dist.share_negative, "outliers_positive": out.n_positive,
+            "outliers_positive_mean": out.mean_positive, "outliers_negative": out.n_negative,
+            "outliers_negative_mean": out.mean_negative}
+
+
+def store_metrics(con, job_id: str, checkpoint: str, split: str) -> None:
+    """Recompute the figures of one scored model into `metrics`, for users who query the file with SQL."""
+    rewards = load_rewards(con, job_id, checkpoint, split)
+    con.execute("DELETE FROM metrics WHERE job_id = ? AND checkpoint = ? AND split = ?", [job_id, checkpoint, split])
+    rows = [(job_id, checkpoint, split, source, name, None if value != value else float(value))
+            for source, summary in metrics.summarize_by_source(rewards.d, rewards.source).items()
+            for name, value in metric_values(summary).items()]
+    if rows:
+        con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+def scored_models(con, split: str | None = None) -> list[Scored]:
+    """Every (subject, checkpoint, split) with stored rewards, oldest job first, raw baselines first."""
+    rows = con.execute(
+        """SELECT p.job_id, p.checkpoint, s.split, count(*) AS n, any_value(coalesce(j.name, p.job_id))
+           FROM predictions p JOIN pairs s ON s.id = p.pair_id LEFT JOIN jobs j ON j.id = p.job_id
+           WHERE ? IS NULL OR s.split = ?
+           GROUP BY p.job_id, p.checkpoint, s.split
+           ORDER BY p.job_id NOT LIKE 'raw:%', min(j.created_at) NULLS FIRST, p.job_id,
+                    try_cast(regexp_extract(p.checkpoint, '(\\d+)$', 1) AS BIGINT) NULLS FIRST, s.split""",
+        [split, split],
+    ).fetchall()
+    return [Scored(*row) for row in rows]
+
+
+def latest_per_job(models: list[Scored]) -> list[Scored]:
+    """Of several checkpoints of one job on one split, the last (scored_models orders them by step)."""
+    latest: dict[tuple[str, str], Scored] = {}
+    for model in models:
+        latest[(model.job_id, model.split)] = model
+    return list(latest.values())
+
+
+def load_rewards(con, job_id: str, checkpoint: str, split: str, sources: list[str] | None = None) -> Rewards:
+    rel = con.execute(
+        """SELECT p.pair_id, s.source, p.r_chosen, p.r_rejected
+           FROM predictions p JOIN pairs s ON s.id = p.pair_id
+           WHERE p.job_id = ? AND p.checkpoint = ? AND s.split = ? AND (? IS NULL OR list_contains(?, s.source))
+           ORDER BY p.pair_id""",
+        [job_id, checkpoint, split, sources, sources],
+    )
+    arrays = rel.fetchnumpy()
+    return Rewards(np.asarray(arrays["pair_id"], dtype=np.int64), np.asarray(arrays["source"], dtype=object),
+                   np.asarray(arrays["r_chosen"], dtype=np.float64), np.asarray(arrays["r_rejected"], dtype=np.float64))
+
+
+def find_model(con, job_id: str, split: str, checkpoint: str | None = None) -> Scored:
+    """The scored model a user named: a job id (latest checkpoint unless one is given) on a split."""
+    models = [m for m in scored_models(con, split) if m.job_id == job_id]
+    if checkpoint is not None:
+        models = [m for m in models if m.checkpoint == checkpoint]
+    if not models:
+        known = sorted({m.job_id for m in scored_models(con, split)})
+        raise PrefstudioError(f"no rewards for {job_id!r}{f' {checkpoint}' if checkpoint else ''} on split "
+                              f"{split!r}; score it with `prefstudio eval` (scored: {', '.join(known) or 'none'})")
+    return models[-1]

@@ -1,0 +1,167 @@
+"""Scoring a split's pairs with a reward model, as a background job.
+
+Launch (in the process that holds the database) writes the split's pairs into
+the job folder; the job process reads them one batch at a time, so scoring a
+million pairs holds one batch of texts, and writes rewards as numbered Parquet
+parts — a cancelled or killed job resumes after the last part. When the job is
+done, the database's holder ingests the parts into `predictions` and the
+figures of SPEC §4 into `metrics` (see predictions.py).
+
+What is scored is a *subject*: a training job (its latest or a named
+checkpoint, scored with the job's own template and max length, so the test
+pairs look like the training pairs did) or an untrained backbone, "raw:NAME",
+with a freshly initialised head — the papers' baseline row.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from prefstudio.errors import PrefstudioError
+
+PAIRS = "pairs.parquet"
+PARTS = "predictions"
+PART_SIZE = 2048  # pairs per part file: what a kill can cost
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = "eval"
+    subject: str  # a training job's id, or "raw:NAME"
+    checkpoint: str  # the model folder scored
+    checkpoint_name: str  # "step-N", or "raw"
+    split: str = "test"
+    batch_size: int = 32
+    max_length: int = 512
+    template: str = "{prompt}\n\nAssistant: {response}"
+    pooling: str = "auto"
+    seed: int = 0  # a raw backbone's head is initialised from it
+
+
+def _training_config(job_folder: Path) -> dict:
+    try:
+        return tomllib.loads((job_folder / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PrefstudioError(f"{job_folder / 'config.toml'}: not a readable training config ({exc})") from None
+
+
+def eval_config(ws, job_id: str | None = None, *, raw_backbone: str | None = None, checkpoint: str | None = None,
+                split: str = "test", batch_size: int = 32, max_length: int | None = None) -> EvalConfig:
+    """The settings that score `job_id` (or a raw backbone) on `split`; checked before anything is written."""
+    from prefstudio.train.loop import CHECKPOINTS, latest_checkpoint
+
+    if (job_id is None) == (raw_backbone is None):
+        raise PrefstudioError("name a training job to score, or --raw BACKBONE for an untrained baseline")
+    if raw_backbone is not None:
+        path = Path(raw_backbone).expanduser()
+        if not (path / "config.json").is_file():
+            raise PrefstudioError(f"{raw_backbone}: not a Hugging Face model folder (no config.json)")
+        return EvalConfig(subject=f"raw:{path.resolve().name}", checkpoint=str(path.resolve()), checkpoint_name="raw",
+                          split=split, batch_size=batch_size, max_length=max_length or 512)
+    folder = ws.jobs_dir / job_id
+    if not (folder / "config.toml").is_file():
+        known = sorted(p.name for p in ws.jobs_dir.iterdir() if (p / "config.toml").is_file())
+        raise PrefstudioError(f"no job {job_id!r} in {ws.path} (jobs: {', '.join(known) or 'none'})")
+    trained = _training_config(folder)
+    if trained.get("kind", "train") != "train" or "backbone" not in trained:
+        raise PrefstudioError(f"job {job_id} is not a training job; only trained reward models can be scored")
+    if checkpoint:
+        chosen = Path(checkpoint) if Path(checkpoint).is_absolute() else folder / CHECKPOINTS / checkpoint
+        if not chosen.is_dir():
+            raise PrefstudioError(f"job {job_id} has no checkpoint {checkpoint!r} (look in {folder / CHECKPOINTS})")
+    else:
+        chosen = latest_checkpoint(folder)
+        if chosen is None:
+            raise PrefstudioError(f"job {job_id} has no checkpoint yet; score it when it has saved one")
+    return EvalConfig(subject=job_id, checkpoint=str(chosen.resolve()), checkpoint_name=chosen.name, split=split,
+                      batch_size=batch_size, max_length=max_length or int(trained.get("max_length", 512)),
+                      template=trained.get("template", EvalConfig.model_fields["template"].default),
+                      pooling=trained.get("pooling", "auto"))
+
+
+def create_eval_job(ws, config: EvalConfig, *, name: str | None = None, con=None):
+    """A queued job that scores `config.split`'s pairs; the pairs are written into its folder now."""
+    from prefstudio.train import jobs
+
+    con = con or ws.cursor()
+    n = con.execute("SELECT count(*) FROM pairs WHERE split = ?", [config.split]).fetchone()[0]
+    if not n:
+        splits = [r[0] for r in con.execute("SELECT DISTINCT split FROM pairs ORDER BY 1").fetchall()]
+        raise PrefstudioError(f"no pairs in split {config.split!r} to score (splits: {', '.join(splits) or 'none'})")
+
+    def write_pairs(folder: Path) -> None:
+        target = str(folder / PAIRS).replace("'", "''")
+        con.execute(f"COPY (SELECT id AS pair_id, source, prompt, chosen, rejected FROM pairs "
+                    f"WHERE split = {_sql_string(config.split)} ORDER BY id) TO '{target}' (FORMAT parquet)")
+
+    return jobs.new_job(ws, "eval", config.model_dump(), "eval", write_pairs,
+                        name=name or f"eval {config.subject} {config.checkpoint_name} on {config.split}", con=con)
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def scored_ids(folder: Path) -> set[int]:
+    import pyarrow.parquet as pq
+
+    done: set[int] = set()
+    for part in sorted((folder / PARTS).glob("part-*.parquet")):
+        done.update(pq.read_table(part, columns=["pair_id"]).column("pair_id").to_pylist())
+    return done
+
+
+def run(folder: Path, *, should_stop, on_progress) -> None:
+    """The job process: score the pairs not scored yet, a part file at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    from prefstudio.train.loop import Progress
+    from prefstudio.train.scoring import score_pairs
+
+    config = EvalConfig(**tomllib.loads((folder / "config.toml").read_text(encoding="utf-8")))
+    parts = folder / PARTS
+    parts.mkdir(exist_ok=True)
+    done = scored_ids(folder)
+    source = pq.ParquetFile(folder / PAIRS)
+    total = source.metadata.num_rows
+    next_part = len(list(parts.glob("part-*.parquet")))
+    on_progress(Progress(len(done), total, None))
+
+    def rows():
+        for batch in source.iter_batches(batch_size=config.batch_size):
+            for row in batch.to_pylist():
+                if row["pair_id"] not in done:
+                    yield row
+
+    buffer: list[tuple[int, float, float]] = []
+
+    def flush() -> None:
+        nonlocal next_part, buffer
+        if not buffer:
+            return
+        ids, chosen, rejected = zip(*buffer)
+        table = pa.table({"pair_id": pa.array(ids, pa.int64()), "r_chosen": pa.array(chosen, pa.float64()),
+                          "r_rejected": pa.array(rejected, pa.float64())})
+        tmp = parts / f".part-{next_part:06d}.tmp"
+        pq.write_table(table, tmp)
+        tmp.replace(parts / f"part-{next_part:06d}.parquet")
+        next_part += 1
+        done.update(ids)
+        buffer = []
+        on_progress(Progress(len(done), total, None))
+
+    torch.manual_seed(config.seed)  # a raw backbone's fresh head: the same every time
+    for scored in score_pairs(config.checkpoint, rows(), batch_size=config.batch_size, max_length=config.max_length,
+                              template=config.template, pooling=config.pooling):
+        buffer.append(scored)
+        if len(buffer) >= PART_SIZE:
+            flush()
+        elif len(buffer) % config.batch_size == 0 and should_stop():
+            break  # what was scored is kept; a resume goes on from here
+    flush()
