@@ -511,7 +511,7 @@ def cmd_eval(args) -> int:
         jobs.sync_jobs(ws)
         scored = predictions.find_model(ws.con, config.subject, config.split, config.checkpoint_name)
         rewards = predictions.load_rewards(ws.con, scored.job_id, scored.checkpoint, scored.split)
-    for source, summary in metrics.summarize_by_source(rewards.d, rewards.source).items():
+    for source, summary in rewards.summaries().items():
         print(f"  {source:<20} n {summary.n:>7,}  accuracy {summary.accuracy:6.1%}  ECE@10 {summary.ece[10]:.4f}")
     return 0
 

@@ -120,3 +120,25 @@ def test_eval_command_waits_then_prints_the_figures(tmp_path, backbone, monkeypa
     assert " eval  done " in listed.stdout
     neither = cli("eval", str(path))
     assert neither.returncode == 2 and neither.stderr.count("\n") == 1 and "--raw BACKBONE" in neither.stderr
+
+
+def test_scoring_reads_one_batch_of_texts_at_a_time(small_ws, backbone):
+    job = scoring_job.create_eval_job(small_ws, scoring_job.eval_config(small_ws, raw_backbone=str(backbone),
+                                                                        batch_size=4))
+    import pyarrow.parquet as pq
+
+    layout = pq.ParquetFile(job.folder / scoring_job.PAIRS).metadata
+    assert layout.num_row_groups > 1 and layout.row_group(0).num_rows == 4  # the job decodes a batch at a time
+    read, scored, most_held = 0, 0, 0
+
+    def rows():
+        nonlocal read
+        for row in pq.ParquetFile(job.folder / scoring_job.PAIRS).iter_batches(batch_size=4):
+            for r in row.to_pylist():
+                read += 1
+                yield r
+
+    for _ in score_pairs(backbone, rows(), batch_size=4, max_length=64):
+        scored += 1
+        most_held = max(most_held, read - scored + 1)
+    assert scored == layout.num_rows and most_held <= 4

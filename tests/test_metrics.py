@@ -90,3 +90,12 @@ def test_empty_input_gives_nan_not_an_error():
     empty = metrics.summarize(np.array([]))
     assert empty.n == 0 and math.isnan(empty.accuracy) and math.isnan(empty.ece[10])
     assert empty.outliers.n_positive == 0
+
+
+def test_source_codes_give_the_same_summaries_as_names():
+    d = np.array([1.0, -1.0, 2.0, 100.0, 0.5])
+    by_name = metrics.summarize_by_source(d, np.array(["b", "a", "a", "b", "b"]))
+    by_code = metrics.summarize_by_source(d, np.array([0, 1, 1, 0, 0]), ["b", "a", "unused"])
+    assert list(by_code) == list(by_name) == ["a", "b", metrics.ALL]
+    assert by_code["b"].accuracy == by_name["b"].accuracy and by_code["b"].ece == by_name["b"].ece
+    assert by_code["b"].outliers.positive.tolist() == by_name["b"].outliers.positive.tolist()

@@ -44,17 +44,20 @@ def _bin_ids(values: np.ndarray, low: float, high: float, n_bins: int) -> np.nda
 
 def ece(d: np.ndarray, n_bins: int = DEFAULT_ECE_BINS) -> float:
     """MORE's two-entry ECE: Σ_b |Σ_{i∈b} p_i - Σ_{i∈b} y_i| / (2n)."""
+    return _ece(sigmoid(d), n_bins)
+
+
+def _ece(p: np.ndarray, n_bins: int) -> float:
     if n_bins < 1:
         raise ValueError(f"n_bins must be at least 1, not {n_bins}")
-    p = sigmoid(d)
     if not p.size:
         return float("nan")
-    probs = np.concatenate([p, 1.0 - p])
-    labels = np.concatenate([np.ones_like(p), np.zeros_like(p)])
-    ids = _bin_ids(probs, 0.0, 1.0, n_bins)
-    prob_sums = np.bincount(ids, weights=probs, minlength=n_bins)
-    label_sums = np.bincount(ids, weights=labels, minlength=n_bins)
-    return float(np.abs(prob_sums - label_sums).sum() / probs.size)
+    q = 1.0 - p
+    ids_p, ids_q = _bin_ids(p, 0.0, 1.0, n_bins), _bin_ids(q, 0.0, 1.0, n_bins)
+    # the (p, 1) entries bring p and a label each; the (1 - p, 0) entries bring 1 - p and no label
+    prob_sums = np.bincount(ids_p, weights=p, minlength=n_bins) + np.bincount(ids_q, weights=q, minlength=n_bins)
+    label_sums = np.bincount(ids_p, minlength=n_bins)
+    return float(np.abs(prob_sums - label_sums).sum() / (2 * p.size))
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,13 @@ class ReliabilityBin:
 
 def reliability(d: np.ndarray, n_bins: int = DEFAULT_RELIABILITY_BINS) -> list[ReliabilityBin]:
     """The reliability table: confidence max(σ(d), 1-σ(d)) in `n_bins` equal bins over [0.5, 1]."""
+    d = np.asarray(d, dtype=np.float64)
+    return _reliability(d, sigmoid(d), n_bins)
+
+
+def _reliability(d: np.ndarray, p: np.ndarray, n_bins: int) -> list[ReliabilityBin]:
     if n_bins < 1:
         raise ValueError(f"n_bins must be at least 1, not {n_bins}")
-    d = np.asarray(d, dtype=np.float64)
-    p = sigmoid(d)
     confidence = np.maximum(p, 1.0 - p)
     ids = _bin_ids(confidence, 0.5, 1.0, n_bins)
     counts = np.bincount(ids, minlength=n_bins)
@@ -109,10 +115,11 @@ def distribution(d: np.ndarray) -> Distribution:
         return Distribution(0, nan, nan, nan, nan, nan)
     mean = d.mean()
     centred = d - mean
-    m2 = np.mean(centred**2)
+    squared = centred * centred
+    m2 = squared.mean()
     if m2 > 0:
-        skewness = np.mean(centred**3) / m2**1.5
-        kurtosis = np.mean(centred**4) / m2**2 - 3.0
+        skewness = np.dot(squared, centred) / d.size / m2**1.5
+        kurtosis = np.dot(squared, squared) / d.size / m2**2 - 3.0
     else:  # all equal: no shape to speak of
         skewness = kurtosis = float("nan")
     return Distribution(int(d.size), float(mean), float(np.sqrt(m2)), float(skewness), float(kurtosis),
@@ -164,21 +171,31 @@ class Summary:
 def summarize(d: np.ndarray, *, ece_bins: tuple[int, ...] = ECE_BINS,
               reliability_bins: int = DEFAULT_RELIABILITY_BINS) -> Summary:
     d = np.asarray(d, dtype=np.float64)
-    return Summary(int(d.size), accuracy(d), {b: ece(d, b) for b in ece_bins}, reliability(d, reliability_bins),
+    p = sigmoid(d)  # once, for every ECE and the reliability table
+    return Summary(int(d.size), accuracy(d), {b: _ece(p, b) for b in ece_bins}, _reliability(d, p, reliability_bins),
                    distribution(d), tukey_outliers(d))
 
 
 ALL = "all"  # the key of the summary over every source
 
 
-def summarize_by_source(d: np.ndarray, sources: np.ndarray, **options) -> dict[str, Summary]:
-    """One summary per source (in name order), then ALL over every pair; outlier indices index `d`."""
+def summarize_by_source(d: np.ndarray, sources: np.ndarray, names: list[str] | None = None,
+                        **options) -> dict[str, Summary]:
+    """One summary per source (in name order), then ALL over every pair; outlier indices index `d`.
+
+    `sources`: each pair's source name — or, faster for a million pairs, integer codes into `names`.
+    """
     d = np.asarray(d, dtype=np.float64)
     sources = np.asarray(sources)
-    names, codes = np.unique(sources, return_inverse=True) if sources.size else (np.array([]), np.array([], int))
+    if names is None:
+        names, codes = np.unique(sources, return_inverse=True) if sources.size else ([], np.array([], int))
+    else:
+        codes = sources
     result: dict[str, Summary] = {}
-    for code, name in enumerate(names):
+    for code, name in sorted(enumerate(names), key=lambda item: str(item[1])):
         members = np.flatnonzero(codes == code)
+        if not members.size:
+            continue
         summary = summarize(d[members], **options)
         outliers = summary.outliers
         result[str(name)] = Summary(summary.n, summary.accuracy, summary.ece, summary.reliability,

@@ -39,13 +39,23 @@ class Scored:
 @dataclass(frozen=True)
 class Rewards:
     pair_id: np.ndarray
-    source: np.ndarray
+    source_code: np.ndarray  # an index into source_names per pair
+    source_names: list[str]
     r_chosen: np.ndarray
     r_rejected: np.ndarray
 
     @property
     def d(self) -> np.ndarray:
         return self.r_chosen - self.r_rejected
+
+    @property
+    def source(self) -> np.ndarray:
+        """Each pair's source name."""
+        return np.asarray(self.source_names, dtype=object)[self.source_code]
+
+    def summaries(self, **options) -> dict[str, metrics.Summary]:
+        """metrics.summarize_by_source on these rewards, without re-deriving the sources from strings."""
+        return metrics.summarize_by_source(self.d, self.source_code, self.source_names, **options)
 
 
 def ingest(ws, folder: Path, con) -> int:
@@ -91,7 +101,7 @@ def store_metrics(con, job_id: str, checkpoint: str, split: str) -> None:
     rewards = load_rewards(con, job_id, checkpoint, split)
     con.execute("DELETE FROM metrics WHERE job_id = ? AND checkpoint = ? AND split = ?", [job_id, checkpoint, split])
     rows = [(job_id, checkpoint, split, source, name, None if value != value else float(value))
-            for source, summary in metrics.summarize_by_source(rewards.d, rewards.source).items()
+            for source, summary in rewards.summaries().items()
             for name, value in metric_values(summary).items()]
     if rows:
         con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?)", rows)
@@ -120,16 +130,21 @@ def latest_per_job(models: list[Scored]) -> list[Scored]:
 
 
 def load_rewards(con, job_id: str, checkpoint: str, split: str, sources: list[str] | None = None) -> Rewards:
-    rel = con.execute(
+    con.complete()  # a caller's finished-with but unread execute() would keep sql() from running
+    rel = con.sql(
         """SELECT p.pair_id, s.source, p.r_chosen, p.r_rejected
            FROM predictions p JOIN pairs s ON s.id = p.pair_id
            WHERE p.job_id = ? AND p.checkpoint = ? AND s.split = ? AND (? IS NULL OR list_contains(?, s.source))
            ORDER BY p.pair_id""",
-        [job_id, checkpoint, split, sources, sources],
+        params=[job_id, checkpoint, split, sources, sources],
     )
-    arrays = rel.fetchnumpy()
-    return Rewards(np.asarray(arrays["pair_id"], dtype=np.int64), np.asarray(arrays["source"], dtype=object),
-                   np.asarray(arrays["r_chosen"], dtype=np.float64), np.asarray(arrays["r_rejected"], dtype=np.float64))
+    table = rel.to_arrow_table()
+    sources = table.column("source").combine_chunks().dictionary_encode()  # 5 names, not a million strings
+    column = lambda name: table.column(name).to_numpy()  # noqa: E731
+    return Rewards(np.asarray(column("pair_id"), dtype=np.int64),
+                   np.asarray(sources.indices.to_numpy(zero_copy_only=False), dtype=np.int64),
+                   sources.dictionary.to_pylist(), np.asarray(column("r_chosen"), dtype=np.float64),
+                   np.asarray(column("r_rejected"), dtype=np.float64))
 
 
 def find_model(con, job_id: str, split: str, checkpoint: str | None = None) -> Scored:

@@ -94,16 +94,17 @@ def create_eval_job(ws, config: EvalConfig, *, name: str | None = None, con=None
         raise PrefstudioError(f"no pairs in split {config.split!r} to score (splits: {', '.join(splits) or 'none'})")
 
     def write_pairs(folder: Path) -> None:
-        target = str(folder / PAIRS).replace("'", "''")
-        con.execute(f"COPY (SELECT id AS pair_id, source, prompt, chosen, rejected FROM pairs "
-                    f"WHERE split = {_sql_string(config.split)} ORDER BY id) TO '{target}' (FORMAT parquet)")
+        # Streamed out of DuckDB, in row groups of one batch: the job reads one batch of texts at a time.
+        import pyarrow.parquet as pq
+
+        reader = con.cursor().sql("SELECT id AS pair_id, source, prompt, chosen, rejected FROM pairs WHERE split = ? "
+                                  "ORDER BY id", params=[config.split]).to_arrow_reader(config.batch_size)
+        with pq.ParquetWriter(folder / PAIRS, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch, row_group_size=config.batch_size)
 
     return jobs.new_job(ws, "eval", config.model_dump(), "eval", write_pairs,
                         name=name or f"eval {config.subject} {config.checkpoint_name} on {config.split}", con=con)
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def scored_ids(folder: Path) -> set[int]:
