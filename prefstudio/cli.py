@@ -247,6 +247,10 @@ then: F6 Evaluate in the app, or `prefstudio report ws JOB... --out DIR`""",
     p.add_argument("--wait", action="store_true", help="follow the job, then store and print the figures")
     p.set_defaults(func=cmd_eval)
 
+    from prefstudio.bon.cli import add_parser as add_bon_parser
+
+    add_bon_parser(sub)
+
     p = sub.add_parser("info", help="print a workspace's counts per source and split")
     _add_workspace(p)
     p.set_defaults(func=cmd_info)
@@ -482,8 +486,6 @@ def cmd_jobs(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    import time
-
     from prefstudio.evaluate import metrics, predictions, scoring_job
     from prefstudio.train import jobs
     from prefstudio.workspace import Workspace
@@ -500,13 +502,7 @@ def cmd_eval(args) -> int:
         print("running" if started and started.id == job.id else "queued: it starts when the running job ends",
               f"- follow it with: prefstudio jobs {args.workspace} --follow {job.id}")
         return 0
-    with _progress(f"scoring {config.split}") as on_progress:
-        while (status := jobs.read_status(job.folder)).state in ("queued", "running"):
-            if on_progress:
-                on_progress(status.step, status.total_steps or None, status.state)
-            time.sleep(0.5)
-    if status.state != "done":
-        raise PrefstudioError(f"job {job.id} {status.state}: {status.message or 'see ' + str(job.folder / jobs.LOG)}")
+    follow_job(job, f"scoring {config.split}")
     with Workspace.open(args.workspace) as ws:
         jobs.sync_jobs(ws)
         scored = predictions.find_model(ws.con, config.subject, config.split, config.checkpoint_name)
@@ -556,6 +552,22 @@ class _progress:
     def __exit__(self, *exc):
         if self._bar is not None:
             self._bar.stop()
+
+
+def follow_job(job, description: str):
+    """Show a background job's progress until it ends; its status when done, else a one-line error."""
+    import time
+
+    from prefstudio.train import jobs
+
+    with _progress(description) as on_progress:
+        while (status := jobs.read_status(job.folder)).state in ("queued", "running"):
+            if on_progress:
+                on_progress(status.step, status.total_steps or None, status.state)
+            time.sleep(0.5)
+    if status.state != "done":
+        raise PrefstudioError(f"job {job.id} {status.state}: {status.message or 'see ' + str(job.folder / jobs.LOG)}")
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -147,6 +147,7 @@ def import_pairs(
     on_progress: Callable[[int, int | None], None] | None = None,
     max_skip_examples: int = 20,
     options: dict | None = None,
+    con=None,
 ) -> ImportReport:
     """Read every record of `reader` into the workspace, in one transaction.
 
@@ -154,7 +155,8 @@ def import_pairs(
 
     `source` / `split` override what the records say; a record without a split
     goes to 'test' with probability `test_fraction`, decided by its content
-    hash so that re-imports land the same way.
+    hash so that re-imports land the same way. `con`: a cursor to use instead
+    of the workspace's connection (from a worker thread).
     """
     if not 0.0 <= test_fraction < 1.0:
         raise PrefstudioError(f"--test-fraction must be in [0, 1), got {test_fraction}")
@@ -162,7 +164,7 @@ def import_pairs(
     forced_split = _name(split, "split", "--split") if split is not None else None
     default_source = _name(reader.default_source, "source", reader.label)
 
-    con = ws.con
+    con = con or ws.con
     started = datetime.now(timezone.utc).replace(tzinfo=None)
     t0 = time.perf_counter()
     batch_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM import_batches").fetchone()[0]

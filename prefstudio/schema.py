@@ -141,8 +141,67 @@ _V2 = [
     "ALTER TABLE annotations ALTER COLUMN id SET DEFAULT nextval('annotation_id_seq')",
 ]
 
+# v3: Best-of-N (SPEC §5): prompts, their sampled candidates, rewards per candidate, judged comparisons.
+# Keys make every write repeatable: re-importing a file, re-ingesting a job or re-scoring adds no rows.
+_V3 = [
+    """
+    CREATE TABLE bon_runs (
+        id          VARCHAR PRIMARY KEY,
+        origin      VARCHAR NOT NULL CHECK (origin IN ('hf', 'endpoint', 'file')),
+        policy      VARCHAR NOT NULL,
+        settings    JSON,
+        job_id      VARCHAR,
+        created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+    )""",
+    "CREATE SEQUENCE bon_prompt_id_seq START 1",
+    """
+    CREATE TABLE bon_prompts (
+        id          BIGINT PRIMARY KEY DEFAULT nextval('bon_prompt_id_seq'),
+        run_id      VARCHAR NOT NULL,
+        ord         INTEGER NOT NULL,
+        prompt      VARCHAR NOT NULL,
+        prompt_hash VARCHAR NOT NULL,
+        pair_id     BIGINT,
+        source      VARCHAR,
+        UNIQUE (run_id, prompt_hash)
+    )""",
+    """
+    CREATE TABLE bon_candidates (
+        prompt_id   BIGINT NOT NULL,
+        idx         INTEGER NOT NULL,
+        response    VARCHAR NOT NULL,
+        n_tokens    INTEGER,
+        finish      VARCHAR,
+        PRIMARY KEY (prompt_id, idx)
+    )""",
+    """
+    CREATE TABLE bon_scores (
+        prompt_id   BIGINT NOT NULL,
+        idx         INTEGER NOT NULL,
+        scorer      VARCHAR NOT NULL,
+        checkpoint  VARCHAR NOT NULL,
+        reward      DOUBLE NOT NULL,
+        PRIMARY KEY (prompt_id, idx, scorer, checkpoint)
+    )""",
+    """
+    CREATE TABLE bon_judgements (
+        prompt_id      BIGINT NOT NULL,
+        idx            INTEGER NOT NULL,
+        baseline_idx   INTEGER NOT NULL,
+        model          VARCHAR NOT NULL,
+        prompt_version VARCHAR NOT NULL,
+        outcome        VARCHAR NOT NULL CHECK (outcome IN ('win', 'loss', 'tie', 'inconsistent', 'parse_error')),
+        level          TINYINT,
+        key_ab         VARCHAR NOT NULL,
+        key_ba         VARCHAR NOT NULL,
+        run_id         VARCHAR,
+        created_at     TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (prompt_id, idx, baseline_idx, model, prompt_version)
+    )""",
+]
+
 # MIGRATIONS[v] takes a database at version v-1 to version v (v=1: empty file).
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def latest_version() -> int:

@@ -9,3 +9,11 @@ async def settle(pilot) -> None:
         if all(worker.is_finished for worker in pilot.app.workers):
             return
     raise AssertionError("workers did not settle")
+
+
+async def open_screen(pilot, key: str):
+    """The screen an F-key shows, once the app and then that screen have settled."""
+    await settle(pilot)
+    await pilot.press(key)
+    await settle(pilot)
+    return pilot.app.screen

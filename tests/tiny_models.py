@@ -1,7 +1,8 @@
 """Tiny, randomly initialised Hugging Face models made on the spot: nothing is downloaded.
 
-A decoder (GPT-2 shaped) with a byte-level BPE tokenizer trained here on a few
-sentences, and an encoder (BERT shaped) on the MiniLM package's vocabulary.
+A decoder (GPT-2 shaped: a backbone, or a causal LM to sample from) with a
+byte-level BPE tokenizer trained here on a few sentences, and an encoder
+(BERT shaped) on the MiniLM package's vocabulary.
 """
 
 from __future__ import annotations
@@ -18,25 +19,42 @@ CORPUS = [
 ] * 20
 
 
-def tiny_gpt2(folder: Path, seed: int = 0) -> Path:
-    import torch
+def _bpe_tokenizer():
+    """A byte-level BPE tokenizer trained on CORPUS, with a pad token distinct from EOS."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2Model, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=400, special_tokens=["[PAD]", "<|endoftext|>"],
                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", eos_token="<|endoftext|>",
-                                        bos_token="<|endoftext|>")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", eos_token="<|endoftext|>",
+                                   bos_token="<|endoftext|>")
+
+
+def _tiny_decoder(folder: Path, model_class: str, seed: int) -> Path:
+    import torch
+    import transformers
+
+    tokenizer = _bpe_tokenizer()
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=256, n_embd=32, n_layer=2, n_head=2,
-                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                        bos_token_id=tokenizer.bos_token_id)
-    GPT2Model(config).save_pretrained(folder)
+    config = transformers.GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=256, n_embd=32, n_layer=2, n_head=2,
+                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                                     bos_token_id=tokenizer.bos_token_id)
+    getattr(transformers, model_class)(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def tiny_gpt2(folder: Path, seed: int = 0) -> Path:
+    """A GPT-2 backbone (no LM head): what reward models are trained from."""
+    return _tiny_decoder(folder, "GPT2Model", seed)
+
+
+def tiny_causal_lm(folder: Path, seed: int = 0) -> Path:
+    """A GPT-2 with its language-model head: a policy to sample from."""
+    return _tiny_decoder(folder, "GPT2LMHeadModel", seed)
 
 
 def tiny_bert(folder: Path, seed: int = 0) -> Path:

@@ -27,7 +27,7 @@ from prefstudio.config import JudgeConfig, MarginConfig
 from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.judge.journal import RunWriter, now_text, replay_journals
 from prefstudio.judge.prompts import JudgePrompt
-from prefstudio.judge.verdict import combine, parse_verdict
+from prefstudio.judge.verdict import Judgement, combine, parse_verdict
 
 EXPECTED_OUTPUT_TOKENS = 60  # one sentence and a verdict line, for the estimate
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -172,13 +172,19 @@ class _FatalAPIError(Exception):
     """The endpoint said something that retrying will not fix (bad key, unknown model)."""
 
 
-def make_client(settings: JudgeConfig) -> openai.AsyncOpenAI:
+def api_key(base_url: str | None) -> str:
+    """The API key, from the environment only (never a file, never a log)."""
     key = os.environ.get(API_KEY_ENV)
     if not key:
-        if not settings.base_url:
+        if not base_url:
             raise PrefstudioError(f"{API_KEY_ENV} is not set; export it, or give --base-url for a local server that needs no key")
         key = "no-key"  # local servers (vLLM, llama.cpp, Ollama) often need none
-    return openai.AsyncOpenAI(api_key=key, base_url=settings.base_url, max_retries=0, timeout=settings.timeout_s)
+    return key
+
+
+def make_client(settings: JudgeConfig) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(api_key=api_key(settings.base_url), base_url=settings.base_url, max_retries=0,
+                              timeout=settings.timeout_s)
 
 
 def _retry_delay(attempt: int, exc: Exception, base: float = 0.5, cap: float = 30.0) -> float:
@@ -302,17 +308,24 @@ class JudgeRun:
     def _complete(self, writer: RunWriter, task: PairTask) -> None:
         """Once both orders are answered, the pair's label."""
         if len(task.results) == 2:
-            writer.label(self._annotation(task))
+            self.store(writer, task, self._judgement(task))
             self.stats.pairs_done += 1
         self._report()
 
-    def _annotation(self, task: PairTask) -> dict:
-        ab, ba = task.results["A"], task.results["B"]
-        judgement = combine(parse_verdict(ab.response), parse_verdict(ba.response))
+    def _judgement(self, task: PairTask) -> Judgement:
+        judgement = combine(parse_verdict(task.results["A"].response), parse_verdict(task.results["B"].response))
         if judgement.outcome == "inconsistent":
             self.stats.inconsistent += 1
         elif judgement.outcome == "parse_error":
             self.stats.parse_errors += 1
+        return judgement
+
+    def store(self, writer: RunWriter, task: PairTask, judgement: Judgement) -> None:
+        """Where a judged pair goes: an annotation. A subclass may store it elsewhere (best-of-N's win rate)."""
+        writer.label(self._annotation(task, judgement))
+
+    def _annotation(self, task: PairTask, judgement: Judgement) -> dict:
+        ab, ba = task.results["A"], task.results["B"]
         margin = None
         if judgement.level is not None:
             margin = self.margins.margin(judgement.level) * (-1 if judgement.flip else 1)

@@ -40,7 +40,8 @@ class EncodedPair:
         return max(len(self.chosen), len(self.rejected))
 
 
-def _prefix(template: str, prompt: str) -> str:
+def prompt_prefix(template: str, prompt: str) -> str:
+    """The text before the response: what the reward model reads first, and what a policy continues."""
     head, _, _ = template.partition("{response}")
     return head.replace("{prompt}", prompt) if prompt else head.replace("{prompt}", "").lstrip()
 
@@ -55,13 +56,10 @@ def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
     return [], []
 
 
-def encode_pairs(tokenizer, rows: list[dict], max_length: int, template: str = DEFAULT_TEMPLATE) -> list[EncodedPair]:
-    """rows: dicts with pair_id, source, prompt, chosen, rejected, margin."""
+def _joiner(tokenizer, max_length: int):
+    """join(prompt_ids, response_ids) -> one sequence of at most max_length, the prompt cut from the left."""
     before, after = special_tokens_around(tokenizer)
     budget = max_length - len(before) - len(after)
-    prompts = tokenizer([_prefix(template, r["prompt"]) for r in rows], add_special_tokens=False)["input_ids"]
-    chosen = tokenizer([r["chosen"] for r in rows], add_special_tokens=False)["input_ids"]
-    rejected = tokenizer([r["rejected"] for r in rows], add_special_tokens=False)["input_ids"]
 
     def join(prompt: list[int], response: list[int]) -> list[int]:
         response = response[:budget]
@@ -69,6 +67,19 @@ def encode_pairs(tokenizer, rows: list[dict], max_length: int, template: str = D
         kept = prompt[len(prompt) - room:] if room > 0 else []
         return before + kept + response + after
 
+    return join
+
+
+def _prompt_ids(tokenizer, prompts: list[str], template: str) -> list[list[int]]:
+    return tokenizer([prompt_prefix(template, p) for p in prompts], add_special_tokens=False)["input_ids"]
+
+
+def encode_pairs(tokenizer, rows: list[dict], max_length: int, template: str = DEFAULT_TEMPLATE) -> list[EncodedPair]:
+    """rows: dicts with pair_id, source, prompt, chosen, rejected, margin."""
+    join = _joiner(tokenizer, max_length)
+    prompts = _prompt_ids(tokenizer, [r["prompt"] for r in rows], template)
+    chosen = tokenizer([r["chosen"] for r in rows], add_special_tokens=False)["input_ids"]
+    rejected = tokenizer([r["rejected"] for r in rows], add_special_tokens=False)["input_ids"]
     return [
         EncodedPair(r["pair_id"], r["source"], join(p, c), join(p, rj), float(r.get("margin") or 0.0))
         for r, p, c, rj in zip(rows, prompts, chosen, rejected)
@@ -128,16 +139,30 @@ def _resample(pairs: list[EncodedPair], quota: int, rng: random.Random) -> list[
 
 def collate(batch: list[EncodedPair], pad_id: int) -> dict[str, torch.Tensor]:
     """One tensor of 2B rows, chosen then rejected, padded on the right to the batch's longest."""
-    sequences = [p.chosen for p in batch] + [p.rejected for p in batch]
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
+    ids, mask = pad_right([p.chosen for p in batch] + [p.rejected for p in batch], pad_id)
     return {
         "input_ids": ids,
         "attention_mask": mask,
         "margins": torch.tensor([p.margin for p in batch], dtype=torch.float32),
         "pair_ids": torch.tensor([p.pair_id for p in batch], dtype=torch.long),
     }
+
+
+def encode_responses(tokenizer, prompts: list[str], responses: list[str], max_length: int,
+                     template: str = DEFAULT_TEMPLATE) -> list[list[int]]:
+    """One sequence per (prompt, response), tokenised exactly as encode_pairs does a pair's two sides."""
+    join = _joiner(tokenizer, max_length)
+    prompt_ids = _prompt_ids(tokenizer, prompts, template)
+    response_ids = tokenizer(list(responses), add_special_tokens=False)["input_ids"]
+    return [join(p, r) for p, r in zip(prompt_ids, response_ids)]
+
+
+def pad_right(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask), padded on the right to the longest sequence."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask

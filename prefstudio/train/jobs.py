@@ -46,8 +46,9 @@ INGESTED = "ingested"  # the job's output is in the workspace database
 
 # kind -> "module:function". A runner is called as runner(folder, should_stop=, on_progress=) in the job
 # process; an ingester as ingester(ws, folder, con) by the process that holds the database.
-RUNNERS = {"train": "prefstudio.train.jobs:run_training", "eval": "prefstudio.evaluate.scoring_job:run"}
-INGESTERS = {"eval": "prefstudio.evaluate.predictions:ingest"}
+RUNNERS = {"train": "prefstudio.train.jobs:run_training", "eval": "prefstudio.evaluate.scoring_job:run",
+           "bon": "prefstudio.bon.job:run"}
+INGESTERS = {"eval": "prefstudio.evaluate.predictions:ingest", "bon": "prefstudio.bon.job:ingest"}
 _ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 STATES = ("queued", "running", "done", "failed", "cancelled")
 

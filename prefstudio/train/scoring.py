@@ -1,4 +1,4 @@
-"""Rewards for pairs from a checkpoint, batch by batch.
+"""Rewards for pairs (or single responses) from a checkpoint, batch by batch.
 
 Texts are tokenised one batch at a time (the same way training did, prompt cut
 from the left), so scoring any number of pairs holds one batch of texts.
@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from prefstudio.train.data import DEFAULT_TEMPLATE, collate, encode_pairs
+from prefstudio.train.data import DEFAULT_TEMPLATE, collate, encode_pairs, encode_responses, pad_right
 from prefstudio.train.reward_model import RewardModel, load_tokenizer
 
 
@@ -31,9 +31,7 @@ def score_pairs(checkpoint: str | Path, rows: Iterable[dict], *, batch_size: int
                 template: str = DEFAULT_TEMPLATE, device: str | None = None,
                 pooling: str = "auto") -> Iterator[tuple[int, float, float]]:
     """Yields (pair_id, r_chosen, r_rejected) for rows with pair_id, prompt, chosen, rejected."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tokenizer = load_tokenizer(checkpoint)
-    model = RewardModel.from_pretrained(checkpoint, pooling=pooling).to(device).eval()
+    tokenizer, model, device = _load(checkpoint, pooling, device)
     for batch in _batches(rows, batch_size):
         encoded = encode_pairs(tokenizer, [{**r, "source": "", "margin": 0.0} for r in batch], max_length, template)
         tensors = collate(encoded, tokenizer.pad_token_id)
@@ -41,3 +39,28 @@ def score_pairs(checkpoint: str | Path, rows: Iterable[dict], *, batch_size: int
         n = len(batch)
         for row, rc, rr in zip(batch, rewards[:n].tolist(), rewards[n:].tolist()):
             yield row["pair_id"], rc, rr
+
+
+def _load(checkpoint: str | Path, pooling: str, device: str | None):
+    """(tokenizer, reward model in eval mode on `device`, device); the GPU when there is one."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = load_tokenizer(checkpoint)
+    return tokenizer, RewardModel.from_pretrained(checkpoint, pooling=pooling).to(device).eval(), device
+
+
+@torch.no_grad()
+def score_responses(checkpoint: str | Path, rows: Iterable[dict], *, batch_size: int = 32, max_length: int = 512,
+                    template: str = DEFAULT_TEMPLATE, device: str | None = None,
+                    pooling: str = "auto") -> Iterator[tuple[object, float]]:
+    """Yields (key, reward) for rows with key, prompt, response: one text per row, as one side of a pair is scored.
+
+    Best-of-N scores candidates one by one; a pair's two sides would double the work for nothing.
+    """
+    tokenizer, model, device = _load(checkpoint, pooling, device)
+    for batch in _batches(rows, batch_size):
+        sequences = encode_responses(tokenizer, [r["prompt"] for r in batch], [r["response"] for r in batch],
+                                     max_length, template)
+        ids, mask = pad_right(sequences, tokenizer.pad_token_id)
+        rewards = model(ids.to(device), mask.to(device)).float().cpu().tolist()
+        for row, reward in zip(batch, rewards):
+            yield row["key"], reward
