@@ -71,8 +71,11 @@ def thin(points: list[Point], max_points: int) -> list[Point]:
     return kept if kept[-1] is points[-1] else kept + [points[-1]]
 
 
-def plot(series: dict[str, list[Point]], width: int, height: int) -> Chart:
-    """`series` (name -> (x, y) points in x order) on a `width`×`height` cell plot area, with labels and legend."""
+def plot(series: dict[str, list[Point]], width: int, height: int, *, legend_values: bool = True) -> Chart:
+    """`series` (name -> (x, y) points in x order) on a `width`×`height` cell plot area, with labels and legend.
+
+    The legend gives each series' last value (where a training curve ends) unless `legend_values` is off.
+    """
     names = list(series)
     finite = [(x, y) for points in series.values() for x, y in points if math.isfinite(x) and math.isfinite(y)]
     if not finite or width < 1 or height < 1:
@@ -120,7 +123,7 @@ def plot(series: dict[str, list[Point]], width: int, height: int) -> Chart:
     entries = []
     for index, (name, points) in enumerate(series.items()):
         last = next((y for x, y in reversed(points) if math.isfinite(x) and math.isfinite(y)), None)
-        text = f"{LEGEND_MARK} {name}" + ("" if last is None else f" {_number(last)}")
+        text = f"{LEGEND_MARK} {name}" + ("" if last is None or not legend_values else f" {_number(last)}")
         entries.append((text, [index] + [None] * (len(text) - 1)))
     line, line_owners = "", []
     for text, text_owners in entries:
@@ -139,3 +142,26 @@ def plot(series: dict[str, list[Point]], width: int, height: int) -> Chart:
 def line_chart(series: dict[str, list[Point]], width: int, height: int) -> list[str]:
     """The lines of plot(): `height` plot rows, the x range, the legend; [] when no point is finite."""
     return plot(series, width, height).lines
+
+
+_EIGHTHS = " ▁▂▃▄▅▆▇█"
+
+
+def bars(values: list[float], height: int, top: float | None = None) -> list[str]:
+    """One column of block characters per value, `height` rows, scaled to `top` (default: the largest value).
+
+    Eighth blocks give 8 levels a row, so a histogram of 8 rows tells 64 heights apart;
+    a value above zero always shows at least one eighth, so a bin with a few pairs is not lost.
+    """
+    top = max((v for v in values if math.isfinite(v)), default=0.0) if top is None else top
+    levels = []
+    for value in values:
+        if not math.isfinite(value) or value <= 0 or top <= 0:
+            levels.append(0)
+        else:
+            levels.append(max(1, min(8 * height, round(value / top * 8 * height))))
+    rows = []
+    for row in range(height):
+        floor = 8 * (height - 1 - row)  # the eighths below this row
+        rows.append("".join(_EIGHTHS[max(0, min(8, level - floor))] for level in levels))
+    return rows

@@ -50,3 +50,33 @@ def test_thin_keeps_the_last_point():
     assert thin(points, 20) is points
     assert thin(points, 4) == [(0.0, 0.0), (3.0, 3.0), (6.0, 6.0), (9.0, 9.0)]
     assert thin(points, 3) == [(0.0, 0.0), (4.0, 4.0), (8.0, 8.0), (9.0, 9.0)]
+
+
+def test_bars_in_eighths_scaled_to_the_top():
+    from prefstudio.textplot import bars
+
+    # top 4 over 2 rows = 16 eighths: 4 -> 16 (two full), 2 -> 8 (one full), 1 -> 4 (a half), 0.01 -> at least one
+    assert bars([4, 2, 1, 0.01, 0, math.nan], 2) == ["█     ", "██▄▁  "]
+    assert bars([1, 2], 1, top=4) == ["▂▄"]
+    assert bars([0, 0], 2) == ["  ", "  "]
+
+
+def test_histograms_and_reliability_share_one_colour_per_model():
+    import numpy as np
+
+    from prefstudio.evaluate import charts, metrics
+
+    edges = np.linspace(-2.0, 2.0, 9)
+    counts = {"a": np.array([0, 0, 1, 2, 4, 2, 1, 0]), "b": np.array([1, 1, 1, 1, 1, 1, 1, 1])}
+    stacked = charts.histogram_stack(edges, counts, 8, 6)
+    # per model: a name line and two rows of bars; the zero column (bin 4 starts at 0) marked where empty
+    # shares a: .1 .2 .4 .2 .1 over a top of .4 in 16 eighths -> 4 8 16 8 4; b: .125 each -> 5
+    assert stacked.lines == ["━ a", "    █   ", "  ▄███▄ ", "━ b", "    │   ", "▅▅▅▅▅▅▅▅", "-2  0  2"]
+    assert charts.histogram_stack(edges, counts, 40, 6).lines[0] == "━ a  (peak 40.0% of pairs a bar)"
+    assert stacked.owners[2][4] == 0 and stacked.owners[5][0] == 1 and stacked.owners[4][4] is None
+    overlay = charts.histogram_overlay(edges, counts, 16, 4)
+    assert overlay.names == ["a", "b", charts.ZERO]
+    d = np.array([3.0, 2.0, -1.0, 0.5])
+    reliability = charts.reliability_chart({"a": metrics.reliability(d), "b": metrics.reliability(-d)}, 16, 4)
+    assert reliability.names == ["a", "b", charts.DIAGONAL]  # model i is series i on both plots
+    assert charts.reliability_chart({"a": []}, 16, 4).lines == []

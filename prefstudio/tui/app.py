@@ -10,7 +10,7 @@ cursor nothing interrupts: a label that was given is a label that is stored.
 Browse, Label, Judge, Agreement and Jobs are Textual modes (F1-F5 on every
 screen): each keeps its own screen alive while another is shown, so a judge run
 goes on while its owner labels, and the labelling screen keeps its place.
-Best-of-N is F7.
+Evaluate is F6, Best-of-N F7.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.tui.agreement_screen import AgreementScreen
 from prefstudio.tui.bon_screen import BonScreen
 from prefstudio.tui.browser import BrowserScreen
+from prefstudio.tui.eval_screen import EvalScreen
 from prefstudio.tui.jobs_screen import JobsScreen
 from prefstudio.tui.judge_screen import JudgeScreen
 from prefstudio.tui.label_screen import LabelScreen
@@ -42,10 +43,11 @@ from prefstudio.workspace import Workspace
 class PrefstudioApp(App):
     TITLE = "prefstudio"
     MODES = {"browse": BrowserScreen, "label": LabelScreen, "judge": JudgeScreen, "agreement": AgreementScreen,
-             "jobs": JobsScreen, "bon": BonScreen}
+             "jobs": JobsScreen, "eval": EvalScreen, "bon": BonScreen}
     DEFAULT_MODE = "browse"
     NAVIGATION = (("f1", "browse", "Browse"), ("f2", "label", "Label"), ("f3", "judge", "Judge"),
-                  ("f4", "agreement", "Agreement"), ("f5", "jobs", "Jobs"), ("f7", "bon", "Best-of-N"))
+                  ("f4", "agreement", "Agreement"), ("f5", "jobs", "Jobs"), ("f6", "eval", "Evaluate"),
+                  ("f7", "bon", "Best-of-N"))
     """(key, mode, title) of each screen; F-keys, as every letter is some screen's own key."""
     BINDINGS = [Binding(key, f"switch_mode('{mode}')", title) for key, mode, title in NAVIGATION]
     BINDINGS.append(Binding("q", "quit", "Quit"))

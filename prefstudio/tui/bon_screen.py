@@ -30,8 +30,8 @@ from textual.widgets import Footer, Select, Static
 from prefstudio.bon import report, runs, winrate
 from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.train import jobs
-from prefstudio.tui.jobs_screen import SERIES_STYLES, JobTable
-from prefstudio.tui.widgets import Column, WorkspaceHeader, literal_text, visible
+from prefstudio.tui.jobs_screen import JobTable
+from prefstudio.tui.widgets import Column, WorkspaceHeader, chart_text, literal_text
 
 SIDE_BY_SIDE = 2  # reward models shown in columns; more are in the spread line
 JUDGE = "judge"
@@ -95,11 +95,7 @@ class WinRateChart(Widget):
         chart = report.plot(self.curves, max(8, width - 12), max(2, height - 4))
         if not chart.lines:
             text.append("\nnothing to draw: no judgements stored for this run", style="dim")
-        for line, owners in zip(chart.lines, chart.owners):
-            text.append("\n")
-            for ch, owner in zip(line, owners):
-                text.append(visible(ch), style="" if owner is None else SERIES_STYLES[owner % len(SERIES_STYLES)])
-        return text
+        return chart_text(chart, text)
 
 
 def _reward(value: float | None) -> str:

@@ -31,13 +31,12 @@ from prefstudio import textplot
 from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.train import jobs
 from prefstudio.train.config import TrainConfig, make_config
-from prefstudio.tui.widgets import Column, PageTable, WorkspaceHeader, literal_text, visible
+from prefstudio.tui.widgets import Column, PageTable, WorkspaceHeader, chart_text, literal_text, visible
 
 POLL_S = 1.0
 LOG_LINES = 15
 MAX_POINTS = 2000  # per series handed to a chart; a chart is narrower than this in dots
 BAR_WIDTH = 12
-SERIES_STYLES = ("bold white", "cyan", "magenta", "yellow", "green", "red", "blue", "bright_cyan", "bright_magenta")
 
 
 # -- reading the job folders (worker thread) ----------------------------------------------------------
@@ -145,13 +144,18 @@ class JobTable(PageTable):
     BINDINGS = [Binding("enter", "select", show=False)]
 
     class Highlighted(Message):
-        def __init__(self, row: int) -> None:
+        def __init__(self, row: int, table: JobTable | None = None) -> None:
             super().__init__()
             self.row = row
+            self.table = table
+
+        @property
+        def control(self) -> JobTable | None:
+            return self.table
 
     def move_cursor(self, row: int) -> None:
         super().move_cursor(row)
-        self.post_message(self.Highlighted(self.cursor_row))
+        self.post_message(self.Highlighted(self.cursor_row, self))
 
 
 class ChartView(Widget):
@@ -182,14 +186,7 @@ class ChartView(Widget):
                                   max(1, plot_height - (len(chart.lines) - height + 1)))
         if not chart.lines:
             text.append("\nno steps yet", style="dim")
-        for line, owners in zip(chart.lines, chart.owners):
-            text.append("\n")
-            start = 0
-            for end in range(1, len(line) + 1):
-                if end == len(line) or owners[end] != owners[start]:
-                    style = "" if owners[start] is None else SERIES_STYLES[owners[start] % len(SERIES_STYLES)]
-                    text.append(visible(line[start:end]), style=style)
-                    start = end
+        chart_text(chart, text)
         return text
 
 

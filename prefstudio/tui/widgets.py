@@ -24,8 +24,11 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Input, Select
 
-from prefstudio import browse
+from prefstudio import browse, textplot
 from prefstudio.browse import PairFilter
+
+SERIES_STYLES = ("bold white", "cyan", "magenta", "yellow", "green", "red", "blue", "bright_cyan", "bright_magenta")
+"""The colour of series i of a chart: the same model or source has the same colour on every plot of a screen."""
 
 # C0 controls (but tab and newline) become their Unicode "control pictures" (ESC -> ␛), DEL -> ␡,
 # C1 controls (0x9b is a CSI on some terminals) -> \x9b; carriage returns are dropped.
@@ -41,6 +44,21 @@ def visible(text: str) -> str:
 def literal_text(text: str, **kwargs) -> Text:
     """`text` exactly as typed: no markup, no terminal control."""
     return Text(visible(text), **kwargs)
+
+
+def chart_text(chart: textplot.Chart, text: Text | None = None) -> Text:
+    """The chart's lines, each run of characters in the colour of the series that drew it, appended to `text`."""
+    text = text if text is not None else Text()
+    for number, (line, owners) in enumerate(zip(chart.lines, chart.owners)):
+        if number or text.plain:
+            text.append("\n")
+        start = 0
+        for end in range(1, len(line) + 1):
+            if end == len(line) or owners[end] != owners[start]:
+                style = "" if owners[start] is None else SERIES_STYLES[owners[start] % len(SERIES_STYLES)]
+                text.append(visible(line[start:end]), style=style)
+                start = end
+    return text
 
 
 class WorkspaceHeader(Widget):
@@ -128,9 +146,15 @@ class PageTable(ScrollView, can_focus=True):
     class Selected(Message):
         """Enter (or a click) on the row with this key."""
 
-        def __init__(self, key: int) -> None:
+        def __init__(self, key: int, table: PageTable | None = None) -> None:
             super().__init__()
             self.key = key
+            self.table = table
+
+        @property
+        def control(self) -> PageTable | None:
+            """The table, so a screen with two tells them apart (and `@on(..., "#id")` works)."""
+            return self.table
 
     class PastEnd(Message):
         """The cursor was moved down from the last row."""
@@ -194,7 +218,7 @@ class PageTable(ScrollView, can_focus=True):
 
     def action_select(self) -> None:
         if self.rows:
-            self.post_message(self.Selected(self.keys[self._cursor]))
+            self.post_message(self.Selected(self.keys[self._cursor], self))
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)

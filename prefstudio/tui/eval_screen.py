@@ -1,0 +1,404 @@
+"""Evaluate (F6): scored models side by side, as the papers' tables and figures show them.
+
+The table lists every model scored on the split, one row each; space picks or
+drops the model under the cursor (each job's latest checkpoint is picked at
+first). A picked row shows accuracy per source, their average, accuracy over
+all pairs, ECE and the pair count, all on the pairs every picked model has
+scored. Below, the reward-difference histograms
+(overlaid, or one under another: `o`) and the reliability diagram, for all
+pairs or the source picked at the top; then the Tukey outliers of the model
+under the table's cursor, most extreme first. Enter opens an outlier in the
+pair view, `l` labels it. `b` cycles the bin count (5, 10, 20) of the ECE
+column and the reliability diagram. Every query runs in a thread worker; the
+plots are drawn from the loaded rewards, so resizing or switching sources
+never touches the database.
+"""
+
+from __future__ import annotations
+
+import duckdb
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Select, Static
+
+from prefstudio import textplot
+from prefstudio.browse import PairFilter
+from prefstudio.errors import PrefstudioError, first_line
+from prefstudio.evaluate import charts, compare, metrics, predictions
+from prefstudio.train import jobs
+from prefstudio.tui.jobs_screen import JobTable
+from prefstudio.tui.pair_view import PairScreen
+from prefstudio.tui.widgets import Column, WorkspaceHeader, chart_text, literal_text
+
+BIN_CHOICES = (5, 10, 20)
+DEFAULT_SPLIT = "test"
+OUTLIERS_SHOWN = 200
+ALL_SOURCES = "all sources"
+
+
+class ModelsLoaded(Message):
+    def __init__(self, models: list[predictions.Scored], why: str = "") -> None:
+        super().__init__()
+        self.models, self.why = models, why
+
+
+class ComparisonLoaded(Message):
+    def __init__(self, comparison: compare.Comparison | None, why: str = "") -> None:
+        super().__init__()
+        self.comparison, self.why = comparison, why
+
+
+class OutliersLoaded(Message):
+    def __init__(self, label: str, source: str | None, found: list[compare.OutlierPair]) -> None:
+        super().__init__()
+        self.label, self.source, self.found = label, source, found
+
+
+class DrawnChart(Widget):
+    """A titled text chart that fills the widget.
+
+    `draw(width, lines)` makes the chart for the room there is; when its legend wraps to more lines than
+    planned, it is drawn again that much shorter, so the legend is never cut off.
+    """
+
+    DEFAULT_CSS = """
+    DrawnChart {
+        height: 1fr;
+        width: 1fr;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self.title = ""
+        self.empty = "nothing to draw"
+        self.draw = None
+
+    def show(self, title: str, draw, empty: str = "nothing to draw") -> None:
+        self.title, self.draw, self.empty = title, draw, empty
+        self.refresh()
+
+    def render(self) -> Text:
+        width, height = self.content_size
+        text = literal_text(self.title, style="bold")
+        text.truncate(width, overflow="ellipsis")  # one line, however narrow: the plot gets the rest
+        room = max(2, height - 1)
+        chart = self.draw(max(8, width), room) if self.draw else textplot.Chart([], [], [])
+        if len(chart.lines) > room:
+            chart = self.draw(max(8, width), max(2, 2 * room - len(chart.lines)))
+        if not chart.lines:
+            text.append("\n" + self.empty, style="dim")
+            return text
+        return chart_text(chart, text)
+
+
+def _cell(value: float, digits: int = 4) -> str:
+    return "—" if value != value else f"{value:+.{digits}f}"
+
+
+class EvalScreen(Screen):
+    DEFAULT_CSS = """
+    EvalScreen #eval-top {
+        height: 1;
+    }
+    EvalScreen #eval-split {
+        width: 22;
+    }
+    EvalScreen #eval-source {
+        width: 26;
+    }
+    EvalScreen #eval-status {
+        width: 1fr;
+        padding: 0 1;
+        color: $text-muted;
+    }
+    EvalScreen #eval-table {
+        height: 4;
+    }
+    EvalScreen #eval-plots {
+        height: 1fr;
+        min-height: 8;
+    }
+    EvalScreen #eval-histogram {
+        width: 3fr;
+    }
+    EvalScreen #eval-reliability {
+        width: 2fr;
+    }
+    EvalScreen #eval-outliers-box {
+        height: 9;
+    }
+    EvalScreen #eval-outliers-title {
+        height: 1;
+        text-style: bold;
+        padding: 0 1;
+    }
+    """
+    BINDINGS = [
+        Binding("space", "pick", "Pick model"),
+        Binding("o", "toggle_overlay", "Overlay/stack"),
+        Binding("b", "cycle_bins", "Bins"),
+        Binding("l", "label_outlier", "Label outlier"),
+        Binding("r", "reload", "Reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models: list[predictions.Scored] = []  # every scored model, all splits
+        self.shown: list[predictions.Scored] = []  # the table's rows: the models on the split
+        self.picked: set[tuple[str, str]] = set()  # (job_id, checkpoint) of the picked ones
+        self.comparison: compare.Comparison | None = None
+        self.split = DEFAULT_SPLIT
+        self.source: str | None = None
+        self.bins = metrics.DEFAULT_RELIABILITY_BINS
+        self.overlay = True
+        self.focused_model = 0  # the table row whose outliers are listed (when picked)
+
+    def compose(self) -> ComposeResult:
+        yield WorkspaceHeader()
+        with Horizontal(id="eval-top"):
+            yield Select([], prompt="split", compact=True, allow_blank=True, id="eval-split")
+            yield Select([], prompt=ALL_SOURCES, compact=True, id="eval-source")
+            yield Static(id="eval-status")
+        yield JobTable([Column("model")], id="eval-table")
+        with Horizontal(id="eval-plots"):
+            yield DrawnChart(id="eval-histogram")
+            yield DrawnChart(id="eval-reliability")
+        with Vertical(id="eval-outliers-box"):
+            yield Static(id="eval-outliers-title")
+            yield JobTable([Column("side", 5), Column("d", 9, right=True), Column("pair", 8, right=True),
+                            Column("source", 14), Column("prompt"), Column("chosen"), Column("rejected")],
+                           id="eval-outliers")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#eval-table", JobTable).focus()
+        self.load_models()
+
+    # -- workers -------------------------------------------------------------------------------------
+    @work(thread=True, group="eval-models", exclusive=True)
+    def load_models(self) -> None:
+        try:
+            with self.app.write_cursor() as con:
+                jobs.sync_jobs(self.app.ws, con=con)  # a scoring job that finished comes in now
+                found = predictions.scored_models(con)
+        except (duckdb.Error, PrefstudioError) as exc:
+            self.post_message(ModelsLoaded([], first_line(exc)))
+            return
+        self.post_message(ModelsLoaded(found))
+
+    @work(thread=True, group="eval-compare", exclusive=True)
+    def load_comparison(self, models: list[predictions.Scored], bins: int) -> None:
+        try:
+            with self.app.cursor("eval-compare") as con:
+                comparison = compare.compare(con, models, ece_bins=bins, reliability_bins=bins)
+        except duckdb.Error as exc:
+            self.post_message(ComparisonLoaded(None, first_line(exc)))
+            return
+        except ValueError as exc:
+            self.post_message(ComparisonLoaded(None, str(exc)))
+            return
+        self.post_message(ComparisonLoaded(comparison))
+
+    @work(thread=True, group="eval-outliers", exclusive=True)
+    def load_outliers(self, result: compare.ModelResult, source: str | None) -> None:
+        try:
+            with self.app.cursor("eval-outliers") as con:
+                found = compare.outlier_pairs(con, result, source, limit=OUTLIERS_SHOWN)
+        except duckdb.Error as exc:
+            self.app.report_query_error(exc)
+            return
+        self.post_message(OutliersLoaded(result.label, source, found))
+
+    # -- messages ------------------------------------------------------------------------------------
+    def on_models_loaded(self, message: ModelsLoaded) -> None:
+        if message.why:
+            self.notify(message.why, title="evaluation", severity="error", markup=False)
+        self.models = message.models
+        splits = sorted({m.split for m in self.models})
+        if self.split not in splits and splits:
+            self.split = DEFAULT_SPLIT if DEFAULT_SPLIT in splits else splits[0]
+        with self.prevent(Select.Changed):
+            split_select = self.query_one("#eval-split", Select)
+            split_select.set_options([(literal_text(s), s) for s in splits])
+            if splits:
+                split_select.value = self.split
+        self._fill_models()
+
+    def _fill_models(self) -> None:
+        self.shown = [m for m in self.models if m.split == self.split]
+        keys = {(m.job_id, m.checkpoint) for m in self.shown}
+        self.picked &= keys
+        if not self.picked:
+            self.picked = {(m.job_id, m.checkpoint) for m in predictions.latest_per_job(self.shown)}
+        if not self.shown:
+            self.comparison = None
+            self.query_one("#eval-status", Static).update(literal_text(
+                "nothing scored yet: `prefstudio eval WORKSPACE JOB --wait` scores a job's checkpoint "
+                "(or --raw BACKBONE for the untrained baseline)"))
+            self._show_comparison()
+            return
+        self._compare()
+
+    def _compare(self) -> None:
+        picked = [m for m in self.shown if (m.job_id, m.checkpoint) in self.picked]
+        self.query_one("#eval-status", Static).update(literal_text(f"loading {len(picked)} models …"))
+        self.load_comparison(picked, self.bins)
+
+    def on_comparison_loaded(self, message: ComparisonLoaded) -> None:
+        if message.why:
+            self.notify(message.why, title="evaluation", severity="error", markup=False)
+            return
+        self.comparison = message.comparison
+        with self.prevent(Select.Changed):
+            source_select = self.query_one("#eval-source", Select)
+            source_select.set_options([(literal_text(s), s) for s in self.comparison.sources])
+            if self.source in self.comparison.sources:
+                source_select.value = self.source
+            else:
+                self.source = None
+        self._show_comparison()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        value = event.value if isinstance(event.value, str) else None
+        if event.select.id == "eval-split" and value and value != self.split:
+            self.split = value
+            self._fill_models()
+        elif event.select.id == "eval-source":
+            self.source = value
+            self._show_plots()
+            self._show_outliers()
+
+    def on_job_table_highlighted(self, message: JobTable.Highlighted) -> None:
+        if message.control.id == "eval-table" and message.row != self.focused_model:
+            self.focused_model = message.row
+            if self._focused_result() is not None:
+                self._show_outliers()
+
+    def on_page_table_selected(self, message: JobTable.Selected) -> None:
+        message.stop()
+        if message.control.id == "eval-outliers":
+            self.app.push_screen(PairScreen(PairFilter(split=self.split), message.key))
+
+    def on_outliers_loaded(self, message: OutliersLoaded) -> None:
+        rows = [(o.side, f"{o.d:+.4f}", str(o.pair_id), o.source, o.prompt, o.chosen, o.rejected)
+                for o in message.found]
+        self.query_one("#eval-outliers", JobTable).show_rows(rows, [o.pair_id for o in message.found])
+        result = self._focused_result()
+        summary = result.summaries.get(message.source or metrics.ALL) if result else None
+        if summary is None:
+            title = f"outliers · {message.label}: none"
+        else:
+            out = summary.outliers
+            title = (f"outliers · {message.label} · {message.source or 'all sources'}: "
+                     f"{out.n_positive} over (mean d {_cell(out.mean_positive, 3)}) · "
+                     f"{out.n_negative} under (mean {_cell(out.mean_negative, 3)}) · Tukey fences "
+                     f"{_cell(out.low_fence, 2)} … {_cell(out.high_fence, 2)}")
+        self.query_one("#eval-outliers-title", Static).update(literal_text(title))
+
+    # -- drawing -------------------------------------------------------------------------------------
+    def _focused_result(self) -> compare.ModelResult | None:
+        """The picked model under the table's cursor; None on a row that is not picked."""
+        if self.comparison is None or not 0 <= self.focused_model < len(self.shown):
+            return None
+        model = self.shown[self.focused_model]
+        return next((r for r in self.comparison.results if r.model == model), None)
+
+    def _show_comparison(self) -> None:
+        comparison = self.comparison
+        table = self.query_one("#eval-table", JobTable)
+        header, *rows = comparison.table() if comparison else [["model"]]
+        figures = {r.model: cells[1:] for r, cells in zip(comparison.results, rows)} if comparison else {}
+        table.columns = [Column("", 1), Column(header[0])] + [
+            Column(name, max(6, min(len(name), 10)), right=True) for name in header[1:]]
+        cells = [("✓" if m in figures else " ", m.label, *figures.get(m, [""] * (len(header) - 1)))
+                 for m in self.shown]
+        self.focused_model = max(0, min(self.focused_model, len(cells) - 1))
+        table.styles.height = max(2, min(len(cells) + 1, 8))  # the plots get what the table does not need
+        table.show_rows(cells, list(range(len(cells))), cursor_row=self.focused_model)
+        if comparison is not None:
+            if not comparison.results:
+                note = "no model picked: space picks the one under the cursor"
+            else:
+                note = f"{comparison.n_common:,} pairs scored by every picked model"
+                if comparison.left_out:
+                    note += " (left out: " + ", ".join(f"{k} {n:,}" for k, n in comparison.left_out.items()) + ")"
+                note += f" · {self.bins} bins"
+            self.query_one("#eval-status", Static).update(literal_text(note))
+        self._show_plots()
+        self._show_outliers()
+
+    def _show_plots(self) -> None:
+        comparison = self.comparison
+        where = self.source or "all sources"
+        histogram = self.query_one("#eval-histogram", DrawnChart)
+        reliability = self.query_one("#eval-reliability", DrawnChart)
+        if comparison is None or not comparison.results:
+            histogram.show("reward differences d = r(chosen) - r(rejected)", None, "no model picked")
+            reliability.show("reliability", None, "no model picked")
+            return
+        labels = comparison.labels()
+        cache: dict[int, tuple] = {}
+
+        def draw_histogram(width: int, height: int) -> textplot.Chart:
+            bins = max(4, width - (textplot.MAX_GUTTER if self.overlay else 0))
+            if bins not in cache:
+                cache[bins] = comparison.histograms(bins, self.source)
+            edges, counts = cache[bins]
+            by_model = dict(zip(labels, counts))
+            if self.overlay:
+                return charts.histogram_overlay(edges, by_model, bins, max(2, height - 2))
+            return charts.histogram_stack(edges, by_model, bins, height)
+
+        def draw_reliability(width: int, height: int) -> textplot.Chart:
+            key = self.source or metrics.ALL
+            tables = {label: r.summaries[key].reliability if key in r.summaries else []
+                      for label, r in zip(labels, comparison.results)}
+            return charts.reliability_chart(tables, max(8, width - textplot.MAX_GUTTER), max(2, height - 2))
+
+        histogram.show(f"d = r(chosen) − r(rejected) · {where} · share of pairs per bin", draw_histogram,
+                       "no pairs")
+        reliability.show(f"reliability · {where} · accuracy (y) vs confidence (x)", draw_reliability, "no pairs")
+
+    def _show_outliers(self) -> None:
+        result = self._focused_result()
+        if result is None:
+            self.query_one("#eval-outliers", JobTable).show_rows([], [])
+            self.query_one("#eval-outliers-title", Static).update(literal_text("outliers"))
+            return
+        self.load_outliers(result, self.source)
+
+    # -- actions -------------------------------------------------------------------------------------
+    def action_pick(self) -> None:
+        row = self.query_one("#eval-table", JobTable).cursor_row
+        if not 0 <= row < len(self.shown):
+            return
+        key = (self.shown[row].job_id, self.shown[row].checkpoint)
+        self.picked ^= {key}
+        self._compare()
+
+    def action_toggle_overlay(self) -> None:
+        self.overlay = not self.overlay
+        self._show_plots()
+
+    def action_cycle_bins(self) -> None:
+        self.bins = BIN_CHOICES[(BIN_CHOICES.index(self.bins) + 1) % len(BIN_CHOICES)] \
+            if self.bins in BIN_CHOICES else BIN_CHOICES[0]
+        if self.models:
+            self._compare()
+
+    async def action_label_outlier(self) -> None:
+        key = self.query_one("#eval-outliers", JobTable).cursor_key
+        if key is not None:
+            await self.app.label_pair(key)
+
+    def action_reload(self) -> None:
+        self.load_models()

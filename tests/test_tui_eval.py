@@ -1,0 +1,130 @@
+"""The Evaluate screen (F6), driven by Pilot over a workspace with stored rewards of three models."""
+
+import numpy as np
+import pytest
+from textual.widgets import Select, Static
+
+from prefstudio.tui.app import PrefstudioApp
+from prefstudio.tui.eval_screen import DrawnChart, EvalScreen
+from prefstudio.tui.jobs_screen import JobTable
+from prefstudio.tui.label_screen import LabelScreen
+from prefstudio.tui.pair_view import PairScreen
+from tests.eval_helpers import add_pairs, store_model
+from tests.pilot_helpers import open_screen, settle
+
+BRAILLE = range(0x2801, 0x2900)
+
+
+@pytest.fixture
+def ws(ws):
+    ids = add_pairs(ws.con, {"alpha": 40, "beta": 20})
+    every = ids["alpha"] + ids["beta"]
+    rng = np.random.default_rng(0)
+    # raw: alpha half right; bt: alpha all right, beta 10 of 20; more: all right, one wild pair in beta
+    raw = np.r_[np.tile([0.2, -0.2], 20), rng.normal(0.0, 0.1, 20)]
+    bt = np.r_[np.linspace(0.1, 2.0, 40), np.tile([1.0, -1.0], 10)]
+    more = np.r_[np.linspace(0.5, 1.5, 40), np.linspace(0.5, 1.5, 19), [40.0]]
+    store_model(ws.con, "raw:tiny", every, raw, checkpoint="raw")
+    store_model(ws.con, "job-bt", every, bt, name="bt", checkpoint="step-5")
+    store_model(ws.con, "job-bt", every, bt - 5.0, name=None, checkpoint="step-1")  # an older checkpoint
+    store_model(ws.con, "job-more", every, more, name="more")
+    ws.ids = ids
+    return ws
+
+
+def status(screen) -> str:
+    return str(screen.query_one("#eval-status", Static).render())
+
+
+def chart(screen, widget_id: str) -> str:
+    return screen.query_one(f"#{widget_id}", DrawnChart).render().plain
+
+
+async def test_the_table_plots_and_outliers_of_three_models_at_100_by_30(ws):
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_screen(pilot, "f6")
+        assert isinstance(screen, EvalScreen)
+        table = screen.query_one("#eval-table", JobTable)
+        assert [c.label for c in table.columns] == ["", "model", "alpha", "beta", "avg", "all", "ECE@10", "n"]
+        rows = {row[1]: row for row in table.rows}
+        # every checkpoint is listed; each job's latest is picked, the older one is not
+        assert list(rows) == ["raw:tiny", "bt (step-1)", "bt (step-5)", "more (step-10)"]
+        assert rows["raw:tiny"][:7] == ("✓", "raw:tiny", "50.0", "45.0", "47.5", "48.3", rows["raw:tiny"][6])
+        assert rows["bt (step-5)"][:6] == ("✓", "bt (step-5)", "100.0", "50.0", "75.0", "83.3")
+        assert rows["more (step-10)"][2:6] == ("100.0", "100.0", "100.0", "100.0")
+        assert rows["bt (step-1)"][0] == " " and rows["bt (step-1)"][2:] == ("",) * 6
+        assert "60 pairs scored by every picked model · 10 bins" in status(screen)
+
+        # readable at 100×30: both plots drawn with a few rows each, every model in the legend
+        histogram, reliability = chart(screen, "eval-histogram"), chart(screen, "eval-reliability")
+        assert sum(ord(ch) in BRAILLE for ch in histogram) > 40 and sum(ord(ch) in BRAILLE for ch in reliability) > 10
+        for label in ("raw:tiny", "bt (step-5)", "more (step-10)"):
+            assert label in histogram and label in reliability
+        assert "calibrated" in reliability and "d = 0" in histogram
+        for widget_id in ("eval-histogram", "eval-reliability"):
+            assert screen.query_one(f"#{widget_id}").size.height >= 8
+
+        # the outliers of the model under the cursor: more's wild beta pair comes first
+        await pilot.press("end")
+        await settle(pilot)
+        outliers = screen.query_one("#eval-outliers", JobTable)
+        assert outliers.rows[0][:4] == ("over", "+40.0000", str(ws.ids["beta"][-1]), "beta")
+        assert "outliers · more (step-10) · all sources: 1 over" in str(
+            screen.query_one("#eval-outliers-title", Static).render())
+
+        # stacked histograms: one block-bar chart per model, on the same scale
+        await pilot.press("o")
+        stacked = chart(screen, "eval-histogram")
+        assert "▁" in stacked or "█" in stacked
+        assert stacked.index("raw:tiny") < stacked.index("bt (step-5)") < stacked.index("more (step-10)")
+
+        # more bins for ECE and the reliability diagram
+        await pilot.press("b")
+        await settle(pilot)
+        assert table.columns[6].label == "ECE@20" and "20 bins" in status(screen)
+
+        # drop raw: fewer rows with figures, the table recomputed
+        await pilot.press("home", "space")
+        await settle(pilot)
+        assert table.rows[0][0] == " " and table.rows[0][2] == ""
+        assert "raw:tiny" not in chart(screen, "eval-reliability")
+
+
+async def test_a_source_filter_then_an_outlier_opened_and_labelled(ws):
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_screen(pilot, "f6")
+        await pilot.press("end")  # more
+        await settle(pilot)
+        screen.query_one("#eval-source", Select).value = "alpha"
+        await settle(pilot)
+        assert "· alpha ·" in chart(screen, "eval-histogram")
+        outliers = screen.query_one("#eval-outliers", JobTable)
+        assert outliers.rows == []  # alpha has no outlier: the wild pair is beta's
+        screen.query_one("#eval-source", Select).value = "beta"
+        await settle(pilot)
+        assert [row[2] for row in outliers.rows] == [str(ws.ids["beta"][-1])]
+
+        outliers.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PairScreen) and app.screen.pair_id == ws.ids["beta"][-1]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen
+        await pilot.press("l")
+        await settle(pilot)
+        label = app.screen
+        assert isinstance(label, LabelScreen) and label.pair.id == ws.ids["beta"][-1]
+
+
+async def test_an_empty_workspace_says_how_to_score(ws):
+    ws.con.execute("DELETE FROM predictions")
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_screen(pilot, "f6")
+        assert "prefstudio eval WORKSPACE JOB --wait" in status(screen)
+        assert "no model picked" in chart(screen, "eval-histogram")
+        await pilot.press("space", "o", "b", "l")  # nothing to act on: nothing breaks
+        await settle(pilot)
