@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prefstudio.evaluate import metrics, predictions
+from prefstudio.evaluate import compare, metrics, predictions
 from prefstudio.evaluate.scoring_job import PARTS, EvalConfig
 from prefstudio.workspace import Workspace
 
@@ -74,6 +74,10 @@ def run(root: Path, n: int, n_models: int) -> None:
         hist_s, _ = timed(lambda: metrics.histogram(rewards.d, 60, (-8.0, 8.0)))
         list_s, models = timed(lambda: predictions.scored_models(ws.con, "test"))
         store_s, _ = timed(lambda: predictions.store_metrics(ws.con, "job-0", "step-1", "test"))
+        # what the Evaluate screen does when it opens: every model on the common pairs, then its plots
+        compare_s, comparison = timed(lambda: compare.compare(ws.con, models))
+        shared_s, _ = timed(lambda: comparison.histograms(80))
+        outliers_s, found = timed(lambda: compare.outlier_pairs(ws.con, comparison.results[0]))
 
         # a scoring job's output, as the job writes it: parts of 2,048 rewards
         folder = root / "eval-job"
@@ -103,6 +107,9 @@ def run(root: Path, n: int, n_models: int) -> None:
     print(f"| histogram, 60 bins | {hist_s:.3f} |")
     print(f"| list the scored models ({len(models)}) | {list_s:.3f} |")
     print(f"| recompute and store the metrics rows of one model | {store_s:.3f} |")
+    print(f"| Evaluate screen: {len(models)} models on their common pairs, read + figures | {compare_s:.3f} |")
+    print(f"| Evaluate screen: {len(models)} histograms on a shared range, 80 bins | {shared_s:.3f} |")
+    print(f"| Evaluate screen: the outlier table of one model ({len(found)} pairs with texts) | {outliers_s:.3f} |")
     print(f"| ingest a scoring job ({ingested:,} rewards in {len(list((folder / PARTS).glob('*')))} parts) "
           f"+ its metrics | {ingest_s:.3f} |")
 

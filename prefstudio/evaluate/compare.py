@@ -126,7 +126,8 @@ def _common_ids(loaded: list[Rewards]) -> np.ndarray | None:
         return None
     common = loaded[0].pair_id
     for rewards in loaded[1:]:
-        common = np.intersect1d(common, rewards.pair_id, assume_unique=True)
+        if not np.array_equal(common, rewards.pair_id):  # the usual case, all on the same pairs, costs no sort
+            common = np.intersect1d(common, rewards.pair_id, assume_unique=True)
     return common
 
 
