@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from prefstudio import __version__
@@ -246,6 +247,36 @@ then: F6 Evaluate in the app, or `prefstudio report ws JOB... --out DIR`""",
     p.add_argument("--max-length", type=int, help="tokens per text (default: the job's own)")
     p.add_argument("--wait", action="store_true", help="follow the job, then store and print the figures")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "report",
+        help="write scored models' comparison as Markdown, CSV and PNG files, for a paper or a PR",
+        description=textwrap.fill(
+            "Compare scored models (see `prefstudio eval`) on the pairs of a split that every one of them has scored, "
+            "print the papers' table (accuracy per source, their average, over all pairs, ECE) and write into DIR: "
+            "report.md (every table, with the plots embedded); comparison.csv (the table as numbers), metrics.csv "
+            "(every figure in long form), reliability.csv, outliers.csv (Tukey's outliers with their texts); "
+            "histogram.png (reward differences), reliability.png and accuracy.png.", 100),
+        epilog="""JOB is a job id (its latest scored checkpoint), JOB:step-N for another checkpoint, raw:NAME for an
+untrained baseline, or `all` for every scored job's latest checkpoint on the split.
+
+examples:
+  prefstudio report ws 20261124-101500-bt-3f2a 20261124-113000-more-9c1d --out report/
+  prefstudio report ws raw:pythia-410m 20261124-113000-more-9c1d:step-400 --out report/
+  prefstudio report ws all --source helpful --source harmless --bins 20 --out report/""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_workspace(p)
+    p.add_argument("jobs", nargs="+", metavar="JOB", help="scored models: JOB, JOB:step-N, raw:NAME, or all")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the files (made if missing)")
+    p.add_argument("--split", default="test", help="the split the models were scored on (default: test)")
+    p.add_argument("--source", action="append", metavar="S", help="only this source's pairs (repeat for several)")
+    p.add_argument("--bins", type=int, default=10, metavar="N", help="ECE bins of the table's ECE column (default 10)")
+    p.add_argument("--reliability-bins", type=int, default=10, metavar="N",
+                   help="confidence bins over [0.5, 1] of the reliability table and plot (default 10)")
+    p.add_argument("--hist-bins", type=int, default=40, metavar="N",
+                   help="bins of the reward-difference histogram (default 40)")
+    p.set_defaults(func=cmd_report)
 
     from prefstudio.bon.cli import add_parser as add_bon_parser
 
@@ -510,6 +541,71 @@ def cmd_eval(args) -> int:
     for source, summary in rewards.summaries().items():
         print(f"  {source:<20} n {summary.n:>7,}  accuracy {summary.accuracy:6.1%}  ECE@10 {summary.ece[10]:.4f}")
     return 0
+
+
+def cmd_report(args) -> int:
+    from prefstudio.evaluate import compare, report
+    from prefstudio.train import jobs
+    from prefstudio.workspace import Workspace
+
+    for option, value in (("--bins", args.bins), ("--reliability-bins", args.reliability_bins),
+                          ("--hist-bins", args.hist_bins)):
+        if value < 1:
+            raise PrefstudioError(f"{option} {value}: expected at least 1 bin")
+    report.check_out(args.out)
+    with Workspace.open(args.workspace) as ws:
+        jobs.sync_jobs(ws)  # a scoring job that finished while nothing had the workspace open
+        models = _report_models(ws.con, args.jobs, args.split)
+        if args.source:
+            _check_sources(ws.con, args.source, args.split)
+        comparison = compare.compare(ws.con, models, sources=args.source, ece_bins=args.bins,
+                                     reliability_bins=args.reliability_bins)
+        paths = report.write_comparison(ws.con, comparison, args.out, hist_bins=args.hist_bins)
+    print(f"split {args.split!r}: {comparison.n_common:,} pairs every model has scored")
+    for label, n in comparison.left_out.items():
+        print(f"  left out: {n:,} pairs {label} scored that not every model did")
+    print("\n".join(report.text_table(comparison.table())))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _report_models(con, specs: list[str], split: str):
+    """The scored models a user named (JOB, JOB:step-N or JOB@step-N, raw:NAME, all), each once, in order."""
+    from prefstudio.evaluate import predictions
+
+    scored = predictions.scored_models(con, split)
+    chosen = []
+    for spec in specs:
+        if spec == "all":
+            if not scored:
+                raise PrefstudioError(f"no model has rewards on split {split!r}; score one with `prefstudio eval`")
+            chosen += predictions.latest_per_job(scored)
+            continue
+        job_id, checkpoint = spec, None
+        if not any(m.job_id == spec for m in scored):
+            for separator in (":", "@"):  # raw:NAME is itself a job id, so only split what matches none
+                head, found, tail = spec.rpartition(separator)
+                if found and head and any(m.job_id == head for m in scored):
+                    job_id, checkpoint = head, tail
+                    break
+        if checkpoint is not None and not any(m.job_id == job_id and m.checkpoint == checkpoint for m in scored):
+            have = ", ".join(m.checkpoint for m in scored if m.job_id == job_id)
+            raise PrefstudioError(f"{job_id!r} has no rewards for {checkpoint} on split {split!r} (scored: {have}); "
+                                  f"score it with `prefstudio eval WORKSPACE {job_id} --checkpoint {checkpoint}`")
+        chosen.append(predictions.find_model(con, job_id, split, checkpoint))
+    unique = {}
+    for model in chosen:
+        unique.setdefault((model.job_id, model.checkpoint), model)
+    return list(unique.values())
+
+
+def _check_sources(con, wanted: list[str], split: str) -> None:
+    known = [row[0] for row in con.execute("SELECT DISTINCT source FROM pairs WHERE split = ? ORDER BY source",
+                                           [split]).fetchall()]
+    unknown = [s for s in wanted if s not in known]
+    if unknown:
+        raise PrefstudioError(f"--source {', '.join(unknown)}: no such source on split {split!r} "
+                              f"(sources: {', '.join(known) or 'none'})")
 
 
 def cmd_info(args) -> int:

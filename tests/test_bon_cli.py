@@ -7,6 +7,7 @@ from prefstudio.cli import build_parser, main
 from prefstudio.workspace import Workspace
 from tests.bon_helpers import fake_trained_job, store_rewards, write_jsonl
 from tests.openai_stub import StubOpenAI
+from tests.png_helpers import assert_png
 
 ACTIONS = ("sample", "import", "score", "list", "show", "winrate")
 
@@ -53,6 +54,7 @@ def test_import_list_show_and_the_evaluator_win_rate(imported, tmp_path, capsys)
     assert "judged by evaluator rm-two (step-1)" in out
     assert "rm-one (step-1)                          4     50.0%" in out
     assert (tmp_path / "report" / "winrate.csv").exists() and (tmp_path / "report" / "winrate.md").exists()
+    assert_png(tmp_path / "report" / "winrate.png")
 
 
 def test_judged_win_rate_from_the_command_line(imported, capsys):

@@ -10,6 +10,7 @@ from prefstudio.bon import report, runs, winrate
 from prefstudio.bon.winrate import Point
 from prefstudio.judge.verdict import combine, parse_verdict
 from tests.bon_helpers import store_rewards, write_jsonl
+from tests.png_helpers import assert_png
 from tests.openai_stub import StubOpenAI
 
 
@@ -138,8 +139,9 @@ def test_evaluator_curve_and_report_files(judged_run, tmp_path):
     lines = report.chart(labelled, width=40, height=8)
     assert any(0x2801 <= ord(ch) <= 0x28FF for ch in "".join(lines))
     assert lines[8].split()[:3] == ["1", "2", "4"]  # N written under the log-scaled axis
-    csv_path, md_path = report.write(tmp_path / "out", "r", "evaluator rm-two", labelled)
+    csv_path, md_path, png_path = report.write(tmp_path / "out", "r", "evaluator rm-two", labelled)
     rows = csv_path.read_text().splitlines()
     assert rows[0].startswith("run,judged_by,reward_model,n,win_rate") and len(rows) == 4
     assert rows[3].startswith("r,evaluator rm-two,rm-one (step-1),4,0.500000")
     assert "Best-of-N win rate: r" in md_path.read_text()
+    assert_png(png_path)

@@ -116,7 +116,7 @@ def add_parser(sub) -> None:
         "--judge asks the LLM judge (both orders: a win needs both; a tie or a disagreement counts half; every call "
         "cached, so comparisons judged before cost nothing); --evaluator uses a (larger) reward model's rewards "
         "instead (win if it rewards best-of-N higher, half if equal). Where best-of-N is sample 0 it counts half "
-        "with no call. Draws the curve; --out writes winrate.csv and winrate.md."),
+        "with no call. Draws the curve; --out writes winrate.csv, winrate.md and winrate.png."),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_workspace(a)
     a.add_argument("run", help="the run")
@@ -132,7 +132,7 @@ def add_parser(sub) -> None:
     a.add_argument("--prompt", help="judge prompt name or .toml path (default: [judge] prompt)")
     a.add_argument("--concurrency", type=int, help="judge calls in flight")
     a.add_argument("--yes", action="store_true", help="do not ask before spending")
-    a.add_argument("--out", type=Path, metavar="DIR", help="write winrate.csv and winrate.md here")
+    a.add_argument("--out", type=Path, metavar="DIR", help="write winrate.csv, winrate.md and winrate.png here")
     a.set_defaults(func=cmd_winrate)
 
 

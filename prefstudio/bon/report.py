@@ -1,4 +1,4 @@
-"""The win-rate curve as text: a braille chart over log₂ N, a table, and the files a report holds.
+"""The win-rate curve as text (a braille chart over log₂ N, a table) and as files: winrate.csv, .md and .png.
 
 One function draws for the terminal, the app and the Markdown file alike, so
 the three never disagree. The chart's x axis is log₂ N with the N values
@@ -65,7 +65,7 @@ def table(curves: dict[str, list[Point]]) -> list[str]:
 
 
 def write(folder: str | Path, run_id: str, judged_by: str, curves: dict[str, list[Point]]) -> list[Path]:
-    """winrate.csv (one row per model and N) and winrate.md (the chart and the table) in `folder`."""
+    """winrate.csv (one row per model and N), winrate.md (the chart and the table) and winrate.png in `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = folder / "winrate.csv", folder / "winrate.md"
@@ -82,7 +82,41 @@ def write(folder: str | Path, run_id: str, judged_by: str, curves: dict[str, lis
             "ties and best-of-N = sample 0 count half.", "", "```", *chart(curves), "```", "", "```",
             *table(curves), "```", ""]
     md_path.write_text("\n".join(text), encoding="utf-8")
-    return [csv_path, md_path]
+    return [csv_path, md_path, plot_png(folder / "winrate.png", run_id, judged_by, curves)]
+
+
+def plot_png(path: Path, run_id: str, judged_by: str, curves: dict[str, list[Point]]) -> Path:
+    """The curve for a paper: win rate against N on a log₂ axis (as the margin paper's figure 3), ± one s.e."""
+    from prefstudio.evaluate.report import colours, figure, save_png
+
+    fig = figure(7, 4.8)
+    ax = fig.add_subplot()
+    ns = sorted({p.n for points in curves.values() for p in points})
+    anything = False
+    for (label, points), colour in zip(curves.items(), colours(len(curves))):
+        drawn = [p for p in points if not math.isnan(p.win_rate)]
+        if not drawn:
+            continue
+        anything = True
+        x, y = [p.n for p in drawn], [100 * p.win_rate for p in drawn]
+        ax.plot(x, y, marker="o", color=colour, label=label)
+        se = [0.0 if math.isnan(p.stderr) else 100 * p.stderr for p in drawn]
+        ax.fill_between(x, [a - b for a, b in zip(y, se)], [a + b for a, b in zip(y, se)], color=colour, alpha=0.15)
+    ax.axhline(50.0, color="0.4", linestyle="--", linewidth=1, label=EVEN)
+    ax.set_xscale("log", base=2)
+    if ns:
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.set_xlim(ns[0] / 1.2, ns[-1] * 1.2)
+        ax.minorticks_off()
+    if not anything:
+        ax.text(0.5, 0.6, "no judged prompts yet", transform=ax.transAxes, ha="center", color="0.4")
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("N (samples the reward model picks its best from)")
+    ax.set_ylabel("win rate against sample 0 (%), ± 1 s.e.")
+    ax.set_title(f"Best-of-N win rate, run {run_id}, judged by {judged_by}", fontsize="medium")
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside lower center", ncols=min(3, len(curves) + 1), fontsize="small", frameon=False)
+    return save_png(fig, path)
 
 
 def _cell(value: float) -> str:

@@ -1,0 +1,373 @@
+"""A comparison written down for a paper or a PR: Markdown, CSV and PNG files in one folder.
+
+Everything comes from compare.compare(), as the app's Evaluate screen does, so
+the files and the screen never disagree. The CSVs hold plain numbers (fractions,
+not percent strings; an empty cell where a figure is undefined) so a script
+can rebuild any table; report.md holds the same figures formatted for reading.
+
+The plots use matplotlib's object API on an Agg canvas, never pyplot: nothing
+global is switched (a caller's own backend stays as it was) and the app may
+draw from a worker thread. matplotlib is imported inside the functions that
+draw, so the command line starts without paying for it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from prefstudio import __version__
+from prefstudio.errors import PrefstudioError
+from prefstudio.evaluate import metrics
+from prefstudio.evaluate.compare import Comparison, ModelResult, compare, outlier_pairs
+from prefstudio.evaluate.predictions import Scored, metric_values
+
+FILES = ("report.md", "comparison.csv", "metrics.csv", "reliability.csv", "outliers.csv", "histogram.png",
+         "reliability.png", "accuracy.png")
+EXCERPT = 500  # characters of each text in outliers.csv: enough to recognise a pair, not a whole transcript
+OUTLIERS_IN_MARKDOWN = 10  # per model; outliers.csv lists up to OUTLIER_LIMIT per model and group
+OUTLIER_LIMIT = 200
+
+
+def write_report(con, models: list[Scored], out_dir: str | Path, *, sources: list[str] | None = None,
+                 ece_bins: int = metrics.DEFAULT_ECE_BINS, reliability_bins: int = metrics.DEFAULT_RELIABILITY_BINS,
+                 hist_bins: int = 40) -> list[Path]:
+    """Compare `models` on their common pairs (of `sources`, if given) and write every file of FILES into out_dir."""
+    if not models:
+        raise PrefstudioError("no model to report on; name scored jobs (see `prefstudio report --help`)")
+    for name, value in (("ECE bins", ece_bins), ("reliability bins", reliability_bins), ("histogram bins", hist_bins)):
+        if value < 1:
+            raise PrefstudioError(f"{name} {value}: expected at least 1")
+    comparison = compare(con, models, sources=sources, ece_bins=ece_bins, reliability_bins=reliability_bins)
+    return write_comparison(con, comparison, out_dir, hist_bins=hist_bins)
+
+
+def write_comparison(con, comparison: Comparison, out_dir: str | Path, *, hist_bins: int = 40) -> list[Path]:
+    """The files of a comparison already made (the command line prints its table too, and computes it once)."""
+    if comparison.n_common == 0:
+        labels = ", ".join(r.label for r in comparison.results)
+        raise PrefstudioError(f"{labels}: no scored pair in common on this split (and these sources); "
+                              "nothing to report")
+    out = _prepare(Path(out_dir))
+    # per model (in comparison.results' order): its outliers fenced over every pair, then within each source
+    outliers = [{group: outlier_pairs(con, r, None if group == metrics.ALL else group, OUTLIER_LIMIT)
+                 for group in (metrics.ALL, *comparison.sources)} for r in comparison.results]
+    return [
+        _write_markdown(out / "report.md", comparison, outliers),
+        _write_comparison_csv(out / "comparison.csv", comparison),
+        _write_metrics_csv(out / "metrics.csv", comparison),
+        _write_reliability_csv(out / "reliability.csv", comparison),
+        _write_outliers_csv(out / "outliers.csv", comparison, outliers),
+        plot_histogram(out / "histogram.png", comparison, hist_bins),
+        plot_reliability(out / "reliability.png", comparison),
+        plot_accuracy(out / "accuracy.png", comparison),
+    ]
+
+
+def check_out(out: Path) -> None:
+    """Say before any work is done that the files have nowhere to go."""
+    if out.exists() and not out.is_dir():
+        raise PrefstudioError(f"{out}: exists and is not a folder; --out needs a folder for the report's files")
+
+
+def _prepare(out: Path) -> Path:
+    check_out(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PrefstudioError(f"{out}: cannot make the report folder ({exc.strerror or exc})") from None
+    return out
+
+
+@contextmanager
+def _replacing(path: Path, mode: str = "w"):
+    """Write beside `path`, then rename over it: an interrupted report never leaves a truncated file."""
+    part = path.with_name(path.name + ".part")
+    try:
+        with open(part, mode, **({"newline": "", "encoding": "utf-8"} if "b" not in mode else {})) as handle:
+            yield handle
+        os.replace(part, path)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise PrefstudioError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+# -- tables as text ------------------------------------------------------------------------------------------
+
+def text_table(rows: list[list[str]]) -> list[str]:
+    """Cells aligned for a terminal: the first column to the left, numbers to the right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+            for row in rows]
+
+
+def markdown_table(rows: list[list[str]], left: int = 1) -> list[str]:
+    """A GitHub Markdown table: the header, then the rows; the first `left` columns aligned left, the rest right."""
+    escape = lambda cell: str(cell).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(escape(c) for c in rows[0]) + " |",
+             "|" + "|".join(":---" if i < left else "---:" for i in range(len(rows[0]))) + "|"]
+    lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows[1:]]
+    return lines
+
+
+def _fixed(value: float, digits: int = 3) -> str:
+    return "-" if value != value else f"{value:.{digits}f}"
+
+
+def _pct(value: float) -> str:
+    return "-" if value != value else f"{100 * value:.1f}"
+
+
+def _number(value) -> str:
+    """A CSV cell: the full value, or empty where it is undefined (NaN)."""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+# -- Markdown ------------------------------------------------------------------------------------------------
+
+def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict]) -> Path:
+    results = comparison.results
+    splits = sorted({r.model.split for r in results})
+    ece_cols = sorted({b for r in results for b in r.summaries[metrics.ALL].ece})
+    lines = ["# Reward model comparison", "",
+             f"Split {', '.join(f'`{s}`' for s in splits)}: {comparison.n_common:,} pairs that every model has "
+             f"scored ({', '.join(comparison.sources)}). Written by prefstudio {__version__}.", ""]
+    if comparison.left_out:
+        lines += ["Left out, scored by some models but not all: " + "; ".join(
+            f"{label}: {n:,} pairs" for label, n in comparison.left_out.items()) + ".", ""]
+    lines += ["## Accuracy", "",
+              *markdown_table(comparison.table()), "",
+              "Accuracy in % (share of pairs with d = r_chosen - r_rejected > 0; a tie counts as wrong), per source; "
+              "avg is the unweighted mean of the per-source accuracies, all is over every pair. "
+              f"ECE@{comparison.ece_bins} is MORE's two-entry expected calibration error over every pair.", "",
+              "![Accuracy per source](accuracy.png)", "",
+              "## Reward differences", "",
+              "![Histogram of reward differences](histogram.png)", "",
+              "Per source: the distribution of d (population moments), ECE at several bin counts, and Tukey's "
+              "outliers (beyond 1.5 IQR from the quartiles: how many, and their mean d).", ""]
+    for r in results:
+        header = ["source", "n", "accuracy %", "mean", "std", "skewness", "excess kurtosis", "d < 0 %",
+                  *(f"ECE@{b}" for b in ece_cols), "outliers +", "mean +", "outliers -", "mean -"]
+        rows = [header]
+        for source, s in _groups(r):
+            dist, out = s.distribution, s.outliers
+            rows.append([source, f"{s.n:,}", _pct(s.accuracy), _fixed(dist.mean), _fixed(dist.std),
+                         _fixed(dist.skewness), _fixed(dist.excess_kurtosis), _pct(dist.share_negative),
+                         *(_fixed(s.ece.get(b, math.nan), 4) for b in ece_cols),
+                         str(out.n_positive), _fixed(out.mean_positive), str(out.n_negative),
+                         _fixed(out.mean_negative)])
+        lines += [f"### {r.label}", "", f"Job `{r.model.job_id}`, checkpoint `{r.model.checkpoint}`.", "",
+                  *markdown_table(rows), ""]
+    lines += ["## Calibration", "", "![Reliability diagram](reliability.png)", "",
+              f"Reliability over every pair: confidence max(σ(d), 1 - σ(d)) in {comparison.reliability_bins} "
+              "equal bins over [0.5, 1]; per source in reliability.csv.", ""]
+    for r in results:
+        rows = [["confidence bin", "pairs", "mean confidence", "accuracy"]]
+        rows += [[f"{b.lower:.3f}-{b.upper:.3f}", f"{b.count:,}", _fixed(b.confidence), _fixed(b.accuracy)]
+                 for b in r.summaries[metrics.ALL].reliability]
+        lines += [f"### {r.label}", "", *markdown_table(rows), ""]
+    lines += ["## Outliers", "",
+              f"The most extreme outliers over every pair, up to {OUTLIERS_IN_MARKDOWN} per model; outliers.csv "
+              "lists them (over every pair and per source) with the texts.", ""]
+    for r, of_model in zip(results, outliers):
+        listed = of_model[metrics.ALL][:OUTLIERS_IN_MARKDOWN]
+        lines += [f"### {r.label}", ""]
+        if not listed:
+            lines += ["None.", ""]
+            continue
+        rows = [["pair", "source", "d", "side", "prompt"]]
+        rows += [[str(o.pair_id), o.source, f"{o.d:+.3f}", o.side, _one_line(o.prompt, 80)] for o in listed]
+        lines += [*markdown_table(rows, left=2), ""]
+    with _replacing(path) as handle:
+        handle.write("\n".join(lines))
+    return path
+
+
+def _groups(result: ModelResult):
+    """(source, summary) per source, then over every pair: the order of the tables."""
+    return sorted(result.summaries.items(), key=lambda item: (item[0] == metrics.ALL, item[0]))
+
+
+def _one_line(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= EXCERPT else text[:EXCERPT - 1] + "…"
+
+
+# -- CSV -----------------------------------------------------------------------------------------------------
+
+def _identity(r: ModelResult) -> list[str]:
+    return [r.label, r.model.job_id, r.model.checkpoint, r.model.split]
+
+
+def _write_comparison_csv(path: Path, comparison: Comparison) -> Path:
+    """The papers' table with numbers: accuracies as fractions, one column per source."""
+    with _replacing(path) as handle:
+        out = csv.writer(handle)
+        out.writerow(["model", "job_id", "checkpoint", "split", *(f"accuracy_{s}" for s in comparison.sources),
+                      "accuracy_avg", "accuracy_all", f"ece_{comparison.ece_bins}", "n"])
+        for r, row in zip(comparison.results, comparison.rows()):
+            out.writerow([*_identity(r), *(_number(row.accuracy.get(s, math.nan)) for s in comparison.sources),
+                          _number(row.average), _number(row.overall), _number(row.ece), row.n])
+    return path
+
+
+def _write_metrics_csv(path: Path, comparison: Comparison) -> Path:
+    """Every figure in long form, with the same names as the workspace's metrics table."""
+    with _replacing(path) as handle:
+        out = csv.writer(handle)
+        out.writerow(["model", "job_id", "checkpoint", "split", "source", "metric", "value"])
+        for r in comparison.results:
+            for source, summary in _groups(r):
+                for name, value in metric_values(summary).items():
+                    out.writerow([*_identity(r), source, name, _number(value)])
+    return path
+
+
+def _write_reliability_csv(path: Path, comparison: Comparison) -> Path:
+    with _replacing(path) as handle:
+        out = csv.writer(handle)
+        out.writerow(["model", "job_id", "checkpoint", "split", "source", "lower", "upper", "count", "confidence",
+                      "accuracy"])
+        for r in comparison.results:
+            for source, summary in _groups(r):
+                for b in summary.reliability:
+                    out.writerow([*_identity(r), source, _number(b.lower), _number(b.upper), b.count,
+                                  _number(b.confidence), _number(b.accuracy)])
+    return path
+
+
+def _write_outliers_csv(path: Path, comparison: Comparison, outliers: list[dict]) -> Path:
+    """Each model's outliers, fenced over every pair ("among" = all) and within each source, with their texts."""
+    with _replacing(path) as handle:
+        out = csv.writer(handle)
+        out.writerow(["model", "job_id", "checkpoint", "split", "among", "pair_id", "source", "d", "side", "prompt",
+                      "chosen", "rejected"])
+        for r, of_model in zip(comparison.results, outliers):
+            for group, listed in of_model.items():
+                for o in listed:
+                    out.writerow([*_identity(r), group, o.pair_id, o.source, _number(o.d), o.side,
+                                  _excerpt(o.prompt), _excerpt(o.chosen), _excerpt(o.rejected)])
+    return path
+
+
+# -- PNG -----------------------------------------------------------------------------------------------------
+
+def figure(width: float, height: float):
+    """A matplotlib Figure on its own Agg canvas (see the module's docstring for why not pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=150, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig, path: Path) -> Path:
+    with _replacing(path, "wb") as handle:
+        fig.savefig(handle, format="png")
+    return path
+
+
+def colours(n: int) -> list:
+    """One colour per model, the same in every plot."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10" if n <= 10 else "tab20"]
+    return [palette(i % palette.N) for i in range(n)]
+
+
+def _legend(fig, entries: int, columns: int = 3) -> None:
+    """Below the plot, where it can hide no bar, point or line however the data fall."""
+    fig.legend(loc="outside lower center", ncols=min(columns, entries), fontsize="small", frameon=False)
+
+
+def _title(comparison: Comparison, what: str) -> str:
+    splits = ", ".join(sorted({r.model.split for r in comparison.results}))
+    return f"{what} (split {splits}, {comparison.n_common:,} pairs)"
+
+
+def plot_histogram(path: Path, comparison: Comparison, bins: int) -> Path:
+    """Every model's histogram of d, overlaid on shared bins, as the share of its pairs; d = 0 marked."""
+    edges, counts = comparison.histograms(bins)
+    fig = figure(8, 4.8)
+    ax = fig.add_subplot()
+    for r, c, colour in zip(comparison.results, counts, colours(len(counts))):
+        share = 100 * c / c.sum() if c.sum() else np.zeros(len(c))
+        ax.stairs(share, edges, fill=True, alpha=0.3, color=colour)
+        ax.stairs(share, edges, color=colour, linewidth=1.4, label=r.label)
+    if edges[0] < 0 < edges[-1]:
+        ax.axvline(0.0, color="black", linestyle="--", linewidth=1, label="d = 0")
+    ax.set_xlim(edges[0], edges[-1])
+    label = "reward difference d = r(chosen) - r(rejected)"
+    if any(((r.rewards.d < edges[0]) | (r.rewards.d > edges[-1])).any() for r in comparison.results):
+        label += "\n(the end bins also hold the pairs beyond Q1 - 3·IQR and Q3 + 3·IQR)"
+    ax.set_xlabel(label)
+    ax.set_ylabel("pairs per bin (%)")
+    ax.set_title(_title(comparison, "Reward differences"))
+    _legend(fig, len(comparison.results) + 1)
+    return save_png(fig, path)
+
+
+def plot_reliability(path: Path, comparison: Comparison) -> Path:
+    """Accuracy against mean confidence per bin, over every pair, for each model; the diagonal is calibrated."""
+    fig = figure(6, 5.5)
+    ax = fig.add_subplot()
+    ax.plot([0.5, 1.0], [0.5, 1.0], color="0.5", linestyle="--", linewidth=1, label="calibrated")
+    for r, colour in zip(comparison.results, colours(len(comparison.results))):
+        summary = r.summaries[metrics.ALL]
+        filled = [b for b in summary.reliability if b.count]
+        x, y = [b.confidence for b in filled], [b.accuracy for b in filled]
+        ax.plot(x, y, marker="o", markersize=4, color=colour,
+                label=f"{r.label}, ECE@{comparison.ece_bins} {summary.ece[comparison.ece_bins]:.3f}")
+        # a bin's dot grows with its pairs, so a wild point made of two pairs does not look like a finding
+        ax.scatter(x, y, s=[12 + 240 * b.count / summary.n for b in filled], color=colour, alpha=0.45)
+    ax.text(0.02, 0.98, "dot area: the bin's share of pairs", transform=ax.transAxes, ha="left", va="top",
+            fontsize="x-small", color="0.4")
+    ax.set_xlim(0.5, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel("mean confidence max(σ(d), 1 - σ(d)) in the bin")
+    ax.set_ylabel("accuracy in the bin (share with d > 0)")
+    ax.set_title(_title(comparison, "Reliability"))
+    ax.grid(alpha=0.3)
+    _legend(fig, len(comparison.results) + 1, columns=1)
+    return save_png(fig, path)
+
+
+def plot_accuracy(path: Path, comparison: Comparison) -> Path:
+    """Grouped bars: per source (then avg and all), one bar per model, in %."""
+    rows = comparison.rows()
+    groups = [*comparison.sources, "avg", "all"]
+    values = [[100 * row.accuracy.get(s, math.nan) for s in comparison.sources] + [100 * row.average,
+                                                                                    100 * row.overall]
+              for row in rows]
+    n = len(rows)
+    fig = figure(max(6.0, 1.1 + len(groups) * (0.35 * n + 0.45)), 4.8)
+    ax = fig.add_subplot()
+    width = 0.8 / n
+    x = np.arange(len(groups))
+    for i, (r, v, colour) in enumerate(zip(comparison.results, values, colours(n))):
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), v, width, color=colour, label=r.label)
+        if len(groups) * n <= 40:
+            ax.bar_label(bars, fmt="%.1f", fontsize="x-small", padding=1)
+    ax.axhline(50.0, color="0.5", linestyle="--", linewidth=1, label="chance", zorder=0)
+    ax.axvline(len(comparison.sources) - 0.5, color="0.75", linewidth=1)  # sources | their avg and all pairs
+    ax.set_xticks(x, groups)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(_title(comparison, "Accuracy per source"))
+    _legend(fig, n + 1)
+    return save_png(fig, path)

@@ -1,0 +1,208 @@
+"""`prefstudio report`: the files hold the same numbers as compare() and metrics, readable back by a script."""
+
+import csv
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from prefstudio.cli import main
+from prefstudio.errors import PrefstudioError
+from prefstudio.evaluate import compare, metrics, predictions, report
+from prefstudio.workspace import Workspace
+from tests.eval_helpers import add_pairs, store_model
+from tests.png_helpers import assert_png
+
+A = [1.0, 2.0, 3.0, -1.0, 0.5, -0.5]  # alpha 3 of 4 right, beta 1 of 2
+B = [1.0, 1.0, 1.0, 0.0, 2.0, 2.0]  # all right but a tie in alpha
+C = [1.0, 1.0, 1.0, 1.0, 1.0, 50.0]  # one pair far above the others: Tukey's only outlier
+TRICKY = 'He said, "stop"\nthen, after a pause: "go on"'
+
+
+def _fill(con) -> dict[str, list[int]]:
+    ids = add_pairs(con, {"alpha": 4, "beta": 2})
+    every = ids["alpha"] + ids["beta"]
+    con.execute("UPDATE pairs SET prompt = ? WHERE id = ?", [TRICKY, every[-1]])
+    store_model(con, "job-a", every, A, name="bt")
+    store_model(con, "job-b", every, B, name="more")
+    store_model(con, "job-c", every, C, name="wild")
+    return ids
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """One report, read by many tests (drawing the plots is the slow part): tests only read it."""
+    folder = tmp_path_factory.mktemp("report")
+    with Workspace.init(folder / "ws") as ws:
+        ids = _fill(ws.con)
+        models = predictions.scored_models(ws.con, "test")
+        paths = report.write_report(ws.con, models, folder / "out", ece_bins=5)
+        yield ws, ids, models, paths, folder / "out"
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _value(cell: str) -> float:
+    return math.nan if cell == "" else float(cell)
+
+
+def test_every_file_is_written_and_nothing_else(written):
+    *_, paths, out = written
+    assert [p.name for p in paths] == list(report.FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(report.FILES)
+
+
+def test_comparison_csv_is_the_papers_table_in_numbers(written):
+    *_, out = written
+    rows = {row["job_id"]: row for row in _rows(out / "comparison.csv")}
+    assert list(rows["job-a"]) == ["model", "job_id", "checkpoint", "split", "accuracy_alpha", "accuracy_beta",
+                                   "accuracy_avg", "accuracy_all", "ece_5", "n"]
+    a, b = rows["job-a"], rows["job-b"]
+    assert (a["model"], a["checkpoint"], a["split"], a["n"]) == ("bt (step-10)", "step-10", "test", "6")
+    # by hand: avg is the mean of 75% and 50%, not the pooled 4 of 6
+    assert [float(a[k]) for k in ("accuracy_alpha", "accuracy_beta", "accuracy_avg")] == [0.75, 0.5, 0.625]
+    assert float(a["accuracy_all"]) == pytest.approx(4 / 6)
+    assert float(a["ece_5"]) == pytest.approx(metrics.ece(np.array(A), 5))
+    assert [float(b[k]) for k in ("accuracy_alpha", "accuracy_beta", "accuracy_avg")] == [0.75, 1.0, 0.875]
+
+
+def test_metrics_csv_holds_every_figure_of_every_source(written):
+    ws, _, models, _, out = written
+    comparison = compare.compare(ws.con, models, ece_bins=5)
+    rows = _rows(out / "metrics.csv")
+    expected = {}
+    for result in comparison.results:
+        for source, summary in result.summaries.items():
+            for name, value in predictions.metric_values(summary).items():
+                expected[(result.model.job_id, source, name)] = value
+    assert len(rows) == len(expected) == 3 * 3 * len(predictions.METRIC_NAMES)
+    for row in rows:
+        want = expected[(row["job_id"], row["source"], row["metric"])]
+        got = _value(row["value"])
+        assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want), row
+    by_key = {(r["job_id"], r["source"], r["metric"]): r["value"] for r in rows}
+    assert by_key[("job-c", metrics.ALL, "outliers_positive")] == "1"
+    assert by_key[("job-c", metrics.ALL, "outliers_positive_mean")] == "50.0"
+    assert by_key[("job-c", metrics.ALL, "outliers_negative_mean")] == ""  # none: empty, not "nan"
+
+
+def test_reliability_csv_bins_add_up_to_the_pairs(written):
+    *_, out = written
+    rows = _rows(out / "reliability.csv")
+    assert len(rows) == 3 * 3 * metrics.DEFAULT_RELIABILITY_BINS
+    a_all = [r for r in rows if r["job_id"] == "job-a" and r["source"] == metrics.ALL]
+    assert sum(int(r["count"]) for r in a_all) == 6
+    reference = metrics.reliability(np.array(A))
+    assert [(float(r["lower"]), float(r["upper"]), int(r["count"])) for r in a_all] == \
+        [(b.lower, b.upper, b.count) for b in reference]
+    filled = [(r, b) for r, b in zip(a_all, reference) if b.count]
+    assert filled and all(float(r["accuracy"]) == pytest.approx(b.accuracy) for r, b in filled)
+
+
+def test_outliers_csv_keeps_user_text_with_commas_quotes_and_newlines(written):
+    _, ids, _, _, out = written
+    rows = _rows(out / "outliers.csv")
+    # by hand: B's alpha [1, 1, 1, 0] has quartiles 0.75 and 1, so 0 lies below 0.75 - 1.5 * 0.25; C's 50 above 1
+    assert [(r["job_id"], r["among"], r["pair_id"], r["side"]) for r in rows] == \
+        [("job-b", "alpha", str(ids["alpha"][3]), "under"), ("job-c", metrics.ALL, str(ids["beta"][-1]), "over")]
+    row = rows[1]
+    assert row["prompt"] == TRICKY and row["source"] == "beta" and float(row["d"]) == 50.0
+    assert row["chosen"] == "good answer 1" and row["rejected"] == "bad answer 1"
+
+
+def test_markdown_holds_the_table_the_figures_and_the_plots(written):
+    *_, out = written
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "| model | alpha | beta | avg | all | ECE@5 | n |" in text
+    assert "| bt (step-10) | 75.0 | 50.0 | 62.5 | 66.7 |" in text
+    assert "| more (step-10) | 75.0 | 100.0 | 87.5 | 83.3 |" in text
+    assert "6 pairs that every model has scored" in text
+    for name in ("histogram.png", "reliability.png", "accuracy.png"):
+        assert f"]({name})" in text
+    assert "| beta | 2 | 50.0 |" in text  # bt's per-source distribution row
+    assert "He said, \"stop\" then, after a pause" in text  # the outlier's prompt on one line
+
+
+def test_plots_are_pngs_with_something_drawn(written):
+    *_, out = written
+    for name in ("histogram.png", "reliability.png", "accuracy.png"):
+        assert_png(out / name)
+
+
+def test_left_out_pairs_are_said_and_only_common_pairs_count(ws, tmp_path):
+    ids = add_pairs(ws.con, {"alpha": 5})["alpha"]
+    store_model(ws.con, "old", ids[:3], [1.0, -1.0, 1.0], name="old")
+    store_model(ws.con, "new", ids, [1.0, 1.0, 1.0, -1.0, -1.0], name="new")
+    report.write_report(ws.con, predictions.scored_models(ws.con, "test"), tmp_path)
+    assert "new (step-10): 2 pairs" in (tmp_path / "report.md").read_text()
+    new = next(r for r in _rows(tmp_path / "comparison.csv") if r["job_id"] == "new")
+    assert (new["n"], float(new["accuracy_all"])) == ("3", 1.0)
+
+
+def test_user_errors(ws, tmp_path):
+    _fill(ws.con)
+    models = predictions.scored_models(ws.con, "test")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(PrefstudioError, match="not a folder"):
+        report.write_report(ws.con, models, tmp_path / "a-file")
+    with pytest.raises(PrefstudioError, match="histogram bins 0"):
+        report.write_report(ws.con, models, tmp_path / "out", hist_bins=0)
+    with pytest.raises(PrefstudioError, match="no scored pair in common"):
+        report.write_report(ws.con, models, tmp_path / "out", sources=["gamma"])
+    with pytest.raises(PrefstudioError, match="no model"):
+        report.write_report(ws.con, [], tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # checked before anything is made
+
+
+def test_job_names_checkpoints_raw_and_all(tmp_path, capsys):
+    path = tmp_path / "ws"
+    with Workspace.init(path) as ws:
+        ids = _fill(ws.con)
+        every = ids["alpha"] + ids["beta"]
+        store_model(ws.con, "job-b", every, [-1.0] * 6, checkpoint="step-20")
+        store_model(ws.con, "raw:base", every, [0.1] * 6, checkpoint="raw")
+    out = tmp_path / "out"
+    assert main(["report", str(path), "job-b", "job-b:step-10", "raw:base", "job-b@step-20", "--out", str(out),
+                 "--source", "alpha"]) == 0
+    rows = _rows(out / "comparison.csv")
+    assert [(r["job_id"], r["checkpoint"], r["accuracy_all"]) for r in rows] == \
+        [("job-b", "step-20", "0.0"), ("job-b", "step-10", "0.75"), ("raw:base", "raw", "1.0")]
+    assert "accuracy_beta" not in rows[0]
+    assert "more (step-20)" in capsys.readouterr().out
+    assert main(["report", str(path), "all", "--out", str(out)]) == 0
+    assert [(r["job_id"], r["checkpoint"]) for r in _rows(out / "comparison.csv")] == \
+        [("raw:base", "raw"), ("job-a", "step-10"), ("job-b", "step-20"), ("job-c", "step-10")]
+    assert main(["report", str(path), "job-b:step-99", "--out", str(out)]) == 2
+    assert "has no rewards for step-99 on split 'test' (scored: step-10, step-20)" in capsys.readouterr().err
+    for bad, message in ((["--bins", "0"], "--bins 0"), (["--source", "gamma"], "no such source"),
+                         (["--split", "train"], "no rewards for 'job-a' on split 'train'")):
+        assert main(["report", str(path), "job-a", "--out", str(out), *bad]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_the_command_in_its_own_process(tmp_path):
+    path = tmp_path / "ws"
+    with Workspace.init(path) as ws:  # closed before the command runs: DuckDB allows one process
+        _fill(ws.con)
+    out = tmp_path / "report"
+    run = lambda *args: subprocess.run([sys.executable, "-m", "prefstudio", "report", str(path), *args],  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    done = run("job-a", "job-b", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "split 'test': 6 pairs every model has scored"
+    assert lines[1].split() == ["model", "alpha", "beta", "avg", "all", "ECE@10", "n"]
+    assert lines[2].split() == ["bt", "(step-10)", "75.0", "50.0", "62.5", "66.7",
+                                f"{metrics.ece(np.array(A), 10):.4f}", "6"]
+    assert lines[-1].startswith("wrote ") and str(out / "report.md") in lines[-1]
+    assert_png(out / "accuracy.png")
+    failed = run("nope", "--out", str(out))
+    assert failed.returncode == 2
+    assert failed.stderr.splitlines() == [
+        "prefstudio: error: no rewards for 'nope' on split 'test'; score it with `prefstudio eval` "
+        "(scored: job-a, job-b, job-c)"]
