@@ -124,7 +124,7 @@ async def test_an_empty_workspace_says_how_to_score(ws):
     app = PrefstudioApp(ws, annotator="ana")
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_screen(pilot, "f6")
-        assert "prefstudio eval WORKSPACE JOB --wait" in status(screen)
+        assert "e on a job in F5 Jobs scores it, or `prefstudio eval WORKSPACE JOB --wait`" in status(screen)
         assert "no model picked" in chart(screen, "eval-histogram")
         await pilot.press("space", "o", "b", "l")  # nothing to act on: nothing breaks
         await settle(pilot)

@@ -171,3 +171,26 @@ async def test_cancel_then_resume_a_running_job(small_ws, backbone):
         await pilot.press("c")
         await wait_for(pilot, lambda: states(screen) == ["cancelled"], 60)
         assert jobs.read_status(job.folder).state == "cancelled"
+
+
+async def test_e_scores_a_trained_job_and_the_evaluate_screen_shows_it(small_ws, backbone):
+    from tests.bon_helpers import fake_trained_job
+
+    trained = fake_trained_job(small_ws, backbone, seed=1, name="bt tiny")
+    async with PrefstudioApp(small_ws).run_test(size=(120, 35)) as pilot:
+        screen = await open_jobs(pilot)
+        assert screen.selected.status.id == trained and screen.check_action("evaluate_job", ())
+        await pilot.press("e")
+        await wait_for(pilot, lambda: len(screen._rows) == 2)
+        scoring = screen._rows[-1].status
+        assert scoring.kind == "eval" and scoring.name == f"eval {trained} step-5 on test"
+        await settle(pilot)
+        assert screen.selected.status.id == scoring.id
+        assert screen.check_action("evaluate_job", ()) is None  # a scoring job is not a model to score
+        await wait_for(pilot, lambda: screen._rows[-1].status.state == "done", timeout=120)
+        await pilot.press("f6")
+        await settle(pilot)
+        rows = pilot.app.screen.query_one("#eval-table", JobTable).rows
+        assert [(row[0], row[1]) for row in rows] == [("✓", "bt tiny (step-5)")]
+        n_test = small_ws.con.execute("SELECT count(*) FROM pairs WHERE split = 'test'").fetchone()[0]
+        assert rows[0][-1] == f"{n_test:,}"

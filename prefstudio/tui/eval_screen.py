@@ -241,8 +241,8 @@ class EvalScreen(Screen):
         if not self.shown:
             self.comparison = None
             self.query_one("#eval-status", Static).update(literal_text(
-                "nothing scored yet: `prefstudio eval WORKSPACE JOB --wait` scores a job's checkpoint "
-                "(or --raw BACKBONE for the untrained baseline)"))
+                "nothing scored yet: e on a job in F5 Jobs scores it, or `prefstudio eval WORKSPACE JOB --wait` "
+                "(--raw BACKBONE for the untrained baseline)"))
             self._show_comparison()
             return
         self._compare()

@@ -109,11 +109,11 @@ class JobsScanned(Message):
 
 
 class JobActionDone(Message):
-    """A launch, cancel or resume finished; `why` is its error, if any; `select` the job to show."""
+    """A launch, cancel or resume finished; `why` is its error, if any; `select` the job to show; `note` news."""
 
-    def __init__(self, why: str, select: str | None = None) -> None:
+    def __init__(self, why: str, select: str | None = None, note: str = "") -> None:
         super().__init__()
-        self.why, self.select = why, select
+        self.why, self.select, self.note = why, select, note
 
 
 # -- widgets ------------------------------------------------------------------------------------------
@@ -399,6 +399,7 @@ class JobsScreen(Screen):
         Binding("n", "new_job", "New job"),
         Binding("c", "cancel_job", "Cancel job"),
         Binding("r", "resume_job", "Resume job"),
+        Binding("e", "evaluate_job", "Score on test"),
     ]
     COLUMNS = [Column("state", 9), Column("step", 11, right=True), Column("progress", BAR_WIDTH),
                Column("ETA", 7, right=True), Column("loss", 8, right=True), Column("objective", 9),
@@ -530,6 +531,8 @@ class JobsScreen(Screen):
             return True if state in ("queued", "running") else None
         if action == "resume_job":
             return True if state in ("failed", "cancelled") else None
+        if action == "evaluate_job":  # a training job with a checkpoint: done, or stopped after saving one
+            return True if self.selected and self.selected.status.kind == "train" and state != "queued" else None
         return True
 
     def action_new_job(self) -> None:
@@ -555,6 +558,27 @@ class JobsScreen(Screen):
             return
         self.post_message(JobActionDone("", select=made.id))
 
+    def action_evaluate_job(self) -> None:
+        if self.selected is not None:
+            self._evaluate(self.selected.status.id)
+
+    @work(thread=True, group="jobs-launch")
+    def _evaluate(self, job_id: str) -> None:
+        """Score the job's latest checkpoint on the test split, as `prefstudio eval` does; F6 shows it."""
+        from prefstudio.evaluate import scoring_job
+
+        try:
+            with self.app.write_cursor() as con:
+                config = scoring_job.eval_config(self.app.ws, job_id)
+                made = scoring_job.create_eval_job(self.app.ws, config, con=con)
+            jobs.start_next(self.app.ws.jobs_dir)
+        except (PrefstudioError, OSError) as exc:
+            self.post_message(JobActionDone(f"scoring not started: {first_line(exc)}"))
+            return
+        self.post_message(JobActionDone("", select=made.id,
+                                        note=f"scoring {config.checkpoint_name} of {job_id} on the test split: "
+                                             "F6 Evaluate shows it when done"))
+
     def action_cancel_job(self) -> None:
         if self.selected is not None:
             self._act(jobs.cancel, self.selected.status.folder)
@@ -575,6 +599,8 @@ class JobsScreen(Screen):
     def on_job_action_done(self, message: JobActionDone) -> None:
         if message.why:
             self.notify(visible(message.why), severity="error", markup=False)
+        if message.note:
+            self.notify(visible(message.note), markup=False)
         if message.select is not None:
             self._selected = message.select
         self.scan()
