@@ -517,7 +517,7 @@ def cmd_jobs(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from prefstudio.evaluate import metrics, predictions, scoring_job
+    from prefstudio.evaluate import predictions, scoring_job
     from prefstudio.train import jobs
     from prefstudio.workspace import Workspace
 

@@ -8,7 +8,7 @@ import pytest
 from prefstudio import demo
 from prefstudio.errors import PrefstudioError
 from prefstudio.train.config import make_config
-from prefstudio.train.loop import latest_checkpoint, train
+from prefstudio.train.loop import train
 from prefstudio.train.scoring import score_pairs
 from prefstudio.train.snapshot import write_snapshot
 from prefstudio.workspace import Workspace

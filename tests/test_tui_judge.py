@@ -148,7 +148,7 @@ async def test_cancel_then_a_later_run_finishes_without_asking_again(app):
 async def test_leaving_the_app_cancels_a_run(app):
     with StubOpenAI(latency_s=0.3) as stub:
         async with app.run_test(size=(120, 40)) as pilot:
-            screen = await open_judge_screen(pilot, stub.base_url, concurrency="1")
+            await open_judge_screen(pilot, stub.base_url, concurrency="1")
             await click(pilot, "estimate")
             await pilot.click("#start")
             await wait_for(pilot, lambda: stub.requests >= 1)

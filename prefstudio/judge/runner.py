@@ -24,7 +24,7 @@ from typing import Callable
 import openai
 
 from prefstudio.config import JudgeConfig, MarginConfig
-from prefstudio.errors import PrefstudioError, first_line
+from prefstudio.errors import PrefstudioError
 from prefstudio.judge.journal import RunWriter, now_text, replay_journals
 from prefstudio.judge.prompts import JudgePrompt
 from prefstudio.judge.verdict import Judgement, combine, parse_verdict
