@@ -63,22 +63,19 @@ def export_pairs(ws, out: Path, *, fmt: str = "auto", flips: Flips = "keep", unl
     out.parent.mkdir(parents=True, exist_ok=True)
     values = tuple(ws.config.margins.margin(level) for level in range(4))
     sql, params = export_query(values, flips, unlabelled, split)
-    cursor = ws.cursor()  # its own cursor: the shared connection may hold an unfinished result
+    cursor = ws.cursor()  # its own cursor, for every statement: the shared connection may hold an unfinished result
     try:
         table = cursor.sql(sql, params=params).to_arrow_table()
+        if fmt == "jsonl":
+            cursor.register("_export", table)
+            cursor.execute(f"COPY _export TO '{_quote(out)}' (FORMAT json)")
     finally:
         cursor.close()
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         pq.write_table(table, out)
-    elif fmt == "jsonl":
-        ws.con.register("_export", table)
-        try:
-            ws.con.execute(f"COPY _export TO '{_quote(out)}' (FORMAT json)")
-        finally:
-            ws.con.unregister("_export")
-    else:
+    elif fmt == "hf":
         import datasets
         import pyarrow.compute as pc
 

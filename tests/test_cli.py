@@ -49,3 +49,23 @@ def test_bad_map_option_is_explained(tmp_path, capsys):
     main(["init", str(tmp_path / "w")])
     assert main(["import", str(tmp_path / "w"), "x.jsonl", "--map", "prompt"]) == 2
     assert "expected FIELD=COLUMN" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.parquet"])
+def test_import_then_export_in_every_format_as_a_user_runs_it(tmp_path, name):
+    # in process through main(): the workspace opened by Workspace.open, as the command does
+    source = tmp_path / "pairs.jsonl"
+    source.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "q", "chosen": "c", "rejected": "d"}\n')
+    assert main(["init", str(tmp_path / "ws")]) == 0
+    assert main(["import", str(tmp_path / "ws"), str(source)]) == 0
+    assert main(["export", str(tmp_path / "ws"), str(tmp_path / name)]) == 0
+    if name.endswith(".jsonl"):
+        import json
+
+        rows = [json.loads(line) for line in (tmp_path / name).read_text().splitlines()]
+    else:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(tmp_path / name).to_pylist()
+    assert [(r["prompt"], r["chosen"], r["rejected"], r["margin"]) for r in rows] == [("p", "a", "b", 0.0),
+                                                                                      ("q", "c", "d", 0.0)]
