@@ -489,7 +489,9 @@ def cmd_jobs(args) -> int:
     if target and target not in by_id:
         raise PrefstudioError(f"no job {target!r} in {args.workspace} (jobs: {', '.join(by_id) or 'none'})")
     if args.cancel:
-        print(f"{args.cancel}: {jobs.cancel(by_id[args.cancel].folder).state}")
+        state = jobs.cancel(by_id[args.cancel].folder).state
+        print(f"{args.cancel}: " + ("cancel asked for; it saves a checkpoint, then stops (`--resume` goes on from it)"
+                                    if state == "running" else state))
     elif args.resume:
         print(f"{args.resume}: {jobs.resume(by_id[args.resume].folder).state}")
     elif args.follow:
@@ -508,11 +510,12 @@ def cmd_jobs(args) -> int:
         if status.state == "failed":
             print(status.log_tail(), file=sys.stderr)
     else:
+        width = max((len(s.id) for s in statuses), default=0)  # ids differ in length with their objective
         for s in statuses:
             progress = f"{s.step}/{s.total_steps}" if s.total_steps else "-"
             loss = f"{s.loss:.4f}" if s.loss is not None else "-"
             eta = f"eta {s.eta_seconds / 60:.0f} min" if s.eta_seconds else ""
-            print(f"{s.id}  {s.kind:<5} {s.state:<9} {progress:>11}  loss {loss:<8} {eta}  {s.message}")
+            print(f"{s.id:<{width}}  {s.kind:<5} {s.state:<9} {progress:>11}  loss {loss:<8} {eta}  {s.message}".rstrip())
     return 0
 
 
@@ -623,16 +626,26 @@ def cmd_info(args) -> int:
 
 
 class _progress:
-    """A rich progress bar on stderr, driven by the core's (position, total) callbacks."""
+    """A rich progress bar on stderr, driven by the core's (position, total) callbacks.
+
+    Where stderr is not a terminal (a pipe, `tee`, a CI or Slurm log) a bar would be noise,
+    so a plain line is printed instead once the work has taken PLAIN_EVERY_S seconds, then
+    every PLAIN_EVERY_S seconds and whenever the status word changes: a long job shows that it
+    is alive, a short one prints nothing more.
+    """
+
+    PLAIN_EVERY_S = 10.0
 
     def __init__(self, description: str, quiet: bool = False):
         self.description = description
-        self.quiet = quiet or not sys.stderr.isatty()
+        self.quiet = quiet
         self._bar = None
 
     def __enter__(self):
         if self.quiet:
             return None
+        if not sys.stderr.isatty():
+            return self._plain_lines()
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
@@ -642,6 +655,25 @@ class _progress:
 
         def update(position: int, total: int | None, status: str = "") -> None:
             self._bar.update(task, completed=position, total=total, status=status)
+
+        return update
+
+    def _plain_lines(self):
+        import time
+
+        started = time.monotonic()
+        last = {"at": started, "status": None}
+
+        def update(position: int, total: int | None, status: str = "") -> None:
+            now = time.monotonic()
+            word = status.split(" ")[0]
+            if now - started < self.PLAIN_EVERY_S:  # work this short needs no news, and errors stay one line
+                return
+            if now - last["at"] < self.PLAIN_EVERY_S and word == last["status"]:
+                return
+            last.update(at=now, status=word)
+            done = f"{position:,}/{total:,} ({position / total:.0%})" if total else f"{position:,}"
+            print(f"{self.description}: {done}" + (f" {status}" if status else ""), file=sys.stderr, flush=True)
 
         return update
 

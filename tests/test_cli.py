@@ -69,3 +69,19 @@ def test_import_then_export_in_every_format_as_a_user_runs_it(tmp_path, name):
         rows = pq.read_table(tmp_path / name).to_pylist()
     assert [(r["prompt"], r["chosen"], r["rejected"], r["margin"]) for r in rows] == [("p", "a", "b", 0.0),
                                                                                       ("q", "c", "d", 0.0)]
+
+
+def test_progress_without_a_terminal_is_plain_lines_for_long_work_only(monkeypatch, capsys):
+    from prefstudio import cli
+
+    clock = [100.0]
+    monkeypatch.setattr("time.monotonic", lambda: clock[0])
+    monkeypatch.setattr(cli._progress, "PLAIN_EVERY_S", 10.0)
+    with cli._progress("job x") as update:  # pytest's stderr is not a terminal
+        for t, step, status in [(101, 1, "running"), (109, 5, "running"), (111, 6, "loss 0.5"),
+                                (115, 7, "loss 0.4"), (122, 9, "loss 0.3"), (123, 9, "done")]:
+            clock[0] = t
+            update(step, 10, status)
+    # nothing in the first 10 s; then a line every 10 s, and one when the status word changes
+    assert capsys.readouterr().err.splitlines() == ["job x: 6/10 (60%) loss 0.5", "job x: 9/10 (90%) loss 0.3",
+                                                    "job x: 9/10 (90%) done"]
