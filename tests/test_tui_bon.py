@@ -65,6 +65,7 @@ async def test_candidates_ranked_side_by_side_moved_through_and_made_into_a_pair
         assert samples(screen)[0] == "*1"
         rows = ws.con.execute("SELECT source, split, chosen, rejected FROM pairs").fetchall()
         assert rows == [("bon:r", "bon", "aaaa", "a")]
+        assert "1 pairs · bon:r 1" in app.summary  # the header counts the new pair
         await pilot.press("a")  # the same two again: nothing new
         await settle(pilot)
         assert ws.con.execute("SELECT count(*) FROM pairs").fetchone()[0] == 1

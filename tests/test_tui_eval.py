@@ -128,3 +128,15 @@ async def test_an_empty_workspace_says_how_to_score(ws):
         assert "no model picked" in chart(screen, "eval-histogram")
         await pilot.press("space", "o", "b", "l")  # nothing to act on: nothing breaks
         await settle(pilot)
+
+
+async def test_the_palettes_screenshot_goes_into_the_workspace(ws):
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_screen(pilot, "f6")
+        app.action_screenshot("evaluate.svg")
+        for _ in range(50):
+            if (ws.path / "screenshots" / "evaluate.svg").exists():
+                break
+            await pilot.pause(0.05)
+    assert "<svg" in (ws.path / "screenshots" / "evaluate.svg").read_text()

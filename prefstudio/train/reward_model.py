@@ -14,6 +14,7 @@ MORE needs the pooled states and the head apart, so both are exposed.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -72,7 +73,11 @@ class RewardModel(nn.Module):
             pad = _tokenizer_pad_id(path)
             if pad is not None:
                 config.pad_token_id = pad
-        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, **kwargs)
+        if meta.exists():
+            model = AutoModelForSequenceClassification.from_pretrained(path, config=config, **kwargs)
+        else:  # a backbone: its head is new by design, and transformers' report of it reads as an error in a job log
+            with _transformers_errors_only():
+                model = AutoModelForSequenceClassification.from_pretrained(path, config=config, **kwargs)
         return cls(model, pooling)
 
     def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -148,3 +153,15 @@ def _tokenizer_pad_id(path: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return tokenizer.pad_token_id
+
+
+@contextmanager
+def _transformers_errors_only():
+    from transformers.utils import logging
+
+    before = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(before)

@@ -81,6 +81,19 @@ class PrefstudioApp(App):
     def on_unmount(self) -> None:
         gc.unfreeze()
 
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """The palette's Screenshot saves into the workspace's screenshots/ (Textual's ~/Downloads may not exist)."""
+        if path is None:
+            folder = self.ws.path / "screenshots"
+            folder.mkdir(exist_ok=True)
+            path = str(folder)
+        return super().deliver_screenshot(filename, path, time_format)
+
+    def refresh_summary(self) -> None:
+        """Count the pairs again for the header: a screen added some (best-of-N's pairs for labelling)."""
+        self._load_summary()
+
     @contextmanager
     def cursor(self, kind: str) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor for one worker; opening another of the same `kind` interrupts this one's query."""

@@ -283,6 +283,8 @@ class BonScreen(Screen):
         self.query_one(WinRateChart).show(message.title, message.curves)
 
     def on_pair_made(self, message: PairMade) -> None:
+        if not message.error:
+            self.app.refresh_summary()
         self.notify(message.text, title="preference pair", severity="error" if message.error else "information",
                     markup=False)
 
