@@ -206,3 +206,18 @@ def test_the_command_in_its_own_process(tmp_path):
     assert failed.stderr.splitlines() == [
         "prefstudio: error: no rewards for 'nope' on split 'test'; score it with `prefstudio eval` "
         "(scored: job-a, job-b, job-c)"]
+
+
+def test_markdown_lists_outliers_within_a_source_that_are_none_overall(tmp_path):
+    with Workspace.init(tmp_path / "ws") as ws:
+        ids = add_pairs(ws.con, {"alpha": 6, "beta": 6})
+        # alpha is tight, so its 2.0 stands out there; beta's wide spread hides it over every pair
+        d = [0.0, 0.1, 0.2, 0.1, 0.15, 2.0] + [-5.0, 5.0, -4.0, 4.0, 3.0, -3.0]
+        store_model(ws.con, "job-a", ids["alpha"] + ids["beta"], d, name="bt")
+        comparison = compare.compare(ws.con, predictions.scored_models(ws.con, "test"))
+        assert comparison.results[0].summaries[metrics.ALL].outliers.n_positive == 0
+        report.write_comparison(ws.con, comparison, tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    section = text[text.index("## Outliers"):]
+    assert f"| {ids['alpha'][5]} | alpha | alpha | over | alpha prompt 5 | +2.000 |" in section
+    assert "|:---|:---|:---|:---|:---|---:|" in section  # texts to the left, d to the right

@@ -31,6 +31,7 @@ FILES = ("report.md", "comparison.csv", "metrics.csv", "reliability.csv", "outli
          "reliability.png", "accuracy.png")
 EXCERPT = 500  # characters of each text in outliers.csv: enough to recognise a pair, not a whole transcript
 OUTLIERS_IN_MARKDOWN = 10  # per model; outliers.csv lists up to OUTLIER_LIMIT per model and group
+OUTLIERS_PER_SOURCE_IN_MARKDOWN = 5
 OUTLIER_LIMIT = 200
 
 
@@ -177,17 +178,20 @@ def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict]) ->
                  for b in r.summaries[metrics.ALL].reliability]
         lines += [f"### {r.label}", "", *markdown_table(rows), ""]
     lines += ["## Outliers", "",
-              f"The most extreme outliers over every pair, up to {OUTLIERS_IN_MARKDOWN} per model; outliers.csv "
-              "lists them (over every pair and per source) with the texts.", ""]
+              f"Tukey's fences drawn over every pair, then within each source (a source's own spread can make "
+              f"a pair stand out there and not overall); the most extreme first, up to {OUTLIERS_IN_MARKDOWN} "
+              f"over every pair and {OUTLIERS_PER_SOURCE_IN_MARKDOWN} per source. outliers.csv lists them all "
+              "with their texts.", ""]
     for r, of_model in zip(results, outliers):
-        listed = of_model[metrics.ALL][:OUTLIERS_IN_MARKDOWN]
         lines += [f"### {r.label}", ""]
-        if not listed:
-            lines += ["None.", ""]
-            continue
-        rows = [["pair", "source", "d", "side", "prompt"]]
-        rows += [[str(o.pair_id), o.source, f"{o.d:+.3f}", o.side, _one_line(o.prompt, 80)] for o in listed]
-        lines += [*markdown_table(rows, left=2), ""]
+        header = ["pair", "fenced within", "source", "side", "prompt", "d"]
+        rows = [[str(o.pair_id), "every pair", o.source, o.side, _one_line(o.prompt, 80), f"{o.d:+.3f}"]
+                for o in of_model[metrics.ALL][:OUTLIERS_IN_MARKDOWN]]
+        for group, found in of_model.items():
+            if group != metrics.ALL:
+                rows += [[str(o.pair_id), group, o.source, o.side, _one_line(o.prompt, 80), f"{o.d:+.3f}"]
+                         for o in found[:OUTLIERS_PER_SOURCE_IN_MARKDOWN]]
+        lines += [*markdown_table([header, *rows], left=5), ""] if rows else ["None, over every pair or within a source.", ""]
     with _replacing(path) as handle:
         handle.write("\n".join(lines))
     return path
