@@ -59,7 +59,7 @@ def table(curves: dict[str, list[Point]]) -> list[str]:
         for p in points:
             rate = "-" if math.isnan(p.win_rate) else f"{p.win_rate:.1%}"
             se = "-" if math.isnan(p.stderr) else f"{p.stderr:.1%}"
-            lines.append(f"{label[:36]:<36} {p.n:>5} {rate:>9} {se:>7} {p.prompts:>8} {p.wins:>5} {p.ties:>5} "
+            lines.append(f"{_cut(label, 36):<36} {p.n:>5} {rate:>9} {se:>7} {p.prompts:>8} {p.wins:>5} {p.ties:>5} "
                          f"{p.losses:>5} {p.missing:>8}")
     return lines
 
@@ -117,6 +117,10 @@ def plot_png(path: Path, run_id: str, judged_by: str, curves: dict[str, list[Poi
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", ncols=min(3, len(curves) + 1), fontsize="small", frameon=False)
     return save_png(fig, path)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _cell(value: float) -> str:

@@ -32,10 +32,15 @@ class Scorer:
 
     job_id: str
     checkpoint: str
+    name: str | None = field(default=None, compare=False)  # the job's name, for people; job_id is the key
+
+    @property
+    def short(self) -> str:
+        return self.name or self.job_id
 
     @property
     def label(self) -> str:
-        return f"{self.job_id} ({self.checkpoint})"
+        return f"{self.short} ({self.checkpoint})"
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,7 @@ def get_run(con, run_id: str) -> Run:
 def scorers(con, run_id: str) -> list[Scorer]:
     """The reward models that scored some of the run's candidates, in the order they first did."""
     rows = con.execute(
-        """SELECT s.scorer, s.checkpoint FROM bon_scores s JOIN bon_prompts p ON p.id = s.prompt_id
+        """SELECT s.scorer, s.checkpoint, any_value(j.name) FROM bon_scores s JOIN bon_prompts p ON p.id = s.prompt_id
            LEFT JOIN jobs j ON j.id = s.scorer
            WHERE p.run_id = ? GROUP BY s.scorer, s.checkpoint
            ORDER BY min(j.created_at) NULLS LAST, s.scorer,

@@ -17,21 +17,19 @@ import math
 from dataclasses import dataclass
 
 import duckdb
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import Footer, Select, Static
 
 from prefstudio.bon import report, runs, winrate
 from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.train import jobs
 from prefstudio.tui.jobs_screen import JobTable
-from prefstudio.tui.widgets import Column, WorkspaceHeader, chart_text, literal_text
+from prefstudio.tui.widgets import Column, DrawnChart, WorkspaceHeader, literal_text
 
 SIDE_BY_SIDE = 2  # reward models shown in columns; more are in the spread line
 JUDGE = "judge"
@@ -71,31 +69,25 @@ class PairMade(Message):
         self.text, self.error = text, error
 
 
-class WinRateChart(Widget):
+class WinRateChart(DrawnChart):
     """The win-rate curves over N, one colour per reward model, filling the widget."""
 
     DEFAULT_CSS = """
     WinRateChart {
         height: 14;
+        padding: 0;
     }
     """
 
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id)
-        self.title = "win rate"
-        self.curves: dict[str, list[winrate.Point]] = {}
+        self.show_curves("win rate", {})
 
-    def show(self, title: str, curves: dict[str, list[winrate.Point]]) -> None:
-        self.title, self.curves = title, curves
-        self.refresh()
-
-    def render(self) -> Text:
-        width, height = self.content_size
-        text = literal_text(self.title, style="bold", no_wrap=True, overflow="ellipsis")
-        chart = report.plot(self.curves, max(8, width - 12), max(2, height - 4))
-        if not chart.lines:
-            text.append("\nnothing to draw: no judgements stored for this run", style="dim")
-        return chart_text(chart, text)
+    def show_curves(self, title: str, curves: dict[str, list[winrate.Point]]) -> None:
+        self.curves = curves
+        # the plot's rows, then the N axis and the legend: lines - 2 rows when the legend fits on one line
+        self.show(title, lambda width, lines: report.plot(curves, max(8, width - 12), max(2, lines - 2)),
+                  "nothing to draw: no judgements stored for this run")
 
 
 def _reward(value: float | None) -> str:
@@ -108,7 +100,7 @@ class BonScreen(Screen):
         height: 1;
     }
     BonScreen #bon-run {
-        width: 48;
+        width: 38;
     }
     BonScreen #bon-status {
         width: 1fr;
@@ -218,13 +210,13 @@ class BonScreen(Screen):
                 else:
                     evaluator = run.scorers[judged_by]
                     outcome = winrate.evaluator_outcomes(con, run.id, evaluator)
-                    title = f"win rate vs sample 0 · evaluator {evaluator.job_id}"
+                    title = f"win rate vs sample 0 · evaluator {evaluator.short}"
                     chosen = [s for s in run.scorers if s != evaluator]
                 curves = winrate.curves(con, run.id, chosen, outcome)
         except (duckdb.Error, PrefstudioError) as exc:
             self.post_message(CurvesLoaded(f"win rate: {first_line(exc)}", {}))
             return
-        self.post_message(CurvesLoaded(title, {s.job_id: points for s, points in curves.items()}))
+        self.post_message(CurvesLoaded(title, {s.short: points for s, points in curves.items()}))
 
     @work(thread=True, group="bon-pair")
     def write_pair(self, run_id: str, prompt_id: int, idx_a: int, idx_b: int, scorer: runs.Scorer | None) -> None:
@@ -280,7 +272,7 @@ class BonScreen(Screen):
         self._show()
 
     def on_curves_loaded(self, message: CurvesLoaded) -> None:
-        self.query_one(WinRateChart).show(message.title, message.curves)
+        self.query_one(WinRateChart).show_curves(message.title, message.curves)
 
     def on_pair_made(self, message: PairMade) -> None:
         if not message.error:
@@ -301,11 +293,13 @@ class BonScreen(Screen):
         scorers = list(view.run.scorers)
         shown = scorers[:SIDE_BY_SIDE]
         letters = "ABCDEFGH"
-        columns = [Column("sample", 6, right=True)]
+        # narrow numeric columns, so the response keeps some room at 100 columns; the status line says
+        # which model A and B are
+        columns = [Column("#", 4, right=True)]
         for letter, _ in zip(letters, shown):
-            columns += [Column(f"rank {letter}", 6, right=True), Column(f"reward {letter}", 9, right=True)]
+            columns += [Column(letter, 3, right=True), Column(f"r({letter})", 8, right=True)]
         if len(shown) == 2:
-            columns.append(Column("Δrank", 5, right=True))
+            columns.append(Column("Δ", 3, right=True))
         columns.append(Column("response"))
         by = self._sort_scorer()
         self.order = [c.idx for c in sorted(view.candidates, key=lambda c: (
@@ -327,10 +321,10 @@ class BonScreen(Screen):
         table.columns = columns
         table.show_rows(rows, self.order, cursor_row=0)
         self.query_one("#bon-prompt", Static).update(literal_text(view.prompt))
-        legend = " · ".join(f"{letter} = {s.job_id}" for letter, s in zip(letters, shown))
+        legend = " · ".join(f"{letter} = {s.short}" for letter, s in zip(letters, shown))
         self.query_one("#bon-status", Static).update(literal_text(
             f"prompt {view.position + 1}/{view.run.n_prompts} · {len(view.candidates)} candidates · "
-            f"ranked by {by.job_id if by else 'sample order'}" + (f" · {legend}" if legend else "")))
+            f"sorted by {by.short if by else 'sample'}" + (f" · {legend}" if legend else "")))
         self.query_one("#bon-spread", Static).update(literal_text(self._spread(view)))
         self._show_response()
 
@@ -339,7 +333,7 @@ class BonScreen(Screen):
         for scorer in view.run.scorers:
             values = [c.rewards[scorer] for c in view.candidates if scorer in c.rewards]
             if values:
-                lines.append(f"{scorer.job_id}: spread {max(values) - min(values):.4f} "
+                lines.append(f"{scorer.short}: spread {max(values) - min(values):.4f} "
                              f"({min(values):+.4f} … {max(values):+.4f})")
         if len(view.run.scorers) >= 2:
             a, b = view.run.scorers[:2]

@@ -17,14 +17,12 @@ never touches the database.
 from __future__ import annotations
 
 import duckdb
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import Footer, Select, Static
 
 from prefstudio import textplot
@@ -34,7 +32,7 @@ from prefstudio.evaluate import charts, compare, metrics, predictions
 from prefstudio.train import jobs
 from prefstudio.tui.jobs_screen import JobTable
 from prefstudio.tui.pair_view import PairScreen
-from prefstudio.tui.widgets import Column, WorkspaceHeader, chart_text, literal_text
+from prefstudio.tui.widgets import Column, DrawnChart, WorkspaceHeader, literal_text
 
 BIN_CHOICES = (5, 10, 20)
 DEFAULT_SPLIT = "test"
@@ -58,45 +56,6 @@ class OutliersLoaded(Message):
     def __init__(self, label: str, source: str | None, found: list[compare.OutlierPair]) -> None:
         super().__init__()
         self.label, self.source, self.found = label, source, found
-
-
-class DrawnChart(Widget):
-    """A titled text chart that fills the widget.
-
-    `draw(width, lines)` makes the chart for the room there is; when its legend wraps to more lines than
-    planned, it is drawn again that much shorter, so the legend is never cut off.
-    """
-
-    DEFAULT_CSS = """
-    DrawnChart {
-        height: 1fr;
-        width: 1fr;
-        padding: 0 1;
-    }
-    """
-
-    def __init__(self, *, id: str) -> None:
-        super().__init__(id=id)
-        self.title = ""
-        self.empty = "nothing to draw"
-        self.draw = None
-
-    def show(self, title: str, draw, empty: str = "nothing to draw") -> None:
-        self.title, self.draw, self.empty = title, draw, empty
-        self.refresh()
-
-    def render(self) -> Text:
-        width, height = self.content_size
-        text = literal_text(self.title, style="bold")
-        text.truncate(width, overflow="ellipsis")  # one line, however narrow: the plot gets the rest
-        room = max(2, height - 1)
-        chart = self.draw(max(8, width), room) if self.draw else textplot.Chart([], [], [])
-        if len(chart.lines) > room:
-            chart = self.draw(max(8, width), max(2, 2 * room - len(chart.lines)))
-        if not chart.lines:
-            text.append("\n" + self.empty, style="dim")
-            return text
-        return chart_text(chart, text)
 
 
 def _cell(value: float, digits: int = 4) -> str:

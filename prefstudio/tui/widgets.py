@@ -61,6 +61,45 @@ def chart_text(chart: textplot.Chart, text: Text | None = None) -> Text:
     return text
 
 
+class DrawnChart(Widget):
+    """A titled text chart that fills the widget.
+
+    `draw(width, lines)` makes the chart for the room there is; when its legend wraps to more lines than
+    planned, it is drawn again that much shorter, so the legend is never cut off.
+    """
+
+    DEFAULT_CSS = """
+    DrawnChart {
+        height: 1fr;
+        width: 1fr;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self.title = ""
+        self.empty = "nothing to draw"
+        self.draw = None
+
+    def show(self, title: str, draw, empty: str = "nothing to draw") -> None:
+        self.title, self.draw, self.empty = title, draw, empty
+        self.refresh()
+
+    def render(self) -> Text:
+        width, height = self.content_size
+        text = literal_text(self.title, style="bold")
+        text.truncate(width, overflow="ellipsis")  # one line, however narrow: the plot gets the rest
+        room = max(2, height - 1)
+        chart = self.draw(max(8, width), room) if self.draw else textplot.Chart([], [], [])
+        if len(chart.lines) > room:
+            chart = self.draw(max(8, width), max(2, 2 * room - len(chart.lines)))
+        if not chart.lines:
+            text.append("\n" + self.empty, style="dim")
+            return text
+        return chart_text(chart, text)
+
+
 class WorkspaceHeader(Widget):
     """One line on top of every screen: the workspace, its pairs per source, and the keys to the screens.
 
