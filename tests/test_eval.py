@@ -142,3 +142,11 @@ def test_scoring_reads_one_batch_of_texts_at_a_time(small_ws, backbone):
         scored += 1
         most_held = max(most_held, read - scored + 1)
     assert scored == layout.num_rows and most_held <= 4
+
+
+def test_a_raw_baseline_can_be_named(small_ws, backbone):
+    named = scoring_job.eval_config(small_ws, raw_backbone=str(backbone), raw_name="tiny-gpt2")
+    assert named.subject == "raw:tiny-gpt2" and named.checkpoint_name == "raw"
+    assert scoring_job.eval_config(small_ws, raw_backbone=str(backbone)).subject == f"raw:{backbone.name}"
+    with pytest.raises(PrefstudioError, match="--name 'my model': expected one word"):
+        scoring_job.eval_config(small_ws, raw_backbone=str(backbone), raw_name="my model")

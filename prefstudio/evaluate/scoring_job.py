@@ -50,8 +50,13 @@ def _training_config(job_folder: Path) -> dict:
 
 
 def eval_config(ws, job_id: str | None = None, *, raw_backbone: str | None = None, checkpoint: str | None = None,
-                split: str = "test", batch_size: int = 32, max_length: int | None = None) -> EvalConfig:
-    """The settings that score `job_id` (or a raw backbone) on `split`; checked before anything is written."""
+                split: str = "test", batch_size: int = 32, max_length: int | None = None,
+                raw_name: str | None = None) -> EvalConfig:
+    """The settings that score `job_id` (or a raw backbone) on `split`; checked before anything is written.
+
+    A raw backbone is named raw:`raw_name`, by default raw:<its folder's name> (a folder called `model`
+    says little: give a name).
+    """
     from prefstudio.train.loop import CHECKPOINTS, latest_checkpoint
 
     if (job_id is None) == (raw_backbone is None):
@@ -60,7 +65,10 @@ def eval_config(ws, job_id: str | None = None, *, raw_backbone: str | None = Non
         path = Path(raw_backbone).expanduser()
         if not (path / "config.json").is_file():
             raise PrefstudioError(f"{raw_backbone}: not a Hugging Face model folder (no config.json)")
-        return EvalConfig(subject=f"raw:{path.resolve().name}", checkpoint=str(path.resolve()), checkpoint_name="raw",
+        name = (raw_name or path.resolve().name).strip()
+        if not name or any(ch.isspace() or ch == ":" for ch in name):
+            raise PrefstudioError(f"--name {name!r}: expected one word without spaces or ':', e.g. minilm-l6")
+        return EvalConfig(subject=f"raw:{name}", checkpoint=str(path.resolve()), checkpoint_name="raw",
                           split=split, batch_size=batch_size, max_length=max_length or 512)
     folder = ws.jobs_dir / job_id
     if not (folder / "config.toml").is_file():
