@@ -79,8 +79,9 @@ async def test_level_keys_flip_skip_and_undo(ws):
         assert shown_pair(screen) == 2
         assert line(screen, "counts") == "done 1 · skipped 0 · left 19 of 20"
 
+        assert "✓ left (chosen)" in line(screen, "direction") and "✓ right" not in line(screen, "direction")
         await pilot.press("f")
-        assert "right (rejected)" in line(screen, "direction")
+        assert "✓ right (rejected)" in line(screen, "direction")  # said in text, not only by colour
         assert screen.query_one("#right").has_class("-better")
         await pilot.press("4")
         await settle(pilot)

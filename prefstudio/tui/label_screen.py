@@ -120,12 +120,13 @@ def direction_text(blind: bool, right_better: bool) -> Text:
     """The pending label's direction: which response the next level key says is better."""
     left, right = ("A", "B") if blind else ("left (chosen)", "right (rejected)")
     picked, other = "bold reverse", "dim"
+    mark = lambda side_is_picked: "✓ " if side_is_picked else "  "  # noqa: E731 (not colour alone: a mono terminal, a capture)
     return Text.assemble(
         ("blind  " if blind else "", "bold"),
         "better  ",
-        (f" ◀ {left} ", other if right_better else picked),
+        (f" ◀ {mark(not right_better)}{left} ", other if right_better else picked),
         " ",
-        (f" {right} ▶ ", picked if right_better else other),
+        (f" {mark(right_better)}{right} ▶ ", picked if right_better else other),
         ("   f switches sides · 1 has no side", "dim"),
     )
 
