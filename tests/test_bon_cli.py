@@ -66,7 +66,7 @@ def test_judged_win_rate_from_the_command_line(imported, capsys):
         assert stub.n_answered == 8
     out = capsys.readouterr().out
     assert "4 comparisons of best-of-N with sample 0 to judge" in out
-    assert "0 comparisons" in out
+    assert "every comparison is judged already (by stub, prompt general@1#" in out and "nothing to pay" in out
     assert "rm-one (step-1)                          4     75.0%" in out
 
 

@@ -278,8 +278,12 @@ def _judge(args, ws, run, chosen, asyncio):
                                    "concurrency": args.concurrency}.items() if v is not None}
     settings = ws.config.judge.model_copy(update=overrides)
     judging = winrate.plan_judging(ws, run.id, chosen, settings, n_max=args.n_max)
-    print(f"{judging.n_comparisons:,} comparisons of best-of-N with sample 0 to judge: "
-          f"{judging.plan.describe(settings.model)} (prompt {judging.prompt.identity})")
+    if judging.n_comparisons:
+        print(f"{judging.n_comparisons:,} comparisons of best-of-N with sample 0 to judge: "
+              f"{judging.plan.describe(settings.model)} (prompt {judging.prompt.identity})")
+    else:
+        print(f"every comparison is judged already (by {settings.model}, prompt {judging.prompt.identity}): "
+              "nothing to pay")
     if judging.plan.tasks and (args.yes or _confirm("go on?")):
         with _progress("judging") as on_progress:
             def progress(stats):
