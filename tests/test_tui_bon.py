@@ -34,7 +34,7 @@ async def test_candidates_ranked_side_by_side_moved_through_and_made_into_a_pair
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await open_screen(pilot, "f7")
         assert isinstance(screen, BonScreen)
-        assert "prompt 1/2 · 4 candidates · sorted by rm-one · A = rm-one · B = rm-two" in text(screen, "bon-status")
+        assert "prompt 1/2 · 4 samples · sorted by rm-one · A = rm-one · B = rm-two" in text(screen, "bon-status")
         table = screen.query_one(JobTable)
         assert [c.label for c in table.columns] == ["#", "A", "r(A)", "B", "r(B)", "Δ", "response"]
         # best first by rm-one; Δrank = B's rank - A's: where the two models disagree

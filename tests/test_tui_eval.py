@@ -140,3 +140,15 @@ async def test_the_palettes_screenshot_goes_into_the_workspace(ws):
                 break
             await pilot.pause(0.05)
     assert "<svg" in (ws.path / "screenshots" / "evaluate.svg").read_text()
+
+
+@pytest.mark.parametrize(("width", "tabs"), [(100, " F6 Eval "), (160, " F6 Evaluate ")])
+async def test_the_header_keeps_the_pair_count_in_view(ws, width, tabs):
+    from prefstudio.tui.widgets import WorkspaceHeader
+
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(width, 30)) as pilot:
+        screen = await open_screen(pilot, "f6")
+        line = screen.query_one(WorkspaceHeader).render().plain
+        assert tabs in line and " F7 " in line
+        assert "60 pairs" in line  # the tabs shorten before the count is cut

@@ -100,7 +100,7 @@ class BonScreen(Screen):
         height: 1;
     }
     BonScreen #bon-run {
-        width: 38;
+        width: 34;
     }
     BonScreen #bon-status {
         width: 1fr;
@@ -323,7 +323,7 @@ class BonScreen(Screen):
         self.query_one("#bon-prompt", Static).update(literal_text(view.prompt))
         legend = " · ".join(f"{letter} = {s.short}" for letter, s in zip(letters, shown))
         self.query_one("#bon-status", Static).update(literal_text(
-            f"prompt {view.position + 1}/{view.run.n_prompts} · {len(view.candidates)} candidates · "
+            f"prompt {view.position + 1}/{view.run.n_prompts} · {len(view.candidates)} samples · "
             f"sorted by {by.short if by else 'sample'}" + (f" · {legend}" if legend else "")))
         self.query_one("#bon-spread", Static).update(literal_text(self._spread(view)))
         self._show_response()

@@ -122,14 +122,24 @@ class WorkspaceHeader(Widget):
         self._mode = self.app.current_mode  # a screen is mounted in the mode it belongs to
         self.watch(self.app, "summary", lambda _: self.refresh())
 
+    SHORT_TITLES = {"Agreement": "Agree", "Evaluate": "Eval", "Best-of-N": "BoN"}
+    SUMMARY_ROOM = 24  # cells the summary keeps before the tabs shorten their titles (100 columns)
+
     def render(self) -> Text:
-        tabs = Text()
-        for key, mode, title in getattr(self.app, "NAVIGATION", ()):
-            tabs.append(f" {key.upper()} {title} ", style="reverse" if mode == self._mode else "")
         width = self.content_size.width
+        tabs = self._tabs(short=False)
+        if width - tabs.cell_len < self.SUMMARY_ROOM:
+            tabs = self._tabs(short=True)
         summary = literal_text(self.app.summary)
         summary.truncate(max(0, width - tabs.cell_len - 1), overflow="ellipsis")
         return Text.assemble(summary, " " * max(1, width - summary.cell_len - tabs.cell_len), tabs)
+
+    def _tabs(self, short: bool) -> Text:
+        tabs = Text()
+        for key, mode, title in getattr(self.app, "NAVIGATION", ()):
+            title = self.SHORT_TITLES.get(title, title) if short else title
+            tabs.append(f" {key.upper()} {title} ", style="reverse" if mode == self._mode else "")
+        return tabs
 
 
 @dataclass(frozen=True)
