@@ -26,7 +26,7 @@ started=$(date +%s)
 
 # 1. Data: the demo's pairs as a plain prompt/chosen/rejected/source JSONL file.
 step "$P" demo "$DIR/demo" --no-open
-step "$P" export "$DIR/demo" "$DIR/demo.parquet"      # (export to .jsonl fails: see the guide)
+step "$P" export "$DIR/demo" "$DIR/demo.parquet"      # (or .jsonl: every column; four are kept below)
 "$PY" - <<'EOF'
 import json, pyarrow.parquet as pq
 rows = pq.read_table("demo.parquet", columns=["prompt", "chosen", "rejected", "source"]).to_pylist()
