@@ -152,3 +152,16 @@ async def test_the_header_keeps_the_pair_count_in_view(ws, width, tabs):
         line = screen.query_one(WorkspaceHeader).render().plain
         assert tabs in line and " F7 " in line
         assert "60 pairs" in line  # the tabs shorten before the count is cut
+
+
+async def test_a_model_scored_meanwhile_shows_when_the_screen_is_shown_again(ws):
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_screen(pilot, "f6")
+        table = screen.query_one("#eval-table", JobTable)
+        assert len(table.rows) == 4
+        store_model(ws.con, "job-late", ws.ids["alpha"] + ws.ids["beta"], [1.0] * 60, name="late")
+        await open_screen(pilot, "f1")
+        assert await open_screen(pilot, "f6") is screen
+        assert [row[:2] for row in table.rows][-1] == ("✓", "late (step-10)")
+        assert table.rows[-1][5] == "100.0"

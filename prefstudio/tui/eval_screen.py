@@ -139,6 +139,9 @@ class EvalScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#eval-table", JobTable).focus()
+
+    def on_screen_resume(self) -> None:
+        """Shown (again): a scoring job may have finished meanwhile; the figures reload only if it did."""
         self.load_models()
 
     # -- workers -------------------------------------------------------------------------------------
@@ -180,6 +183,8 @@ class EvalScreen(Screen):
     def on_models_loaded(self, message: ModelsLoaded) -> None:
         if message.why:
             self.notify(message.why, title="evaluation", severity="error", markup=False)
+        if message.models == self.models and self.comparison is not None:
+            return  # nothing new was scored: keep what is drawn
         self.models = message.models
         splits = sorted({m.split for m in self.models})
         if self.split not in splits and splits:
@@ -192,11 +197,13 @@ class EvalScreen(Screen):
         self._fill_models()
 
     def _fill_models(self) -> None:
+        before = {(m.job_id, m.checkpoint) for m in self.shown}
         self.shown = [m for m in self.models if m.split == self.split]
         keys = {(m.job_id, m.checkpoint) for m in self.shown}
+        latest = {(m.job_id, m.checkpoint) for m in predictions.latest_per_job(self.shown)}
         self.picked &= keys
-        if not self.picked:
-            self.picked = {(m.job_id, m.checkpoint) for m in predictions.latest_per_job(self.shown)}
+        # a job's latest checkpoint is picked when it first appears (at first, or scored since the last look)
+        self.picked |= latest - before if self.picked else latest
         if not self.shown:
             self.comparison = None
             self.query_one("#eval-status", Static).update(literal_text(
@@ -360,4 +367,5 @@ class EvalScreen(Screen):
             await self.app.label_pair(key)
 
     def action_reload(self) -> None:
+        self.comparison = None  # even the same models: their rewards may have been scored again
         self.load_models()
