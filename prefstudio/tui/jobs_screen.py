@@ -536,8 +536,11 @@ class JobsScreen(Screen):
         return True
 
     def action_new_job(self) -> None:
-        # the newest job's backbone is the likeliest next one
-        backbone = self._rows[-1].backbone if self._rows and self._rows[-1].backbone != "?" else ""
+        # the newest training job's backbone is the likeliest next one; before any, the demo's small model
+        from prefstudio.demo import small_backbone
+
+        trained = [row for row in self._rows if row.status.kind == "train" and row.backbone != "?"]
+        backbone = trained[-1].backbone if trained else (small_backbone() or "")
         self.app.push_screen(NewJobForm(backbone), self._launch_requested)
 
     def _launch_requested(self, request: LaunchRequest | None) -> None:
