@@ -255,3 +255,19 @@ def test_kill_9_mid_run_then_rerun_duplicates_nothing(tmp_path):
     with Workspace.open(path) as ws:
         assert ws.con.execute("SELECT count(*), count(DISTINCT pair_id) FROM annotations").fetchone() == (40, 40)
         assert ws.con.execute("SELECT count(*) FROM judge_calls").fetchone()[0] == 80
+
+
+def test_past_runs_newest_first_with_the_inconsistent_share(ws):
+    import math
+
+    from prefstudio.judge.history import past_runs
+
+    ws.con.execute("""INSERT INTO judge_runs (id, model, prompt_version, state, started_at, n_pairs, n_calls,
+                      n_inconsistent, tokens_in, tokens_out, cost_usd) VALUES
+                      ('old', 'gpt-4o', 'general@1#a', 'done', '2026-11-01 10:00', 40, 80, 6, 1000, 200, 0.5),
+                      ('new', 'gpt-4o', 'general@2#b', 'cancelled', '2026-11-02 10:00', 8, 3, 1, 10, 2, 0.01),
+                      ('empty', 'gpt-4o', 'general@2#b', 'done', '2026-10-01 10:00', 0, 0, 0, 0, 0, 0.0)""")
+    found = past_runs(ws.con)
+    assert [r.id for r in found] == ["new", "old", "empty"]
+    assert found[1].inconsistent_share == pytest.approx(6 / 40) and found[1].tokens == 1200
+    assert found[0].inconsistent_share == pytest.approx(1 / 8) and math.isnan(found[2].inconsistent_share)

@@ -29,12 +29,17 @@ from textual.widgets import Button, Footer, Input, ProgressBar, Select, Static
 
 from prefstudio.config import JudgeConfig
 from prefstudio.errors import PrefstudioError, first_line
+from prefstudio.judge.history import PastRun, past_runs
 from prefstudio.judge.prompts import JudgePrompt, available_prompts
 from prefstudio.judge.runner import JudgeRun, RunPlan, RunStats, prepare_run
-from prefstudio.tui.widgets import SourceSplitPicker, WorkspaceHeader, literal_text
+from prefstudio.tui.widgets import Column, PageTable, SourceSplitPicker, WorkspaceHeader, literal_text
 
 REDRAW_S = 0.2  # live numbers are drawn at most this often
 STOP_WAIT_S = 10.0  # how long leaving the app waits for a cancelled run to write its last rows
+HISTORY_COLUMNS = [Column("started", 11), Column("state", 9), Column("model"), Column("prompt", 9),
+                   Column("pairs", 6, right=True), Column("calls", 6, right=True), Column("cached", 6, right=True),
+                   Column("incons.", 7, right=True), Column("errors", 6, right=True), Column("cost", 8, right=True)]
+"""Fits 100 columns; "errors" are answers that did not parse, "incons." the pairs whose two orders disagreed."""
 
 
 class FormError(ValueError):
@@ -149,6 +154,15 @@ class JudgeScreen(Screen):
         color: $error;
         text-style: bold;
     }
+    JudgeScreen #history-title {
+        margin-top: 1;
+        padding: 0 1;
+        text-style: bold;
+    }
+    JudgeScreen #history {
+        height: 1fr;
+        min-height: 3;
+    }
     """
 
     BINDINGS = [Binding("c", "cancel_run", "Cancel run")]
@@ -198,7 +212,29 @@ class JudgeScreen(Screen):
             yield Static(id="issues")
             yield Static(id="state")
             yield Static(id="message")
+        yield Static("past runs, newest first", id="history-title")
+        yield PageTable(HISTORY_COLUMNS, id="history")
         yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._load_history()
+
+    @work(thread=True, group="judge-history", exclusive=True)
+    def _load_history(self) -> None:
+        try:
+            with self.app.cursor("judge-history") as con:
+                found = past_runs(con)
+        except duckdb.Error as exc:
+            self.app.report_query_error(exc)
+            return
+        self.app.call_from_thread(self._show_history, found)
+
+    def _show_history(self, found: list[PastRun]) -> None:
+        rows = [(r.started_at.strftime("%m-%d %H:%M"), r.state, r.model, r.prompt_version.split("#")[0],
+                 f"{r.n_pairs:,}", f"{r.n_calls:,}", f"{r.n_cached:,}",
+                 "—" if r.n_pairs == 0 else f"{r.inconsistent_share:.1%}", f"{r.n_parse_errors:,}",
+                 f"${r.cost_usd:,.2f}") for r in found]
+        self.query_one("#history", PageTable).show_rows(rows, list(range(len(rows))))
 
     def on_unmount(self) -> None:
         # The app is closing: stop the run and let it write its last rows before the workspace closes.
@@ -395,3 +431,4 @@ class JudgeScreen(Screen):
         self.query_one("#plan", Static).update("Estimate again for the next run.")
         self._sync_controls()
         self.query_one("#estimate", Button).focus()
+        self._load_history()
