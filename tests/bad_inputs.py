@@ -55,6 +55,13 @@ CASES = [
          command=lambda ws, file: ["train", str(ws), "--config", str(file), "--no-start"]),
     Case("a model path that is not a model", "n.toml", b"", "not a Hugging Face model folder", None,
          command=lambda ws, file: ["eval", str(ws), "--raw", str(file.parent)]),
+    Case("a report on a job that was never scored", "o.txt", b"", "no rewards for 'nope'", None,
+         command=lambda ws, file: ["report", str(ws), "nope", "--out", str(file.parent / "report-o")]),
+    Case("a report into a path that is a file", "p.txt", b"not a folder", "exists and is not a folder", None,
+         command=lambda ws, file: ["report", str(ws), "all", "--out", str(file)]),
+    Case("best-of-N candidates without responses", "q.jsonl", jsonl({"prompt": "p"}),
+         "q.jsonl:1: field 'responses' must be a non-empty list", None,
+         command=lambda ws, file: ["bon", "import", str(ws), str(file)]),
 ]
 
 
