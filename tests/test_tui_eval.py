@@ -135,10 +135,12 @@ async def test_the_palettes_screenshot_goes_into_the_workspace(ws):
     async with app.run_test(size=(100, 30)) as pilot:
         await open_screen(pilot, "f6")
         app.action_screenshot("evaluate.svg")
-        for _ in range(50):
-            if (ws.path / "screenshots" / "evaluate.svg").exists():
+        said = lambda: [n.message for n in app._notifications if "screenshot saved" in n.message]  # noqa: E731
+        for _ in range(100):
+            if said():
                 break
             await pilot.pause(0.05)
+        assert said() == [f"screenshot saved: {ws.path / 'screenshots' / 'evaluate.svg'}"]
     assert "<svg" in (ws.path / "screenshots" / "evaluate.svg").read_text()
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 import duckdb
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
@@ -89,6 +89,14 @@ class PrefstudioApp(App):
             folder.mkdir(exist_ok=True)
             path = str(folder)
         return super().deliver_screenshot(filename, path, time_format)
+
+    def on_delivery_complete(self, event: events.DeliveryComplete) -> None:
+        if event.name == "screenshot":
+            self.notify(f"screenshot saved: {event.path}", title="screenshot", markup=False)
+
+    def on_delivery_failed(self, event: events.DeliveryFailed) -> None:
+        if event.name == "screenshot":
+            self.notify(f"no screenshot: {event.exception}", title="screenshot", severity="error", markup=False)
 
     def refresh_summary(self) -> None:
         """Count the pairs again for the header: a screen added some (best-of-N's pairs for labelling)."""
