@@ -99,7 +99,7 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
         enable = getattr(model.model, "activation_checkpointing_enable", None) or model.model.gradient_checkpointing_enable
         enable()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = _adamw(params, config)
     scheduler = get_scheduler(config.schedule, optimizer, num_warmup_steps=int(config.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -206,6 +206,18 @@ def _by_source(losses: torch.Tensor, batch) -> dict[str, float]:
     for value, pair in zip(losses.detach().tolist(), batch):
         sums.setdefault(pair.source, []).append(value)
     return {s: round(sum(v) / len(v), 6) for s, v in sorted(sums.items())}
+
+
+def _adamw(params, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW in one fused kernel where torch has it (CUDA; the CPU from torch 2.4), as TRL's default is.
+
+    The per-parameter-list ('foreach') form makes temporary copies of every parameter: on MiniLM it cost
+    80 MB more peak memory and ran slower (bench/README.md).
+    """
+    try:
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def _save(accelerator, core: RewardModel, tokenizer, optimizer, scheduler, step: int, momentum, job_dir: Path) -> Path:
