@@ -167,3 +167,30 @@ async def test_a_model_scored_meanwhile_shows_when_the_screen_is_shown_again(ws)
         assert await open_screen(pilot, "f6") is screen
         assert [row[:2] for row in table.rows][-1] == ("✓", "late (step-10)")
         assert table.rows[-1][5] == "100.0"
+
+
+async def test_t_shows_the_figures_behind_the_plots(ws):
+    import numpy as np
+
+    from prefstudio.evaluate import metrics
+
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_screen(pilot, "f6")
+        figures = screen.query_one("#eval-figures")
+        assert not figures.display
+        await pilot.press("t")
+        assert figures.display and not screen.query_one("#eval-plots").display
+        rows = {row[0]: row for row in figures.rows}
+        bt = np.r_[np.linspace(0.1, 2.0, 40), np.tile([1.0, -1.0], 10)]  # as the fixture stored it
+        dist = metrics.distribution(bt)
+        assert rows["bt (step-5)"][1:6] == (f"{dist.mean:+.3f}", f"{dist.std:.3f}", f"{dist.skewness:+.2f}",
+                                            f"{dist.excess_kurtosis:+.2f}", "16.7")
+        assert rows["bt (step-5)"][6] == f"{metrics.ece(bt, 5):.4f}"
+        assert rows["more (step-10)"][-2:] == ("1", "0")  # the wild beta pair
+        screen.query_one("#eval-source", Select).value = "beta"
+        await settle(pilot)
+        beta = metrics.distribution(bt[40:])
+        assert {row[0]: row for row in figures.rows}["bt (step-5)"][1:3] == (f"{beta.mean:+.3f}", f"{beta.std:.3f}")
+        await pilot.press("t")
+        assert screen.query_one("#eval-plots").display

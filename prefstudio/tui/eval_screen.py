@@ -8,7 +8,8 @@ scored. Below, the reward-difference histograms
 (overlaid, or one under another: `o`) and the reliability diagram, for all
 pairs or the source picked at the top; then the Tukey outliers of the model
 under the table's cursor, most extreme first. Enter opens an outlier in the
-pair view, `l` labels it. `b` cycles the bin count (5, 10, 20) of the ECE
+pair view, `l` labels it. `t` swaps the plots for the figures behind them (the
+distribution's moments, ECE at 5/10/20 bins, outlier counts). `b` cycles the bin count (5, 10, 20) of the ECE
 column and the reliability diagram. Every query runs in a thread worker; the
 plots are drawn from the loaded rewards, so resizing or switching sources
 never touches the database.
@@ -32,7 +33,7 @@ from prefstudio.evaluate import charts, compare, metrics, predictions
 from prefstudio.train import jobs
 from prefstudio.tui.jobs_screen import JobTable
 from prefstudio.tui.pair_view import PairScreen
-from prefstudio.tui.widgets import Column, DrawnChart, WorkspaceHeader, literal_text
+from prefstudio.tui.widgets import Column, DrawnChart, PageTable, WorkspaceHeader, literal_text
 
 BIN_CHOICES = (5, 10, 20)
 DEFAULT_SPLIT = "test"
@@ -62,6 +63,18 @@ def _cell(value: float, digits: int = 4) -> str:
     return "—" if value != value else f"{value:+.{digits}f}"
 
 
+def _percent(value: float) -> str:
+    return "—" if value != value else f"{100 * value:.1f}"
+
+
+FIGURE_COLUMNS = [Column("model"), Column("mean d", 7, right=True), Column("std", 6, right=True),
+                  Column("skew", 6, right=True), Column("kurt.", 6, right=True), Column("d<0 %", 5, right=True),
+                  *(Column(f"ECE@{b}", 6, right=True) for b in metrics.ECE_BINS),
+                  Column("out +", 5, right=True), Column("out −", 5, right=True)]
+"""`t`: the figures behind the plots (n and accuracy are in the table above); kurt. is the excess kurtosis,
+out ± the Tukey outliers above and below; fits 100 columns."""
+
+
 class EvalScreen(Screen):
     DEFAULT_CSS = """
     EvalScreen #eval-top {
@@ -80,6 +93,16 @@ class EvalScreen(Screen):
     }
     EvalScreen #eval-table {
         height: 4;
+    }
+    EvalScreen #eval-figures {
+        height: 1fr;
+        display: none;
+    }
+    EvalScreen.-figures #eval-figures {
+        display: block;
+    }
+    EvalScreen.-figures #eval-plots {
+        display: none;
     }
     EvalScreen #eval-plots {
         height: 1fr;
@@ -103,6 +126,7 @@ class EvalScreen(Screen):
     BINDINGS = [
         Binding("space", "pick", "Pick model"),
         Binding("o", "toggle_overlay", "Overlay/stack"),
+        Binding("t", "toggle_figures", "Plots/figures"),
         Binding("b", "cycle_bins", "Bins"),
         Binding("l", "label_outlier", "Label outlier"),
         Binding("r", "reload", "Reload"),
@@ -130,6 +154,7 @@ class EvalScreen(Screen):
         with Horizontal(id="eval-plots"):
             yield DrawnChart(id="eval-histogram")
             yield DrawnChart(id="eval-reliability")
+        yield PageTable(FIGURE_COLUMNS, id="eval-figures")
         with Vertical(id="eval-outliers-box"):
             yield Static(id="eval-outliers-title")
             yield JobTable([Column("side", 5), Column("d", 9, right=True), Column("pair", 8, right=True),
@@ -302,7 +327,23 @@ class EvalScreen(Screen):
         self._show_plots()
         self._show_outliers()
 
+    def _show_figures(self) -> None:
+        """Per model, for all pairs or the picked source: SPEC §4's numbers that the plots only show."""
+        key = self.source or metrics.ALL
+        rows = []
+        results = self.comparison.results if self.comparison else []
+        for label, r in zip(self.comparison.labels() if self.comparison else [], results):
+            s = r.summaries.get(key)
+            if s is None:
+                continue
+            dist, out = s.distribution, s.outliers
+            rows.append((label, _cell(dist.mean, 3), "—" if dist.std != dist.std else f"{dist.std:.3f}",
+                         _cell(dist.skewness, 2), _cell(dist.excess_kurtosis, 2), _percent(dist.share_negative),
+                         *(f"{s.ece[b]:.4f}" for b in metrics.ECE_BINS), f"{out.n_positive:,}", f"{out.n_negative:,}"))
+        self.query_one("#eval-figures", PageTable).show_rows(rows, list(range(len(rows))))
+
     def _show_plots(self) -> None:
+        self._show_figures()
         comparison = self.comparison
         where = self.source or "all sources"
         histogram = self.query_one("#eval-histogram", DrawnChart)
@@ -350,6 +391,9 @@ class EvalScreen(Screen):
         key = (self.shown[row].job_id, self.shown[row].checkpoint)
         self.picked ^= {key}
         self._compare()
+
+    def action_toggle_figures(self) -> None:
+        self.toggle_class("-figures")
 
     def action_toggle_overlay(self) -> None:
         self.overlay = not self.overlay
