@@ -88,3 +88,14 @@ def test_nothing_scored_compares_to_an_empty_table(ws):
     comparison = compare.compare(ws.con, [])
     assert comparison.table() == [["model", "avg", "all", "ECE@10", "n"]] and comparison.n_common == 0
     assert not math.isnan(comparison.histogram_range()[0])
+
+
+def test_a_model_keeps_its_colour_slot_whichever_others_are_compared(two_models):
+    ws, ids = two_models
+    store_model(ws.con, "raw:base", ids["alpha"] + ids["beta"], [0.1] * 6, checkpoint="raw")
+    slots = compare.colour_slots(ws.con)
+    assert slots == {"raw:base": 0, "job-a": 1, "job-b": 2}  # baselines, then jobs as they were made
+    models = predictions.scored_models(ws.con, "test")
+    assert compare.compare(ws.con, models).slots == [0, 1, 2]
+    assert compare.compare(ws.con, models[2:]).slots == [2]  # 'more' alone is still slot 2
+    assert compare.slots_for(["job-b", "elsewhere", "other"], slots) == [2, 3, 4]

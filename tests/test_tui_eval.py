@@ -194,3 +194,18 @@ async def test_t_shows_the_figures_behind_the_plots(ws):
         assert {row[0]: row for row in figures.rows}["bt (step-5)"][1:3] == (f"{beta.mean:+.3f}", f"{beta.std:.3f}")
         await pilot.press("t")
         assert screen.query_one("#eval-plots").display
+
+
+async def test_each_model_keeps_its_colour_when_another_is_dropped(ws):
+    from prefstudio.tui.widgets import EXTRA_SERIES_STYLE, SERIES_STYLES
+
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_screen(pilot, "f6")
+        histogram = screen.query_one("#eval-histogram", DrawnChart)
+        # raw, bt, more picked: slots 0, 1, 2 (raw baselines first, then jobs as made), then the d = 0 line
+        assert histogram.series_styles == [SERIES_STYLES[0], SERIES_STYLES[1], SERIES_STYLES[2], EXTRA_SERIES_STYLE]
+        await pilot.press("home", "space")  # drop raw
+        await settle(pilot)
+        assert histogram.series_styles == [SERIES_STYLES[1], SERIES_STYLES[2], EXTRA_SERIES_STYLE]
+        assert screen.query_one("#eval-reliability", DrawnChart).series_styles == histogram.series_styles

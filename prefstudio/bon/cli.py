@@ -244,6 +244,7 @@ def cmd_winrate(args) -> int:
     import asyncio
 
     from prefstudio.bon import report, runs, winrate
+    from prefstudio.evaluate.compare import colour_slots, slots_for
     from prefstudio.workspace import Workspace
 
     with Workspace.open(args.workspace) as ws:
@@ -259,12 +260,13 @@ def cmd_winrate(args) -> int:
         else:
             outcome, judged_by = _judge(args, ws, run, chosen, asyncio)
         curves = winrate.curves(ws.con, run.id, chosen, outcome, args.n_max)
+        slots = slots_for([s.job_id for s in curves], colour_slots(ws.con))
     labelled = {s.label: points for s, points in curves.items()}
     print(f"win rate of best-of-N against sample 0 in run {run.id}, judged by {judged_by}")
     print("\n".join(report.chart(labelled)))
     print("\n".join(report.table(labelled)))
     if args.out:
-        paths = report.write(args.out, run.id, judged_by, labelled)
+        paths = report.write(args.out, run.id, judged_by, labelled, slots)
         print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -64,8 +64,10 @@ def table(curves: dict[str, list[Point]]) -> list[str]:
     return lines
 
 
-def write(folder: str | Path, run_id: str, judged_by: str, curves: dict[str, list[Point]]) -> list[Path]:
-    """winrate.csv (one row per model and N), winrate.md (the chart and the table) and winrate.png in `folder`."""
+def write(folder: str | Path, run_id: str, judged_by: str, curves: dict[str, list[Point]],
+          slots: list[int] | None = None) -> list[Path]:
+    """winrate.csv (one row per model and N), winrate.md (the chart and the table) and winrate.png in `folder`;
+    `slots`: each curve's colour slot (evaluate.compare.colour_slots), so a model has its report colour."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = folder / "winrate.csv", folder / "winrate.md"
@@ -82,10 +84,11 @@ def write(folder: str | Path, run_id: str, judged_by: str, curves: dict[str, lis
             "ties and best-of-N = sample 0 count half.", "", "```", *chart(curves), "```", "", "```",
             *table(curves), "```", ""]
     md_path.write_text("\n".join(text), encoding="utf-8")
-    return [csv_path, md_path, plot_png(folder / "winrate.png", run_id, judged_by, curves)]
+    return [csv_path, md_path, plot_png(folder / "winrate.png", run_id, judged_by, curves, slots)]
 
 
-def plot_png(path: Path, run_id: str, judged_by: str, curves: dict[str, list[Point]]) -> Path:
+def plot_png(path: Path, run_id: str, judged_by: str, curves: dict[str, list[Point]],
+             slots: list[int] | None = None) -> Path:
     """The curve for a paper: win rate against N on a log₂ axis (as the margin paper's figure 3), ± one s.e."""
     from prefstudio.evaluate.report import colours, figure, save_png
 
@@ -93,7 +96,7 @@ def plot_png(path: Path, run_id: str, judged_by: str, curves: dict[str, list[Poi
     ax = fig.add_subplot()
     ns = sorted({p.n for points in curves.values() for p in points})
     anything = False
-    for (label, points), colour in zip(curves.items(), colours(len(curves))):
+    for (label, points), colour in zip(curves.items(), colours(slots or list(range(len(curves))))):
         drawn = [p for p in points if not math.isnan(p.win_rate)]
         if not drawn:
             continue

@@ -32,6 +32,21 @@ class ModelResult:
         return self.model.label
 
 
+def colour_slots(con) -> dict[str, int]:
+    """A fixed place per model of the workspace (raw baselines by name, then jobs by creation), so a model has
+    the same colour in every plot — the app's, the report's, best-of-N's — whichever others are drawn beside it."""
+    raw = [r[0] for r in con.execute(
+        "SELECT DISTINCT job_id FROM predictions WHERE job_id LIKE 'raw:%' ORDER BY 1").fetchall()]
+    trained = [r[0] for r in con.execute("SELECT id FROM jobs WHERE kind = 'train' ORDER BY created_at, id").fetchall()]
+    return {job_id: slot for slot, job_id in enumerate(raw + trained)}
+
+
+def slots_for(job_ids: list[str], slots: dict[str, int]) -> list[int]:
+    """Each model's slot; a model the workspace does not list takes the next free ones, in order."""
+    spare = iter(range(len(slots), len(slots) + len(job_ids)))
+    return [slots[j] if j in slots else next(spare) for j in job_ids]
+
+
 @dataclass(frozen=True)
 class Comparison:
     results: list[ModelResult]
@@ -40,6 +55,7 @@ class Comparison:
     left_out: dict[str, int]  # model label -> its scored pairs not in the common set (only those with some)
     ece_bins: int
     reliability_bins: int
+    slots: list[int]  # each result's colour slot (colour_slots)
 
     def labels(self) -> list[str]:
         """Each model's label, made unique (two jobs may share a name): keys for plots and legends."""
@@ -117,8 +133,9 @@ def compare(con, models: list[Scored], *, sources: list[str] | None = None,
         bins = tuple(sorted({*metrics.ECE_BINS, ece_bins}))
         results.append(ModelResult(model, kept, kept.summaries(ece_bins=bins, reliability_bins=reliability_bins)))
     names = sorted({name for r in results for name in r.summaries if name != metrics.ALL})
+    slots = slots_for([m.job_id for m in models], colour_slots(con))
     return Comparison(results, names, int(common.size) if common is not None else 0, left_out, ece_bins,
-                      reliability_bins)
+                      reliability_bins, slots)
 
 
 def _common_ids(loaded: list[Rewards]) -> np.ndarray | None:

@@ -286,12 +286,12 @@ def save_png(fig, path: Path) -> Path:
     return path
 
 
-def colours(n: int) -> list:
-    """One colour per model, the same in every plot."""
+def colours(slots: list[int]) -> list:
+    """The colour of each model's slot (compare.colour_slots): a model keeps its colour from plot to plot."""
     from matplotlib import colormaps
 
-    palette = colormaps["tab10" if n <= 10 else "tab20"]
-    return [palette(i % palette.N) for i in range(n)]
+    palette = colormaps["tab10" if max(slots, default=0) < 10 else "tab20"]
+    return [palette(slot % palette.N) for slot in slots]
 
 
 def _legend(fig, entries: int, columns: int = 3) -> None:
@@ -309,7 +309,7 @@ def plot_histogram(path: Path, comparison: Comparison, bins: int) -> Path:
     edges, counts = comparison.histograms(bins)
     fig = figure(8, 4.8)
     ax = fig.add_subplot()
-    for r, c, colour in zip(comparison.results, counts, colours(len(counts))):
+    for r, c, colour in zip(comparison.results, counts, colours(comparison.slots)):
         share = 100 * c / c.sum() if c.sum() else np.zeros(len(c))
         ax.stairs(share, edges, fill=True, alpha=0.3, color=colour)
         ax.stairs(share, edges, color=colour, linewidth=1.4, label=r.label)
@@ -331,7 +331,7 @@ def plot_reliability(path: Path, comparison: Comparison) -> Path:
     fig = figure(6, 5.5)
     ax = fig.add_subplot()
     ax.plot([0.5, 1.0], [0.5, 1.0], color="0.5", linestyle="--", linewidth=1, label="calibrated")
-    for r, colour in zip(comparison.results, colours(len(comparison.results))):
+    for r, colour in zip(comparison.results, colours(comparison.slots)):
         summary = r.summaries[metrics.ALL]
         filled = [b for b in summary.reliability if b.count]
         x, y = [b.confidence for b in filled], [b.accuracy for b in filled]
@@ -363,7 +363,7 @@ def plot_accuracy(path: Path, comparison: Comparison) -> Path:
     ax = fig.add_subplot()
     width = 0.8 / n
     x = np.arange(len(groups))
-    for i, (r, v, colour) in enumerate(zip(comparison.results, values, colours(n))):
+    for i, (r, v, colour) in enumerate(zip(comparison.results, values, colours(comparison.slots))):
         bars = ax.bar(x - 0.4 + width * (i + 0.5), v, width, color=colour, label=r.label)
         if len(groups) * n <= 40:
             ax.bar_label(bars, fmt="%.1f", fontsize="x-small", padding=1)

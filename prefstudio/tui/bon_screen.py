@@ -26,10 +26,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Select, Static
 
 from prefstudio.bon import report, runs, winrate
+from prefstudio.evaluate.compare import colour_slots, slots_for
 from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.train import jobs
 from prefstudio.tui.jobs_screen import JobTable
-from prefstudio.tui.widgets import Column, DrawnChart, WorkspaceHeader, literal_text
+from prefstudio.tui.widgets import Column, DrawnChart, WorkspaceHeader, literal_text, slot_styles
 
 SIDE_BY_SIDE = 2  # reward models shown in columns; more are in the spread line
 JUDGE = "judge"
@@ -58,9 +59,9 @@ class PromptLoaded(Message):
 
 
 class CurvesLoaded(Message):
-    def __init__(self, title: str, curves: dict[str, list[winrate.Point]]) -> None:
+    def __init__(self, title: str, curves: dict[str, list[winrate.Point]], slots: list[int] | None = None) -> None:
         super().__init__()
-        self.title, self.curves = title, curves
+        self.title, self.curves, self.slots = title, curves, slots
 
 
 class PairMade(Message):
@@ -83,11 +84,12 @@ class WinRateChart(DrawnChart):
         super().__init__(id=id)
         self.show_curves("win rate", {})
 
-    def show_curves(self, title: str, curves: dict[str, list[winrate.Point]]) -> None:
+    def show_curves(self, title: str, curves: dict[str, list[winrate.Point]], slots: list[int] | None = None) -> None:
         self.curves = curves
         # the plot's rows, then the N axis and the legend: lines - 2 rows when the legend fits on one line
         self.show(title, lambda width, lines: report.plot(curves, max(8, width - 12), max(2, lines - 2)),
-                  "nothing to draw: no judgements stored for this run")
+                  "nothing to draw: no judgements stored for this run",
+                  slot_styles(slots, extra=1) if slots is not None else None)
 
 
 def _reward(value: float | None) -> str:
@@ -213,10 +215,11 @@ class BonScreen(Screen):
                     title = f"win rate vs sample 0 · evaluator {evaluator.short}"
                     chosen = [s for s in run.scorers if s != evaluator]
                 curves = winrate.curves(con, run.id, chosen, outcome)
+                slots = slots_for([s.job_id for s in curves], colour_slots(con))
         except (duckdb.Error, PrefstudioError) as exc:
             self.post_message(CurvesLoaded(f"win rate: {first_line(exc)}", {}))
             return
-        self.post_message(CurvesLoaded(title, {s.short: points for s, points in curves.items()}))
+        self.post_message(CurvesLoaded(title, {s.short: points for s, points in curves.items()}, slots))
 
     @work(thread=True, group="bon-pair")
     def write_pair(self, run_id: str, prompt_id: int, idx_a: int, idx_b: int, scorer: runs.Scorer | None) -> None:
@@ -272,7 +275,7 @@ class BonScreen(Screen):
         self._show()
 
     def on_curves_loaded(self, message: CurvesLoaded) -> None:
-        self.query_one(WinRateChart).show_curves(message.title, message.curves)
+        self.query_one(WinRateChart).show_curves(message.title, message.curves, message.slots)
 
     def on_pair_made(self, message: PairMade) -> None:
         if not message.error:

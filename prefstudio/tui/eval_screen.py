@@ -33,7 +33,7 @@ from prefstudio.evaluate import charts, compare, metrics, predictions
 from prefstudio.train import jobs
 from prefstudio.tui.jobs_screen import JobTable
 from prefstudio.tui.pair_view import PairScreen
-from prefstudio.tui.widgets import Column, DrawnChart, PageTable, WorkspaceHeader, literal_text
+from prefstudio.tui.widgets import Column, DrawnChart, PageTable, WorkspaceHeader, literal_text, slot_styles
 
 BIN_CHOICES = (5, 10, 20)
 DEFAULT_SPLIT = "test"
@@ -371,9 +371,11 @@ class EvalScreen(Screen):
                       for label, r in zip(labels, comparison.results)}
             return charts.reliability_chart(tables, max(8, width - textplot.MAX_GUTTER), max(2, height - 2))
 
+        styles = slot_styles(comparison.slots, extra=1)  # a model's colour is its own on every plot
         histogram.show(f"d = r(chosen) − r(rejected) · {where} · share of pairs per bin", draw_histogram,
-                       "no pairs")
-        reliability.show(f"reliability · {where} · accuracy (y) vs confidence (x)", draw_reliability, "no pairs")
+                       "no pairs", styles)
+        reliability.show(f"reliability · {where} · accuracy (y) vs confidence (x)", draw_reliability, "no pairs",
+                         styles)
 
     def _show_outliers(self) -> None:
         result = self._focused_result()

@@ -46,16 +46,27 @@ def literal_text(text: str, **kwargs) -> Text:
     return Text(visible(text), **kwargs)
 
 
-def chart_text(chart: textplot.Chart, text: Text | None = None) -> Text:
-    """The chart's lines, each run of characters in the colour of the series that drew it, appended to `text`."""
+EXTRA_SERIES_STYLE = "dim"  # a chart's guide lines (d = 0, the calibrated diagonal, 50%) beside the models
+
+
+def slot_styles(slots: list[int], extra: int = 0) -> list[str]:
+    """The style of each model's colour slot (evaluate.compare.colour_slots), then of `extra` guide lines."""
+    return [SERIES_STYLES[slot % len(SERIES_STYLES)] for slot in slots] + [EXTRA_SERIES_STYLE] * extra
+
+
+def chart_text(chart: textplot.Chart, text: Text | None = None, styles: list[str] | None = None) -> Text:
+    """The chart's lines, each run of characters in the colour of the series that drew it, appended to `text`.
+
+    `styles[i]` colours series i (default: SERIES_STYLES in series order)."""
     text = text if text is not None else Text()
+    styles = styles or SERIES_STYLES
     for number, (line, owners) in enumerate(zip(chart.lines, chart.owners)):
         if number or text.plain:
             text.append("\n")
         start = 0
         for end in range(1, len(line) + 1):
             if end == len(line) or owners[end] != owners[start]:
-                style = "" if owners[start] is None else SERIES_STYLES[owners[start] % len(SERIES_STYLES)]
+                style = "" if owners[start] is None else styles[owners[start] % len(styles)]
                 text.append(visible(line[start:end]), style=style)
                 start = end
     return text
@@ -81,9 +92,10 @@ class DrawnChart(Widget):
         self.title = ""
         self.empty = "nothing to draw"
         self.draw = None
+        self.series_styles: list[str] | None = None  # not `styles`: that is Textual's CSS
 
-    def show(self, title: str, draw, empty: str = "nothing to draw") -> None:
-        self.title, self.draw, self.empty = title, draw, empty
+    def show(self, title: str, draw, empty: str = "nothing to draw", styles: list[str] | None = None) -> None:
+        self.title, self.draw, self.empty, self.series_styles = title, draw, empty, styles
         self.refresh()
 
     def render(self) -> Text:
@@ -97,7 +109,7 @@ class DrawnChart(Widget):
         if not chart.lines:
             text.append("\n" + self.empty, style="dim")
             return text
-        return chart_text(chart, text)
+        return chart_text(chart, text, self.series_styles)
 
 
 class WorkspaceHeader(Widget):
