@@ -35,8 +35,9 @@ class ModelResult:
 def colour_slots(con) -> dict[str, int]:
     """A fixed place per model of the workspace (raw baselines by name, then jobs by creation), so a model has
     the same colour in every plot — the app's, the report's, best-of-N's — whichever others are drawn beside it."""
+    # from `metrics`, a few rows per model: `predictions` holds a row per pair and would be scanned whole
     raw = [r[0] for r in con.execute(
-        "SELECT DISTINCT job_id FROM predictions WHERE job_id LIKE 'raw:%' ORDER BY 1").fetchall()]
+        "SELECT DISTINCT job_id FROM metrics WHERE job_id LIKE 'raw:%' ORDER BY 1").fetchall()]
     trained = [r[0] for r in con.execute("SELECT id FROM jobs WHERE kind = 'train' ORDER BY created_at, id").fetchall()]
     return {job_id: slot for slot, job_id in enumerate(raw + trained)}
 
@@ -96,7 +97,7 @@ class Comparison:
         counts = []
         for result in self.results:
             d = _of_source(result.rewards, source)
-            counts.append(np.histogram(np.clip(d, low, high), bins=bins, range=(low, high))[0])
+            counts.append(metrics.histogram(np.clip(d, low, high), bins, (low, high))[0])
         return np.linspace(low, high, bins + 1), counts
 
 

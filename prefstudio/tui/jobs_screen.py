@@ -17,21 +17,19 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Select, Static
 
 from prefstudio import textplot
 from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.train import jobs
 from prefstudio.train.config import TrainConfig, make_config
-from prefstudio.tui.widgets import Column, PageTable, WorkspaceHeader, chart_text, literal_text, visible
+from prefstudio.tui.widgets import Column, DrawnChart, PageTable, WorkspaceHeader, literal_text, visible
 
 POLL_S = 1.0
 LOG_LINES = 15
@@ -158,36 +156,25 @@ class JobTable(PageTable):
         self.post_message(self.Highlighted(self.cursor_row, self))
 
 
-class ChartView(Widget):
+class ChartView(DrawnChart):
     """A titled braille chart of some series that fills its widget, each series in its own colour."""
 
     DEFAULT_CSS = """
     ChartView {
-        height: 1fr;
+        padding: 0;
     }
     """
 
     def __init__(self, title: str, *, id: str, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self.title = title
-        self.series: dict[str, list[textplot.Point]] = {}
+        self.chart_title = title
+        self.show({})
 
     def show(self, series: dict[str, list[textplot.Point]]) -> None:
         self.series = series
-        self.refresh()
-
-    def render(self) -> Text:
-        width, height = self.content_size
-        text = Text(self.title, style="bold", no_wrap=True, overflow="ellipsis")
-        plot_height = max(1, height - 3)  # the title, the x range, one legend line
-        chart = textplot.plot(self.series, max(1, width - textplot.MAX_GUTTER), plot_height)
-        if len(chart.lines) > height - 1 and plot_height > 1:  # the legend took more lines
-            chart = textplot.plot(self.series, max(1, width - textplot.MAX_GUTTER),
-                                  max(1, plot_height - (len(chart.lines) - height + 1)))
-        if not chart.lines:
-            text.append("\nno steps yet", style="dim")
-        chart_text(chart, text)
-        return text
+        # the plot's rows, then the x range and one legend line; DrawnChart redraws shorter if the legend wraps
+        super().show(self.chart_title, lambda width, lines: textplot.plot(
+            series, max(1, width - textplot.MAX_GUTTER), max(1, lines - 2)), "no steps yet")
 
 
 # -- the form -----------------------------------------------------------------------------------------

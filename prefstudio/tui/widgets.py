@@ -87,8 +87,8 @@ class DrawnChart(Widget):
     }
     """
 
-    def __init__(self, *, id: str) -> None:
-        super().__init__(id=id)
+    def __init__(self, *, id: str, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
         self.title = ""
         self.empty = "nothing to draw"
         self.draw = None
