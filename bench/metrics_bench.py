@@ -1,11 +1,11 @@
-"""Are SPEC §4's figures for a million pairs about a second? (issue 5's target)
+"""Are the figures of docs/methods.md, "Evaluation", for a million pairs about a second? (issue 5's target)
 
 Makes a workspace of N pairs in 5 sources (short texts: only ids, sources and
 rewards matter here) and M scored models with N rewards each, then times what
 the Evaluation screen and `prefstudio report` do per model: read the rewards
-back out of DuckDB, then every figure per source and overall (accuracy, ECE at
-5/10/20 bins, the reliability table, moments, Tukey outliers); and ingesting a
-scoring job's output (Parquet parts -> predictions + metrics).
+back out of DuckDB, then every figure per source and overall (accuracy and
+ties, ECE at 5/10/20 bins, the reliability table, moments, Tukey outliers); and
+ingesting a scoring job's output (Parquet parts -> predictions + metrics).
 
     .venv/bin/python bench/metrics_bench.py [--pairs 1000000] [--models 3]
 """
@@ -96,8 +96,8 @@ def run(root: Path, n: int, n_models: int) -> None:
         ingest_s = time.perf_counter() - t0
 
     overall = summary[metrics.ALL]
-    print(f"figures for model job-0: accuracy {overall.accuracy:.3f}, ECE@10 {overall.ece[10]:.4f}, "
-          f"{overall.outliers.n_positive + overall.outliers.n_negative:,} outliers")
+    print(f"figures for model job-0: accuracy {overall.accuracy:.3f} ({overall.ties:,} ties), "
+          f"ECE@10 {overall.ece[10]:.4f}, {overall.outliers.n_positive + overall.outliers.n_negative:,} outliers")
     print()
     print(f"| step ({n:,} pairs, median of 3) | seconds |")
     print("|---|---:|")

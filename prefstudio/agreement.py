@@ -4,7 +4,10 @@ Levels are compared on the four-level scale (0..3) over the pairs both
 annotators labelled; direction is compared separately as the flip rate and the
 number of pairs only one of them flipped, so a flip is never mistaken for
 agreement on level. A judge's inconsistent result counts as level 0, the level
-it stands for.
+it stands for. A margin that came with the data (kind 'data', e.g.
+data:alpaca-eval/weighted_alpaca_eval_gpt4_turbo) is compared like any
+annotator; its continuous value is also averaged per level of the other side,
+which shows whether the data's margin grows with the judge's or a person's.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ class Agreement:
     flip_rate_b: float
     flip_disagreements: int  # pairs exactly one of them flipped
     n: int
+    # a data annotator's mean continuous value at each level 0..3 of the other (None: no pair at that level);
+    # (which side holds the values, the means), or None when neither side has values
+    value_by_level: tuple[str, list[float | None]] | None = None
 
 
 def annotators(con) -> list[tuple[str, str, int]]:
@@ -54,14 +60,15 @@ def annotators(con) -> list[tuple[str, str, int]]:
     ).fetchall()
 
 
-def _labels(con, who: str) -> dict[int, tuple[int, bool]]:
-    """`who` is 'kind:id' (e.g. human:ana, llm:gpt-4o) or a bare id."""
+def _labels(con, who: str) -> dict[int, tuple[int, bool, float | None]]:
+    """`who` is 'kind:id' (e.g. human:ana, llm:gpt-4o, data:shp/score_ratio) or a bare id."""
     kind, sep, name = who.partition(":")
+    columns = "pair_id, level, flip, value"
     if sep:
-        sql, params = f"SELECT pair_id, level, flip FROM ({LATEST_LABELS_SQL}) WHERE annotator_kind = ? AND annotator_id = ?", [kind, name]
+        sql, params = f"SELECT {columns} FROM ({LATEST_LABELS_SQL}) WHERE annotator_kind = ? AND annotator_id = ?", [kind, name]
     else:
-        sql, params = f"SELECT pair_id, level, flip FROM ({LATEST_LABELS_SQL}) WHERE annotator_id = ?", [who]
-    return {pid: (level, flip) for pid, level, flip in con.execute(sql, params).fetchall()}
+        sql, params = f"SELECT {columns} FROM ({LATEST_LABELS_SQL}) WHERE annotator_id = ?", [who]
+    return {pid: (level, flip, value) for pid, level, flip, value in con.execute(sql, params).fetchall()}
 
 
 def compare(con, a: str, b: str) -> Agreement:
@@ -70,7 +77,7 @@ def compare(con, a: str, b: str) -> Agreement:
     confusion = np.zeros((N_LEVELS, N_LEVELS), dtype=int)
     flips_a = flips_b = flip_disagreements = 0
     for pid in shared:
-        (level_a, flip_a), (level_b, flip_b) = la[pid], lb[pid]
+        (level_a, flip_a, _), (level_b, flip_b, _) = la[pid], lb[pid]
         confusion[level_a, level_b] += 1
         flips_a += flip_a
         flips_b += flip_b
@@ -80,7 +87,22 @@ def compare(con, a: str, b: str) -> Agreement:
         a, b, confusion, quadratic_kappa(confusion),
         float(np.trace(confusion) / n) if n else float("nan"),
         flips_a / n if n else float("nan"), flips_b / n if n else float("nan"), flip_disagreements, n,
+        _value_by_level(shared, (a, la), (b, lb)),
     )
+
+
+def _value_by_level(shared: list[int], *sides) -> tuple[str, list[float | None]] | None:
+    """The first side with continuous values: their mean at each level of the other side."""
+    for (name, mine), (_, other) in (sides, sides[::-1]):
+        if any(mine[pid][2] is not None for pid in shared):
+            sums, counts = [0.0] * N_LEVELS, [0] * N_LEVELS
+            for pid in shared:
+                value = mine[pid][2]
+                if value is not None:
+                    sums[other[pid][0]] += value
+                    counts[other[pid][0]] += 1
+            return name, [total / k if k else None for total, k in zip(sums, counts)]
+    return None
 
 
 def judge_consistency(con) -> list[tuple[str, str, int, int, float]]:

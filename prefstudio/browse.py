@@ -47,6 +47,8 @@ class PairRow:
     prompt: str
     chosen: str
     rejected: str
+    data_value: float | None = None  # the latest margin that came with the data: its value and level
+    data_level: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class AnnotationRow:
     flip: bool
     margin: float | None
     created_at: datetime
+    value: float | None = None  # a data label's continuous margin
 
 
 def escape_like(text: str) -> str:
@@ -235,10 +238,16 @@ def _rows(con: duckdb.DuckDBPyConnection, ids: list[int]) -> list[PairRow]:
         WITH page AS (SELECT unnest($ids) AS id),
         counts AS (
             SELECT a.pair_id, count(*) AS n FROM annotations a JOIN page ON a.pair_id = page.id GROUP BY a.pair_id
+        ),
+        data AS (
+            SELECT a.pair_id, a.value, a.level FROM annotations a JOIN page ON a.pair_id = page.id
+            WHERE a.annotator_kind = 'data' AND a.outcome = 'label'
+            QUALIFY row_number() OVER (PARTITION BY a.pair_id ORDER BY a.id DESC) = 1
         )
         SELECT p.id, p.source, p.split, coalesce(c.n, 0),
-               {_preview("prompt")}, {_preview("chosen")}, {_preview("rejected")}
+               {_preview("prompt")}, {_preview("chosen")}, {_preview("rejected")}, d.value, d.level
         FROM page JOIN pairs p ON p.id = page.id LEFT JOIN counts c ON c.pair_id = p.id
+        LEFT JOIN data d ON d.pair_id = p.id
         ORDER BY p.id
         """,
         {"ids": ids},
@@ -260,11 +269,21 @@ def get_pair(con: duckdb.DuckDBPyConnection, pair_id: int) -> PairDetail | None:
 
 def annotations_for(con: duckdb.DuckDBPyConnection, pair_id: int) -> list[AnnotationRow]:
     rows = con.execute(
-        "SELECT id, annotator_kind, annotator_id, outcome, level, flip, margin, created_at "
+        "SELECT id, annotator_kind, annotator_id, outcome, level, flip, margin, created_at, value "
         "FROM annotations WHERE pair_id = ? ORDER BY created_at, id",
         [pair_id],
     ).fetchall()
     return [AnnotationRow(*row) for row in rows]
+
+
+def data_margin_text(value: float | None, level: int | None) -> str:
+    """A margin that came with the data, as the browser and the pair view show it: '0.82 → 3'."""
+    if level is None:
+        return ""
+    if value is None:
+        return f"→ {level}"
+    shown = f"{value:.2f}" if abs(value) < 100 else f"{value:.3g}"
+    return f"{shown} → {level}"
 
 
 def source_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

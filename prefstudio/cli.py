@@ -29,6 +29,18 @@ formats (--format, default: auto-detected from the file's fields):
   summarize      OpenAI summarize-from-feedback comparisons (info, summaries, choice)
   shp            Stanford SHP (history, human_ref_A/B, labels)
   chatbot-arena  Chatbot Arena conversations (conversation_a/b, winner; ties dropped)
+  alpaca-eval    AlpacaEval annotations (instruction, output_1/2, preference in [1, 2]):
+                 the preferred output is chosen, 1.5 is a tie, 2·|p − 1.5| a data margin,
+                 `dataset` the source; .json or .json.gz as the repository ships them
+  mt-bench       FastChat MT-bench pairwise judgements (model_1/2, g1_winner, g2_winner,
+                 g1_user_prompt): a winner only when both orders agree, else a tie
+
+Pairs held as two responses and a preference (judge outputs, arena logs) are
+oriented with --winner COL, never by mapping the first response to chosen:
+  prefstudio import ws judged.jsonl --map a=response_1 --map b=response_2 \\
+      --winner preference --winner-values 1=a,2=b,1.5=tie
+A file named test.jsonl(.gz) (HH-RLHF's layout) or a folder test/ imports as
+split test; --test-fraction keeps each prompt's pairs in one split.
 
 SOURCE is a local file (.jsonl, .json, .parquet, .csv, optionally .gz), a folder
 of such files, a dataset saved with datasets' save_to_disk, or hf:NAME for any
@@ -69,6 +81,8 @@ examples:
   prefstudio import ws helpful-base/train.jsonl.gz --name helpful-base --split train
   prefstudio import ws pairs.csv --map prompt=question --map chosen=good --map rejected=bad
   prefstudio import ws hf:Anthropic/hh-rlhf --hf-split test --split test
+  prefstudio import ws claude-2.weighted_alpaca_eval_gpt4_turbo.annotations.json.gz --test-fraction 0.1
+  prefstudio import ws ultrafeedback.parquet --margin-from score_chosen,score_rejected:diff
 """,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -80,11 +94,32 @@ examples:
     p.add_argument("--split", help="split for these pairs, e.g. train or test (default: a 'split' column or the "
                    "Hugging Face split's name; else train)")
     p.add_argument("--test-fraction", type=float, default=0.0, metavar="F",
-                   help="send this fraction of pairs without a split to 'test', chosen by content hash (stable across re-imports)")
+                   help="send this fraction of pairs without a split to 'test', chosen by a hash of the prompt: a "
+                   "prompt's pairs all land in one split, the same way on every re-import")
+    p.add_argument("--split-by", default="prompt", choices=["prompt", "pair"],
+                   help="what --test-fraction keeps together: prompt (default: no prompt in both splits) or pair")
     p.add_argument("--format", default="auto", help="input format (see below; default: auto)")
     p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
                    help="read FIELD from COLUMN, before the format is detected: prompt, chosen, rejected, source, "
-                   "split, or a field of the dataset formats (e.g. history for shp); repeatable")
+                   "split, a and b (the two responses, with --winner), or a field of the dataset formats (e.g. "
+                   "history for shp); repeatable")
+    p.add_argument("--winner", metavar="COL",
+                   help="orient each pair by this column: the response it names becomes chosen (the responses are "
+                   "--map a=COL --map b=COL, or output_1/output_2, response_a/response_b, ...)")
+    p.add_argument("--winner-values", metavar="MAP",
+                   help="what --winner's values mean, e.g. 1=a,2=b,1.5=tie (numbers between go to the nearer side) or "
+                   "model_a=a,model_b=b,tie=tie (default: a/b, model_a/model_b and tie, by name; numbers need a map)")
+    p.add_argument("--ties", default="skip", choices=["skip", "keep"],
+                   help="ties (and judges inconsistent across orders): skip and count them (default), or keep them "
+                   "at level 0, the file's first response as chosen")
+    p.add_argument("--margin-from", metavar="SPEC",
+                   help="a margin that comes with the data, stored as a 'data' label: COL (as is), COL:abs-from=C "
+                   "(|x - C|), COL:ratio (log2) or COL_A,COL_B:diff (A - B)")
+    p.add_argument("--margin-levels", metavar="T1,T2,T3",
+                   help="where a data margin reaches levels 1, 2, 3 (default: the kind's, see docs/methods.md; "
+                   "[margins.data_levels] in workspace.toml)")
+    p.add_argument("--keep-order", action="store_true",
+                   help="import --map chosen=/rejected= as mapped even though the file has a preference column")
     p.add_argument("--hf-split", help="split to load from a Hugging Face dataset (default: all splits)")
     p.add_argument("--hf-config", help="configuration (subset) name of a Hugging Face dataset")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -147,7 +182,8 @@ examples:
         "has labelled what.",
     )
     _add_workspace(p)
-    p.add_argument("--a", help="first annotator: KIND:ID (human:ana, llm:gpt-4o) or an ID")
+    p.add_argument("--a", help="first annotator: KIND:ID (human:ana, llm:gpt-4o, data:alpaca-eval/"
+                   "weighted_alpaca_eval_gpt4_turbo for a margin that came with the data) or an ID")
     p.add_argument("--b", help="second annotator")
     p.set_defaults(func=cmd_agreement)
 
@@ -155,9 +191,11 @@ examples:
         "export",
         help="write pairs with their margins (Parquet, JSONL, or a Hugging Face dataset folder)",
         description="Write every pair with the margin its label gives, as columns prompt, chosen, rejected, "
-        "margin, source (then split, level, flip, pair_id): the layout TRL's RewardTrainer reads. The label "
-        "that counts is the latest human label, else the LLM judge's (inconsistent = level 0); its level "
-        "becomes a margin through the workspace's [margins] scale.",
+        "margin, source (then split, level, flip, pair_id, label_by): the layout TRL's RewardTrainer reads. The "
+        "label that counts is the latest human label, else the LLM judge's (inconsistent = level 0), else the "
+        "margin that came with the data (AlpacaEval's preference, SHP's score ratio, --margin-from); its level "
+        "becomes a margin through the workspace's [margins] scale (a data label's own value with [margins] "
+        "data = \"value\").",
         epilog="OUT ending in .parquet or .jsonl writes that file; any other path becomes a dataset folder "
         "(datasets' save_to_disk, one split per workspace split). Nothing is overwritten.",
     )
@@ -178,14 +216,33 @@ examples:
         "their labels give) are frozen into jobs/<id>/, and the job runs as its own process, after any job already "
         "running. It writes log.txt, metrics.jsonl (loss, per-source loss, MORE's λ, lr, pairs/s) and checkpoints "
         "that load with transformers' AutoModelForSequenceClassification.from_pretrained(path, num_labels=1).",
-        epilog="""objectives (SPEC §3): bt = -log σ(d); margin = -log σ(d - m), m from the pair's label; adaptive =
-the batch-mean margin of the margin paper; more = MORE's reweighting of per-source losses (needs
---sampling balanced; its per-source loss is --set more_loss=bt|margin|adaptive).
+        epilog="""objectives (docs/methods.md): bt = -log σ(d); margin = -log σ(d - m), m from the pair's label;
+adaptive = the batch-mean margin of the margin paper; more = MORE's reweighting of per-source losses
+(needs --sampling balanced; its per-source loss is --set more_loss=bt|margin|adaptive).
+
+checked at launch: a margin job with no labelled training pair is refused (every margin would be 0,
+which is bt): label pairs, run `prefstudio annotate --judge`, or import margins with --margin-from;
+--set unlabelled=zero trains it anyway. A balanced batch size must be divisible by the number of
+sources (those named with --source, else every source of the split).
+
+batches: bt and margin batch pairs of similar length together (less padding, faster; a per-pair loss
+is unchanged by it). adaptive and more draw random batches, because their batch statistic (μ_B, λ)
+changes when a batch holds only short or only long pairs and d correlates with length;
+--set group_by_length=true|false overrides either default.
+
+truncation: a text longer than --max-length keeps the start of its response and the end of the
+prompt; both sides of a pair keep the same prompt tokens. The job log and the Jobs screen count the
+pairs that lost prompt or response tokens, and those whose two sides became identical (no signal).
+
+--set preset=more-paper: MORE's official run as closely as one job allows (one pair per source per
+micro-batch, 16 accumulation steps, l2 normalisation, momentum 0.99, lr 1e-6, 40k pairs per source);
+settings given beside it win. The differences left are in docs/methods.md.
 
 Every setting has a --set KEY=VALUE form, and a TOML file (--config) may hold them all:
   backbone objective more_loss sampling sources quota split unlabelled pooling template max_length
   batch_size grad_accum epochs lr weight_decay warmup_ratio schedule mixed_precision
   gradient_checkpointing freeze_layers more_momentum more_normalize checkpoint_every seed
+  group_by_length preset
 
 examples:
   prefstudio train ws --backbone ./pythia-410m --objective more --sampling balanced --batch-size 80
@@ -228,8 +285,8 @@ examples:
         help="score a split's pairs with a trained job (or an untrained backbone) in a background job",
         description="Score every pair of a split with a training job's checkpoint (its latest, or --checkpoint), "
         "as a background job like training: batched, on the GPU when there is one, one batch of texts in memory. "
-        "When it is done, the rewards go into the workspace's predictions table and SPEC §4's figures into its "
-        "metrics table (the app and `prefstudio jobs` bring them in; --wait does it here). --raw scores an "
+        "When it is done, the rewards go into the workspace's predictions table and the figures of docs/methods.md "
+        "into its metrics table (the app and `prefstudio jobs` bring them in; --wait does it here). --raw scores an "
         "untrained backbone with a fresh head: the papers' baseline row.",
         epilog="""examples:
   prefstudio eval ws 20261124-101500-more-3f2a --wait          # latest checkpoint, test split
@@ -255,8 +312,8 @@ then: F6 Evaluate in the app, or `prefstudio report ws JOB... --out DIR`""",
         help="write scored models' comparison as Markdown, CSV and PNG files, for a paper or a PR",
         description=textwrap.fill(
             "Compare scored models (see `prefstudio eval`) on the pairs of a split that every one of them has scored, "
-            "print the papers' table (accuracy per source, their average, over all pairs, ECE) and write into DIR: "
-            "report.md (every table, with the plots embedded); comparison.csv (the table as numbers), metrics.csv "
+            "print the papers' table (accuracy per source, their average, over all pairs, ties, ECE) and write into "
+            "DIR: report.md (every table, with the plots embedded); comparison.csv (the table as numbers), metrics.csv "
             "(every figure in long form), reliability.csv, outliers.csv (Tukey's outliers with their texts); "
             "histogram.png (reward differences), reliability.png and accuracy.png.", 100),
         epilog="""JOB is a job id (its latest scored checkpoint), JOB:step-N for another checkpoint, raw:NAME for an
@@ -284,7 +341,7 @@ examples:
 
     add_bon_parser(sub)
 
-    p = sub.add_parser("info", help="print a workspace's counts per source and split")
+    p = sub.add_parser("info", help="print a workspace's counts per source and split, and prompts shared by splits")
     _add_workspace(p)
     p.set_defaults(func=cmd_info)
     return parser
@@ -314,17 +371,28 @@ def cmd_import(args) -> int:
     from prefstudio.ingest import import_pairs
     from prefstudio.workspace import Workspace
 
+    from prefstudio.importers.margins import parse_levels
+
+    levels = parse_levels(args.margin_levels) if args.margin_levels else None
     with Workspace.open(args.workspace) as ws:
         reader = open_reader(args.source, format=args.format, mapping=mapping,
-                             hf_split=args.hf_split, hf_config=args.hf_config)
+                             hf_split=args.hf_split, hf_config=args.hf_config, winner=args.winner,
+                             winner_values=args.winner_values, ties=args.ties, margin_from=args.margin_from,
+                             margin_levels=levels, margins=ws.config.margins, keep_order=args.keep_order)
         options = {"format": args.format, "map": mapping, "name": args.name, "split": args.split,
-                   "test_fraction": args.test_fraction, "hf_split": args.hf_split, "hf_config": args.hf_config}
+                   "test_fraction": args.test_fraction, "split_by": args.split_by, "hf_split": args.hf_split,
+                   "hf_config": args.hf_config, "winner": args.winner, "winner_values": args.winner_values,
+                   "ties": args.ties, "margin_from": args.margin_from, "margin_levels": levels}
         with _progress(f"importing {reader.label}", quiet=args.quiet) as on_progress:
-            report = import_pairs(ws, reader, source=args.name, split=args.split,
-                                  test_fraction=args.test_fraction, on_progress=on_progress, options=options)
+            report = import_pairs(ws, reader, source=args.name, split=args.split, test_fraction=args.test_fraction,
+                                  split_by=args.split_by, on_progress=on_progress, options=options)
     print(report.summary())
     for source, n in report.by_source.items():
         print(f"  {source}: +{n:,}")
+    if report.by_split:
+        print(f"  {report.splits_line()}")
+    for line in report.labels_lines():
+        print(f"  {line}")
     for reason, n in report.skip_reasons.most_common():
         print(f"  skipped {n:,}: {reason}")
     for skip in report.skip_examples:
@@ -406,6 +474,11 @@ def cmd_agreement(args) -> int:
                 print(f"{f'{args.a}:{level}':>8}" + "".join(f"{n:>14,}" for n in row))
             print(f"weighted kappa (quadratic) {result.kappa:.3f} · exact {result.exact:.1%} · flip rate "
                   f"{result.flip_rate_a:.1%} / {result.flip_rate_b:.1%} · flipped by one only {result.flip_disagreements:,}")
+            if result.value_by_level is not None:
+                holder, means = result.value_by_level
+                other = args.b if holder == args.a else args.a
+                cells = " · ".join(f"{level}: {'-' if m is None else f'{m:.3g}'}" for level, m in enumerate(means))
+                print(f"mean {holder} value by {other}'s level: {cells}")
         else:
             for kind, name, n in annotators(ws.con):
                 print(f"{kind}:{name}  {n:,} pairs")
@@ -460,14 +533,22 @@ def _settings(args) -> dict:
 
 def cmd_train(args) -> int:
     from prefstudio.train import jobs
+    from prefstudio.train.checks import check_launch
     from prefstudio.train.config import make_config
     from prefstudio.workspace import Workspace
 
-    config = make_config(_settings(args), str(args.config) if args.config else "training settings")
+    values = _settings(args)
     gpus = [int(g) for g in args.gpus.split(",")] if args.gpus else None
     with Workspace.open(args.workspace) as ws:
+        split = values.get("split", "train")
+        present = [r[0] for r in ws.con.execute("SELECT DISTINCT source FROM pairs WHERE split = ? ORDER BY 1",
+                                                [split]).fetchall()]
+        config = make_config(values, str(args.config) if args.config else "training settings", sources=present)
+        notes = check_launch(ws, config, given=values)  # refused here, not once the job has loaded its backbone
         job = jobs.create_job(ws, config, gpus=gpus, num_processes=len(gpus) if gpus else args.processes, name=args.name)
         started = None if args.no_start else jobs.start_next(ws.jobs_dir)
+    for note in notes:
+        print(f"note: {note}")
     print(f"job {job.id}: {config.objective} on {config.backbone} -> {job.folder}")
     if args.no_start:
         print(f"not started; run it with: accelerate launch -m prefstudio.train.jobs {job.folder}")
@@ -541,13 +622,14 @@ def cmd_eval(args) -> int:
         print("running" if started and started.id == job.id else "queued: it starts when the running job ends",
               f"- follow it with: prefstudio jobs {args.workspace} --follow {job.id}")
         return 0
-    follow_job(job, f"scoring {config.split}")
+    follow_job(job, f"scoring {config.split} pairs")  # step/total: pairs scored, after every batch
     with Workspace.open(args.workspace) as ws:
         jobs.sync_jobs(ws)
         scored = predictions.find_model(ws.con, config.subject, config.split, config.checkpoint_name)
         rewards = predictions.load_rewards(ws.con, scored.job_id, scored.checkpoint, scored.split)
     for source, summary in rewards.summaries().items():
-        print(f"  {source:<20} n {summary.n:>7,}  accuracy {summary.accuracy:6.1%}  ECE@10 {summary.ece[10]:.4f}")
+        print(f"  {source:<20} n {summary.n:>7,}  accuracy {summary.accuracy:6.1%}  ties {summary.ties:>5,}  "
+              f"ECE@10 {summary.ece[10]:.4f}")
     return 0
 
 
@@ -573,6 +655,8 @@ def cmd_report(args) -> int:
     for label, n in comparison.left_out.items():
         print(f"  left out: {n:,} pairs {label} scored that not every model did")
     print("\n".join(report.text_table(comparison.table())))
+    if note := compare.odd_bins_note([args.bins]):
+        print(note)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -627,6 +711,15 @@ def cmd_info(args) -> int:
         print(f"{ws.name} ({ws.path}): {sum(r[2] for r in rows):,} pairs, {n_ann:,} annotations")
         for source, split, n in rows:
             print(f"  {source:<24} {split:<10} {n:>10,}")
+        from prefstudio.ingest import shared_prompts
+
+        shared = shared_prompts(ws.con)
+        if shared:
+            by_splits = ", ".join(f"{' & '.join(splits)}: {n:,}" for splits, n in shared.items())
+            print(f"prompts in more than one split: {sum(shared.values()):,} ({by_splits}); a model may be "
+                  "scored on prompts it was trained on")
+        elif len({split for _, split, _ in rows}) > 1:
+            print("prompts in more than one split: 0")
     return 0
 
 

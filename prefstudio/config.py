@@ -17,7 +17,7 @@ from prefstudio.errors import PrefstudioError
 
 CONFIG_NAME = "workspace.toml"
 
-# SPEC §1: level -> margin. "small" is Llama 2's 0..1 scale, "large" its 0..3 one.
+# Level -> margin (docs/methods.md, "Margin labels"). "small" is Llama 2's 0..1 scale, "large" its 0..3 one.
 MARGIN_SCALES: dict[str, tuple[float, float, float, float]] = {
     "small": (0.0, 1 / 3, 2 / 3, 1.0),
     "large": (0.0, 1.0, 2.0, 3.0),
@@ -35,22 +35,56 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Margins that come with the data (docs/methods.md, "Margins that come with the data"): each kind's value
+# becomes level 1, 2, 3 from these thresholds on (below the first: level 0). None: no natural scale, so the
+# import needs --margin-levels (or [margins.data_levels] in workspace.toml).
+DATA_LEVELS: dict[str, tuple[float, float, float] | None] = {
+    "alpaca-eval": (0.25, 0.5, 0.75),  # 2·|p − 1.5|, in [0, 1]
+    "shp": (1.0, 2.0, 3.0),  # log2 of the score ratio: 2×, 4×, 8× the votes
+    "webgpt": (0.5, 1.0, 1.5),  # score difference, scores in [−1, 1]
+    "ratio": (1.0, 2.0, 3.0),  # --margin-from COL:ratio, log2 of the ratio
+    "diff": (1.0, 2.0, 3.0),  # --margin-from A,B:diff, e.g. ratings 1..5 or 1..10
+    "abs-from": None,  # --margin-from COL:abs-from=C
+    "value": None,  # --margin-from COL, taken as it is
+}
+
+
 class MarginConfig(_Strict):
-    """How annotated levels 0..3 become margins m in the margin loss."""
+    """How annotated levels 0..3 become margins m in the margin loss, and how data margins become levels."""
 
     scale: Literal["small", "large", "custom"] = "small"
     custom: list[float] | None = None
+    # A data label's margin: its level through the scale, like any label, or its continuous value as it is.
+    data: Literal["level", "value"] = "level"
+    data_levels: dict[str, list[float]] = {}
 
     @model_validator(mode="after")
     def _check_custom(self) -> "MarginConfig":
         if self.scale == "custom":
             if self.custom is None or len(self.custom) != 4:
                 raise ValueError("margins.custom must list 4 margins, for levels 0, 1, 2, 3")
+        for kind, thresholds in self.data_levels.items():
+            if kind not in DATA_LEVELS:
+                raise ValueError(f"margins.data_levels: unknown kind {kind!r}; kinds: {', '.join(DATA_LEVELS)}")
+            check_thresholds(thresholds, f"margins.data_levels.{kind}")
         return self
 
     def margin(self, level: int) -> float:
         values = self.custom if self.scale == "custom" else MARGIN_SCALES[self.scale]
         return float(values[level])
+
+    def thresholds(self, kind: str) -> tuple[float, float, float] | None:
+        """Where a data margin of this kind reaches levels 1, 2, 3: workspace.toml's, else the default."""
+        if kind in self.data_levels:
+            return tuple(self.data_levels[kind])
+        return DATA_LEVELS.get(kind)
+
+
+def check_thresholds(thresholds: list[float], where: str) -> tuple[float, float, float]:
+    """Three increasing numbers, or ValueError saying so."""
+    if len(thresholds) != 3 or any(b <= a for a, b in zip(thresholds, thresholds[1:])):
+        raise ValueError(f"{where} must be 3 increasing thresholds (where levels 1, 2, 3 start), got {thresholds}")
+    return tuple(float(t) for t in thresholds)
 
 
 # USD per million tokens (input, output), for the estimate shown before a run spends.

@@ -5,8 +5,9 @@ anything, and the tests need data whose preferences are known, so they can check
 that training learns what the data holds. Both get the same thing: pairs built
 from hand-written tables and templates, in three sources that share some
 preferences and disagree on others, as real preference datasets do (MORE's
-point), each pair tagged with the margin level it truly has (SPEC §1) and a
-small share stored the wrong way round (the margin paper's label noise).
+point), each pair tagged with the margin level it truly has (docs/methods.md,
+"Margin labels") and a small share stored the wrong way round (the margin
+paper's label noise).
 
 Sources. Each has its own prompt style, so a reward model can tell from the
 prompt which source's preference applies:

@@ -1,12 +1,13 @@
 """Pairs out, with the margins their labels give, in the layout TRL's RewardTrainer reads.
 
 Columns: prompt, chosen, rejected, margin, source (then split, level, flip,
-pair_id for those who want them). The margin comes from the label that counts
-(prefstudio.labels) through the workspace's *current* level->margin map, so
-switching the scale in workspace.toml and exporting again gives the other
-scale. A flipped pair (the annotator preferred `rejected`) is kept with a
-negative margin by default, or swapped, or dropped; an unlabelled pair gets
-margin 0 or is dropped.
+pair_id and label_by, the kind:annotator whose label counts, for those who want
+them). The margin comes from the label that counts (prefstudio.labels) through
+the workspace's *current* level->margin map, so switching the scale in
+workspace.toml and exporting again gives the other scale; with `[margins] data
+= "value"`, a data label gives its continuous value instead. A flipped pair
+(the annotator preferred `rejected`) is kept with a negative margin by
+default, or swapped, or dropped; an unlabelled pair gets margin 0 or is dropped.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ from prefstudio.labels import RESOLVED_LABELS_SQL
 
 Flips = Literal["keep", "swap", "drop"]
 Unlabelled = Literal["zero", "drop"]
+DataMargin = Literal["level", "value"]
 
 
 def export_query(margins: tuple[float, float, float, float], flips: Flips, unlabelled: Unlabelled,
-                 split: str | None) -> tuple[str, list]:
-    margin = "list_extract(?::DOUBLE[], l.level + 1)"
+                 split: str | None, data: DataMargin = "level") -> tuple[str, list]:
+    """The SELECT behind export and a job's snapshot; `data`: a data label's margin, its level's or its value."""
+    margin = "list_extract(?::DOUBLE[], level + 1)"
+    if data == "value":
+        margin = f"CASE WHEN annotator_kind = 'data' AND value IS NOT NULL THEN value ELSE {margin} END"
     swap = "l.flip" if flips == "swap" else "FALSE"
     where = ["TRUE"]
-    params: list = [list(margins), list(margins)]
+    params: list = [list(margins)]
     if flips == "drop":
         where.append("NOT coalesce(l.flip, FALSE)")
     if unlabelled == "drop":
@@ -39,9 +44,10 @@ def export_query(margins: tuple[float, float, float, float], flips: Flips, unlab
                CASE WHEN {swap} THEN p.rejected ELSE p.chosen END AS chosen,
                CASE WHEN {swap} THEN p.chosen ELSE p.rejected END AS rejected,
                CASE WHEN l.level IS NULL THEN 0.0
-                    WHEN l.flip AND NOT {swap} THEN -{margin} ELSE {margin} END AS margin,
-               p.source, p.split, l.level::INTEGER AS level, coalesce(l.flip, FALSE) AS flip, p.id AS pair_id
-        FROM pairs p LEFT JOIN ({RESOLVED_LABELS_SQL}) l ON l.pair_id = p.id
+                    WHEN l.flip AND NOT {swap} THEN -l.m ELSE l.m END AS margin,
+               p.source, p.split, l.level::INTEGER AS level, coalesce(l.flip, FALSE) AS flip, p.id AS pair_id,
+               l.annotator_kind || ':' || l.annotator_id AS label_by
+        FROM pairs p LEFT JOIN (SELECT *, {margin} AS m FROM ({RESOLVED_LABELS_SQL})) l ON l.pair_id = p.id
         WHERE {' AND '.join(where)}
         ORDER BY p.id
     """
@@ -62,7 +68,7 @@ def export_pairs(ws, out: Path, *, fmt: str = "auto", flips: Flips = "keep", unl
         raise PrefstudioError(f"{out}: already exists; give a new path (nothing is overwritten)")
     out.parent.mkdir(parents=True, exist_ok=True)
     values = tuple(ws.config.margins.margin(level) for level in range(4))
-    sql, params = export_query(values, flips, unlabelled, split)
+    sql, params = export_query(values, flips, unlabelled, split, data=ws.config.margins.data)
     cursor = ws.cursor()  # its own cursor, for every statement: the shared connection may hold an unfinished result
     try:
         table = cursor.sql(sql, params=params).to_arrow_table()

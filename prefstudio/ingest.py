@@ -4,7 +4,13 @@ Importers (prefstudio.importers) turn a file or dataset into a stream of
 RawPair / Skip records; this module validates them into Arrow chunks (in a
 reading thread, one chunk ahead) and lets DuckDB do the bulk work per chunk
 (hashing, de-duplication, id assignment), all in one transaction, so an import
-either lands whole or not at all.
+either lands whole or not at all. A margin that came with the data (a
+DataLabel) is stored in the same transaction, as an annotation of kind 'data'.
+
+Splits: `--split`, else the record's own (a split column, the Hugging Face
+split, a file or folder named test/validation), else `--test-fraction` decides
+by a hash of the normalised prompt, so one prompt never lands in both splits
+and a re-import or another file with the same prompts lands the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator, Literal, Protocol
 
 import pyarrow as pa
 
@@ -25,6 +31,28 @@ from prefstudio.workspace import Workspace
 
 CHUNK_ROWS = 50_000
 MAX_NAME_LEN = 64
+SplitBy = Literal["prompt", "pair"]
+SPLIT_BY: tuple[SplitBy, ...] = ("prompt", "pair")
+
+# The prompt as --test-fraction groups it and `info` compares it across splits:
+# case and runs of whitespace do not make two prompts different.
+PROMPT_KEY_SQL = "lower(regexp_replace(trim({col}), '\\s+', ' ', 'g'))"
+
+
+@dataclass(slots=True, frozen=True)
+class DataLabel:
+    """A margin that came with the data (docs/methods.md, "Margins that come with the data").
+
+    `value` is the continuous margin on the data's own scale (None when the
+    data gives only a level, e.g. a kept tie); `level` is that value through
+    the documented thresholds; `flip` when the data says `rejected` is better.
+    """
+
+    annotator: str  # DATASET/FIELD, e.g. alpaca-eval/weighted_alpaca_eval_gpt4_turbo
+    value: float | None
+    level: int
+    flip: bool = False
+    extra: dict | None = None
 
 
 @dataclass(slots=True)
@@ -38,6 +66,8 @@ class RawPair:
     source: object = None
     split: object = None
     meta: dict | None = None
+    label: DataLabel | None = None  # a margin the data gives, stored as a 'data' annotation
+    swapped: bool = False  # chosen is the file's second response (a winner column said so)
 
 
 @dataclass(slots=True)
@@ -72,6 +102,9 @@ class ImportReport:
     skip_reasons: Counter = field(default_factory=Counter)
     skip_examples: list[Skip] = field(default_factory=list)
     by_source: dict[str, int] = field(default_factory=dict)
+    by_split: dict[str, int] = field(default_factory=dict)
+    split_rule: str = ""  # why the pairs went to the splits they did, for the summary
+    data_labels: dict[str, list[int]] = field(default_factory=dict)  # annotator -> pairs per level 0..3
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -80,6 +113,20 @@ class ImportReport:
             f"{self.label}: imported {self.n_imported:,} pairs, {self.n_duplicate:,} already present, "
             f"{self.n_skipped:,} skipped ({self.n_read:,} read in {self.seconds:.1f}s, {rate:,.0f} pairs/s)"
         )
+
+    def splits_line(self) -> str:
+        """Which split the new pairs went to, and why."""
+        if not self.by_split:
+            return ""
+        parts = ", ".join(f"{split} +{n:,}" for split, n in self.by_split.items())
+        return f"split: {parts}" + (f" ({self.split_rule})" if self.split_rule else "")
+
+    def labels_lines(self) -> list[str]:
+        """One line per data annotator: how many margins came with the data, per level."""
+        return [
+            f"data margins {annotator}: +{sum(levels):,} (levels 0/1/2/3: {'/'.join(f'{n:,}' for n in levels)})"
+            for annotator, levels in self.data_labels.items()
+        ]
 
 
 def _text(value: object, name: str) -> tuple[str | None, str | None]:
@@ -133,8 +180,29 @@ _CHUNK_SCHEMA = pa.schema(
         ("chosen", pa.string()),
         ("rejected", pa.string()),
         ("meta", pa.string()),
+        ("label_annotator", pa.string()),
+        ("label_value", pa.float64()),
+        ("label_level", pa.int8()),
+        ("label_flip", pa.bool_()),
+        ("label_margin", pa.float64()),
+        ("label_extra", pa.string()),
     ]
 )
+
+
+def _label_columns(cols: dict[str, list], label: DataLabel | None, margins) -> None:
+    """The record's data label, if any, as the chunk's label_* columns."""
+    if label is None:
+        for name in ("label_annotator", "label_value", "label_level", "label_flip", "label_margin", "label_extra"):
+            cols[name].append(None)
+        return
+    cols["label_annotator"].append(label.annotator)
+    cols["label_value"].append(label.value)
+    cols["label_level"].append(label.level)
+    cols["label_flip"].append(label.flip)
+    margin = margins.margin(label.level)  # as any label stores it: the level through the scale at the time
+    cols["label_margin"].append(-margin if label.flip else margin)
+    cols["label_extra"].append(json.dumps(label.extra, ensure_ascii=False, default=str) if label.extra else None)
 
 
 def import_pairs(
@@ -144,6 +212,7 @@ def import_pairs(
     source: str | None = None,
     split: str | None = None,
     test_fraction: float = 0.0,
+    split_by: SplitBy = "prompt",
     on_progress: Callable[[int, int | None], None] | None = None,
     max_skip_examples: int = 20,
     options: dict | None = None,
@@ -154,12 +223,16 @@ def import_pairs(
     `on_progress(position, total)` is called from the reading thread.
 
     `source` / `split` override what the records say; a record without a split
-    goes to 'test' with probability `test_fraction`, decided by its content
-    hash so that re-imports land the same way. `con`: a cursor to use instead
-    of the workspace's connection (from a worker thread).
+    goes to 'test' with probability `test_fraction`, decided by a hash of its
+    normalised prompt (`split_by="prompt"`: a prompt's pairs stay together, so
+    no prompt is in both splits) or of the whole pair (`"pair"`), so that
+    re-imports land the same way. `con`: a cursor to use instead of the
+    workspace's connection (from a worker thread).
     """
     if not 0.0 <= test_fraction < 1.0:
         raise PrefstudioError(f"--test-fraction must be in [0, 1), got {test_fraction}")
+    if split_by not in SPLIT_BY:
+        raise PrefstudioError(f"--split-by {split_by!r}: expected prompt or pair")
     forced_source = _name(source, "source", "--name") if source is not None else None
     forced_split = _name(split, "split", "--split") if split is not None else None
     default_source = _name(reader.default_source, "source", reader.label)
@@ -171,19 +244,31 @@ def import_pairs(
     report = ImportReport(label=reader.label, format=reader.format, batch_id=batch_id)
 
     threshold = int(round(test_fraction * 2**32))
+    margins = ws.config.margins
     n_valid = 0
     con.execute("BEGIN TRANSACTION")
     try:
-        chunks = _chunks(reader, report, forced_source, forced_split, default_source, on_progress, max_skip_examples)
+        chunks = _chunks(reader, report, forced_source, forced_split, default_source, on_progress,
+                         max_skip_examples, margins)
         for chunk in _read_ahead(chunks):
             n_valid += chunk.num_rows
-            _insert_chunk(con, chunk, batch_id, threshold)
+            _insert_chunk(con, chunk, batch_id, threshold, split_by)
 
         report.n_imported = con.execute("SELECT count(*) FROM pairs WHERE import_batch = ?", [batch_id]).fetchone()[0]
         report.n_duplicate = n_valid - report.n_imported
         report.by_source = dict(con.execute(
             "SELECT source, count(*) FROM pairs WHERE import_batch = ? GROUP BY source ORDER BY source", [batch_id]
         ).fetchall())
+        report.by_split = dict(con.execute(
+            "SELECT split, count(*) FROM pairs WHERE import_batch = ? GROUP BY split ORDER BY count(*) DESC, split",
+            [batch_id],
+        ).fetchall())
+        report.split_rule = _split_rule(reader, forced_split, test_fraction, split_by)
+        for annotator, level, n in con.execute(
+            "SELECT annotator_id, level, count(*) FROM annotations WHERE run_id = ? GROUP BY ALL ORDER BY ALL",
+            [_run_id(batch_id)],
+        ).fetchall():
+            report.data_labels.setdefault(annotator, [0, 0, 0, 0])[level] = n
         con.execute(
             "INSERT OR IGNORE INTO sources (name) SELECT DISTINCT source FROM pairs WHERE import_batch = ?", [batch_id]
         )
@@ -211,8 +296,26 @@ def import_pairs(
     return report
 
 
+def _run_id(batch_id: int) -> str:
+    """The run_id of the data annotations an import stores."""
+    return f"import-{batch_id}"
+
+
+def _split_rule(reader: PairReader, forced_split: str | None, test_fraction: float, split_by: SplitBy) -> str:
+    if forced_split:
+        return "--split"
+    rules = []
+    name_split = getattr(reader, "name_split", None)
+    if name_split:
+        rules.append(f"'{name_split}' from the file or folder name")
+    if test_fraction > 0:
+        grouped = "grouped by prompt" if split_by == "prompt" else "pair by pair (--split-by pair)"
+        rules.append(f"--test-fraction {test_fraction:g}, {grouped}")
+    return "; ".join(rules)
+
+
 def _chunks(reader: PairReader, report: ImportReport, forced_source: str | None, forced_split: str | None,
-            default_source: str, on_progress, max_skip_examples: int) -> Iterator[pa.Table]:
+            default_source: str, on_progress, max_skip_examples: int, margins) -> Iterator[pa.Table]:
     """The reader's valid pairs as Arrow chunks; skips are counted in `report` on the way."""
     cols: dict[str, list] = {name: [] for name in _CHUNK_SCHEMA.names}
     for record in reader:
@@ -234,6 +337,7 @@ def _chunks(reader: PairReader, report: ImportReport, forced_source: str | None,
                 cols["chosen"].append(texts[1])
                 cols["rejected"].append(texts[2])
                 cols["meta"].append(json.dumps(record.meta, ensure_ascii=False, default=str) if record.meta else None)
+                _label_columns(cols, record.label, margins)
                 if len(cols["ord"]) >= CHUNK_ROWS:
                     yield pa.Table.from_pydict(cols, schema=_CHUNK_SCHEMA)
                     cols = {name: [] for name in _CHUNK_SCHEMA.names}
@@ -295,17 +399,24 @@ def _note_skip(report: ImportReport, skip: Skip, max_examples: int) -> None:
         report.skip_examples.append(skip)
 
 
-def _insert_chunk(con, chunk: pa.Table, batch_id: int, test_fraction_threshold: int) -> None:
-    """Hash, de-duplicate and insert one chunk, straight into `pairs`.
+def _insert_chunk(con, chunk: pa.Table, batch_id: int, test_fraction_threshold: int,
+                  split_by: SplitBy = "prompt") -> None:
+    """Hash, de-duplicate and insert one chunk, straight into `pairs`, then its data labels.
 
     Earlier chunks of the same import are already in `pairs` (inside the open
     transaction), so the anti-join also removes duplicates across chunks; each
-    text is written once, with no staging copy.
+    text is written once, with no staging copy. A data label goes to its pair
+    whether the pair is new or was already there, unless that pair already has
+    a label from the same data annotator (a re-import adds none).
     """
+    group = "content_hash" if split_by == "pair" else f"sha256({PROMPT_KEY_SQL.format(col='prompt')})"
+    drawn = f"CASE WHEN ('0x' || left({group}, 8))::BIGINT < ? THEN 'test' ELSE 'train' END"
+    if test_fraction_threshold == 0:  # nothing to draw: no prompt needs hashing
+        drawn = "CASE WHEN ? = 0 THEN 'train' END"
     con.register("_chunk", chunk)
     try:
         con.execute(
-            """
+            f"""
             INSERT INTO pairs (id, source, split, prompt, chosen, rejected, content_hash, import_batch, meta)
             WITH hashed AS (
                 SELECT *, sha256(prompt || chr(31) || chosen || chr(31) || rejected) AS content_hash FROM _chunk
@@ -316,14 +427,50 @@ def _insert_chunk(con, chunk: pa.Table, batch_id: int, test_fraction_threshold: 
             )
             SELECT (SELECT coalesce(max(id), 0) FROM pairs) + row_number() OVER (ORDER BY ord),
                    source,
-                   coalesce(split, CASE WHEN ('0x' || left(content_hash, 8))::BIGINT < ? THEN 'test' ELSE 'train' END),
+                   coalesce(split, {drawn}),
                    prompt, chosen, rejected, content_hash, ?, meta::JSON
             FROM fresh ORDER BY ord
             """,
             [test_fraction_threshold, batch_id],
         )
+        if chunk.column("label_annotator").null_count < chunk.num_rows:
+            con.execute(
+                """
+                INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, flip, margin, value,
+                                         run_id, extra)
+                WITH labelled AS (
+                    SELECT *, sha256(prompt || chr(31) || chosen || chr(31) || rejected) AS content_hash
+                    FROM _chunk WHERE label_annotator IS NOT NULL
+                )
+                SELECT p.id, 'data', c.label_annotator, 'label', c.label_level, c.label_flip, c.label_margin,
+                       c.label_value, ?, c.label_extra::JSON
+                FROM labelled c JOIN pairs p ON p.content_hash = c.content_hash
+                WHERE NOT EXISTS (SELECT 1 FROM annotations a WHERE a.pair_id = p.id AND a.annotator_kind = 'data'
+                                  AND a.annotator_id = c.label_annotator)
+                QUALIFY row_number() OVER (PARTITION BY p.id, c.label_annotator ORDER BY c.ord) = 1
+                ORDER BY c.ord
+                """,
+                [_run_id(batch_id)],
+            )
     finally:
         con.unregister("_chunk")
+
+
+def shared_prompts(con) -> dict[tuple[str, ...], int]:
+    """Prompts (normalised as --test-fraction groups them) found in more than one split: splits -> count.
+
+    A prompt in both train and test leaks: a model can be scored on a prompt
+    it was trained on, with another response pair.
+    """
+    rows = con.execute(
+        f"""
+        SELECT splits, count(*) FROM (
+            SELECT list_sort(list(DISTINCT split)) AS splits FROM pairs
+            GROUP BY {PROMPT_KEY_SQL.format(col='prompt')} HAVING count(DISTINCT split) > 1
+        ) GROUP BY splits ORDER BY count(*) DESC, splits
+        """
+    ).fetchall()
+    return {tuple(splits): n for splits, n in rows}
 
 
 @dataclass

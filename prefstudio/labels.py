@@ -6,8 +6,11 @@ undo, which removes the row the person just made — that is what undo means.
 
 Which label a pair's margin comes from (`resolved_labels`) is one rule, used by
 training and export alike: the latest human label, else the latest LLM-judge
-label (an inconsistent judge result counts as level 0), else none. Skips and
-parse errors are not labels.
+label (an inconsistent judge result counts as level 0), else the margin that
+came with the data (kind 'data': AlpacaEval's preference, SHP's score ratio,
+--margin-from), else none. A person or a judge looked at this pair; the data's
+margin was made for the dataset, so it is the fallback. Skips and parse errors
+are not labels.
 """
 
 from __future__ import annotations
@@ -84,9 +87,10 @@ _MY_LATEST = """
     QUALIFY row_number() OVER (PARTITION BY pair_id ORDER BY id DESC) = 1
 """
 
-# Each annotator's latest label per pair, as (level, flip); a judge's inconsistent result is level 0.
+# Each annotator's latest label per pair, as (level, flip) and, for data labels, the continuous value;
+# a judge's inconsistent result is level 0.
 LATEST_LABELS_SQL = """
-    SELECT pair_id, annotator_kind, annotator_id, coalesce(level, 0) AS level, flip, id
+    SELECT pair_id, annotator_kind, annotator_id, coalesce(level, 0) AS level, flip, id, value
     FROM annotations WHERE outcome IN ('label', 'inconsistent')
     QUALIFY row_number() OVER (PARTITION BY pair_id, annotator_kind, annotator_id ORDER BY id DESC) = 1
 """
@@ -142,13 +146,18 @@ def queue_counts(con, annotator: str, *, source: str | None = None, split: str |
     return {"done": done, "skipped": skipped, "left": total - done - skipped, "total": total}
 
 
+# The order in which kinds of label count (module docstring): human, then LLM judge, then data.
+LABEL_PRECEDENCE = ("human", "llm", "data")
+
 RESOLVED_LABELS_SQL = f"""
-    SELECT pair_id, annotator_kind, annotator_id, level, flip
-    FROM ({LATEST_LABELS_SQL}) WHERE annotator_kind IN ('human', 'llm')
-    QUALIFY row_number() OVER (PARTITION BY pair_id ORDER BY annotator_kind = 'human' DESC, id DESC) = 1
+    SELECT pair_id, annotator_kind, annotator_id, level, flip, value
+    FROM ({LATEST_LABELS_SQL}) WHERE annotator_kind IN ('human', 'llm', 'data')
+    QUALIFY row_number() OVER (
+        PARTITION BY pair_id ORDER BY CASE annotator_kind WHEN 'human' THEN 0 WHEN 'llm' THEN 1 ELSE 2 END, id DESC
+    ) = 1
 """
 
 
 def resolved_labels(con) -> dict[int, tuple[int, bool]]:
     """pair id -> (level, flip) of the label that counts (module docstring)."""
-    return {pid: (level, flip) for pid, _, _, level, flip in con.execute(RESOLVED_LABELS_SQL).fetchall()}
+    return {pid: (level, flip) for pid, _, _, level, flip, _ in con.execute(RESOLVED_LABELS_SQL).fetchall()}

@@ -100,7 +100,7 @@ _V1 = [
     )""",
 ]
 
-# v2: the LLM judge's per-call cache and its runs (SPEC §2: never pay twice).
+# v2: the LLM judge's per-call cache and its runs (docs/methods.md, "The LLM judge": never pay twice).
 _V2 = [
     """
     CREATE TABLE judge_calls (
@@ -141,7 +141,8 @@ _V2 = [
     "ALTER TABLE annotations ALTER COLUMN id SET DEFAULT nextval('annotation_id_seq')",
 ]
 
-# v3: Best-of-N (SPEC §5): prompts, their sampled candidates, rewards per candidate, judged comparisons.
+# v3: Best-of-N (docs/methods.md, "Best-of-N"): prompts, their sampled candidates, rewards per candidate,
+# judged comparisons.
 # Keys make every write repeatable: re-importing a file, re-ingesting a job or re-scoring adds no rows.
 _V3 = [
     """
@@ -200,8 +201,44 @@ _V3 = [
     )""",
 ]
 
+# v4: margins that come with the data (docs/methods.md, "Margins that come with the data"): annotations of
+# kind 'data' and their continuous value. DuckDB cannot alter a CHECK constraint, so the table is rebuilt with
+# the same columns and rows (ids, defaults and the id sequence kept), plus `value`.
+_V4 = [
+    """
+    CREATE TABLE annotations_v4 (
+        id             BIGINT PRIMARY KEY DEFAULT nextval('annotation_id_seq'),
+        pair_id        BIGINT NOT NULL,
+        annotator_kind VARCHAR NOT NULL CHECK (annotator_kind IN ('human', 'llm', 'model', 'data')),
+        annotator_id   VARCHAR NOT NULL,
+        outcome        VARCHAR NOT NULL CHECK (outcome IN ('label', 'inconsistent', 'parse_error', 'skip')),
+        level          TINYINT CHECK (level BETWEEN 0 AND 3),
+        flip           BOOLEAN NOT NULL DEFAULT false,
+        margin         DOUBLE,
+        created_at     TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        prompt_version VARCHAR,
+        raw_response_ab VARCHAR,
+        raw_response_ba VARCHAR,
+        tokens_in      INTEGER,
+        tokens_out     INTEGER,
+        cost_usd       DOUBLE,
+        run_id         VARCHAR,
+        extra          JSON,
+        value          DOUBLE
+    )""",
+    """
+    INSERT INTO annotations_v4 (id, pair_id, annotator_kind, annotator_id, outcome, level, flip, margin, created_at,
+                                prompt_version, raw_response_ab, raw_response_ba, tokens_in, tokens_out, cost_usd,
+                                run_id, extra)
+    SELECT id, pair_id, annotator_kind, annotator_id, outcome, level, flip, margin, created_at, prompt_version,
+           raw_response_ab, raw_response_ba, tokens_in, tokens_out, cost_usd, run_id, extra
+    FROM annotations""",
+    "DROP TABLE annotations",
+    "ALTER TABLE annotations_v4 RENAME TO annotations",
+]
+
 # MIGRATIONS[v] takes a database at version v-1 to version v (v=1: empty file).
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3}
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 
 def latest_version() -> int:

@@ -1,7 +1,8 @@
 """A workspace: one folder with the DuckDB file, the config and the job folders.
 
-The process that opens a Workspace owns the database (SPEC §6); background jobs
-get snapshots and write to their job folder instead.
+The process that opens a Workspace owns the database (docs/methods.md, "Jobs and
+the workspace database"); background jobs get snapshots and write to their job
+folder instead.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Callable
 
 ROW = {"prompt": "What is 2+2?", "chosen": "4.", "rejected": "5."}
+JUDGED = {"question": "What is 2+2?", "response_a": "5.", "response_b": "4.", "winner": "model_b"}
+ALPACA = {"instruction": "What is 2+2?", "output_1": "4.", "generator_1": "gpt4_1106_preview", "output_2": "5.",
+          "generator_2": "m", "dataset": "selfinstruct", "annotator": "weighted_alpaca_eval_gpt4_turbo"}
 
 
 def jsonl(*rows: dict | str) -> bytes:
@@ -59,6 +62,20 @@ CASES = [
          command=lambda ws, file: ["report", str(ws), "nope", "--out", str(file.parent / "report-o")]),
     Case("a report into a path that is a file", "p.txt", b"not a folder", "exists and is not a folder", None,
          command=lambda ws, file: ["report", str(ws), "all", "--out", str(file)]),
+    Case("two responses and a winner column, no chosen/rejected", "r.jsonl", jsonl(JUDGED),
+         "this file has a preference column 'winner': orient its pairs with --winner winner", None),
+    Case("--map chosen=/rejected= on a file with a winner column", "s.jsonl", jsonl(JUDGED),
+         "would be stored reversed; orient them with --winner winner", None,
+         command=lambda ws, file: ["import", str(ws), str(file), "--map", "prompt=question", "--map",
+                                   "chosen=response_a", "--map", "rejected=response_b"]),
+    Case("a numeric winner column without --winner-values", "t.jsonl",
+         jsonl({"prompt": "p", "output_1": "a", "output_2": "b", "score": 1.2}),
+         "--winner score: its values are numbers (1.2)", None,
+         command=lambda ws, file: ["import", str(ws), str(file), "--winner", "score"]),
+    Case("AlpacaEval annotations with a tie and a null preference", "u.json",
+         json.dumps([{**ALPACA, "preference": 1.2}, {**ALPACA, "output_2": "four", "preference": 1.5},
+                     {**ALPACA, "output_2": "IV", "preference": None}]).encode(),
+         "u.json:row 2: tie: preference 1.5", 1),
     Case("best-of-N candidates without responses", "q.jsonl", jsonl({"prompt": "p"}),
          "q.jsonl:1: field 'responses' must be a non-empty list", None,
          command=lambda ws, file: ["bon", "import", str(ws), str(file)]),

@@ -43,6 +43,7 @@ class StubOpenAI:
         self.requests = 0
         self.tries: Counter = Counter()  # (prompt, A, B) -> requests received, failed ones included
         self.auth_headers: list[str] = []
+        self._admitted = 0  # requests let through to be answered: hang_after counts these, so it is never overrun
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._server = _Server(("127.0.0.1", 0), self._handler())
@@ -77,7 +78,9 @@ class StubOpenAI:
             if self.fail_with:
                 code = self.fail_with.pop(0)
                 return code, {"error": {"message": f"stub failure {code}", "type": "stub"}}, {"retry-after": "0"}
-            hang = self.hang_after is not None and self.n_answered >= self.hang_after
+            # decided and counted at once: requests in flight together cannot all slip under the limit
+            hang = self.hang_after is not None and self._admitted >= self.hang_after
+            self._admitted += not hang
         if hang:
             self._release.wait()
             return 503, {"error": {"message": "gone"}}, {}

@@ -85,3 +85,22 @@ def test_progress_without_a_terminal_is_plain_lines_for_long_work_only(monkeypat
     # nothing in the first 10 s; then a line every 10 s, and one when the status word changes
     assert capsys.readouterr().err.splitlines() == ["job x: 6/10 (60%) loss 0.5", "job x: 9/10 (90%) loss 0.3",
                                                     "job x: 9/10 (90%) done"]
+
+
+def test_train_with_the_more_paper_preset_freezes_its_settings(small_ws, backbone, capsys):
+    import tomllib
+
+    from prefstudio.train import jobs
+
+    path = small_ws.path
+    small_ws.close()
+    assert main(["train", str(path), "--backbone", str(backbone), "--set", "preset=more-paper", "--set", "quota=90",
+                 "--no-start"]) == 0
+    (job,) = jobs.list_jobs(path / "jobs")
+    config = tomllib.loads((job.folder / "config.toml").read_text())
+    n_sources = 3  # the small demo workspace's sources
+    assert config["objective"] == "more" and config["sampling"] == "balanced"
+    assert config["batch_size"] == n_sources and config["grad_accum"] == 16
+    assert (config["more_normalize"], config["more_momentum"], config["lr"]) == ("l2", 0.99, 1e-6)
+    assert config["quota"] == 90 and config["preset"] == "more-paper"  # a setting given beside the preset wins
+    assert "job " in capsys.readouterr().out

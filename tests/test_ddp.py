@@ -17,7 +17,7 @@ from tests import ddp_more_check as check
 from tests.tiny_models import tiny_gpt2
 
 
-def launch(*args, timeout=180):
+def launch(*args, timeout=600):  # only a limit against a hang
     """torchrun with gloo: `accelerate launch --cpu` would start a single process."""
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args],
@@ -59,7 +59,7 @@ def test_a_job_runs_unchanged_on_two_processes(tmp_path, monkeypatch):
         job = jobs.create_job(ws, make_config({"backbone": str(backbone), "objective": "more", "sampling": "balanced",
                                                "batch_size": 6, "lr": 1e-3, "max_length": 64}), num_processes=2)
         jobs.start_next(ws.jobs_dir)
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600  # only a limit against a hang: the loop waits for the job's state
     while jobs.read_status(job.folder).state in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(0.5)
     status = jobs.read_status(job.folder)

@@ -155,17 +155,17 @@ def test_cli_demo_makes_the_default_size_workspace(tmp_path):
     target = tmp_path / "demo"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-m", "prefstudio", "demo", str(target), "--no-open"],
-                            capture_output=True, text=True, env=env, timeout=60)
+                            capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"made demo workspace {target.resolve()}"
     assert workspace_state(target)[0] == len(SOURCES) * demo.DEFAULT_PER_SOURCE
 
     again = subprocess.run([sys.executable, "-m", "prefstudio", "demo", str(target), "--no-open"],
-                           capture_output=True, text=True, env=env, timeout=60)
+                           capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and again.stdout.strip() == f"using demo workspace {target.resolve()}"
 
 
 def test_demo_does_not_import_textual():
     code = "import sys, prefstudio.demo; sys.exit('textual' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=600).returncode == 0

@@ -82,6 +82,17 @@ def test_scoring_resumes_after_a_cancel_without_scoring_twice(small_ws, backbone
     assert np.isfinite(one.d).all()
 
 
+def test_scoring_reports_progress_after_every_batch_not_only_per_part(ws, backbone):
+    """A split smaller than a part file used to read 0% until the very end (issue 12)."""
+    from tests.eval_helpers import add_pairs
+
+    add_pairs(ws.con, {"alpha": 60, "beta": 40})
+    job = scoring_job.create_eval_job(ws, scoring_job.eval_config(ws, raw_backbone=str(backbone), batch_size=8,
+                                                                  max_length=32))
+    assert run_in_process(job.folder) == [0, *range(8, 100, 8), 100]  # pairs scored, after each batch
+    assert len(list((job.folder / scoring_job.PARTS).glob("part-*.parquet"))) == 1  # still one part to resume from
+
+
 def test_what_cannot_be_scored_is_said_in_one_line(small_ws, backbone, tmp_path):
     with pytest.raises(PrefstudioError, match=r"no job 'nope' in .* \(jobs: none\)"):
         scoring_job.eval_config(small_ws, "nope")
@@ -115,11 +126,35 @@ def test_eval_command_waits_then_prints_the_figures(tmp_path, backbone, monkeypa
     lines = done.stdout.splitlines()
     assert lines[0].startswith("job ") and f"scores raw:{backbone.name} (raw) on split 'test'" in lines[0]
     assert [line.split()[0] for line in lines[1:]] == [*demo.SOURCES, "all"]
-    assert "accuracy" in lines[-1] and "ECE@10" in lines[-1]
+    assert "accuracy" in lines[-1] and "ties" in lines[-1] and "ECE@10" in lines[-1]
     listed = cli("jobs", str(path))
     assert " eval  done " in listed.stdout
     neither = cli("eval", str(path))
     assert neither.returncode == 2 and neither.stderr.count("\n") == 1 and "--raw BACKBONE" in neither.stderr
+
+
+def test_eval_command_prints_the_ties_beside_accuracy(tmp_path, backbone, capsys):
+    from prefstudio.cli import main
+    from prefstudio.workspace import Workspace
+    from tests.eval_helpers import add_pairs
+
+    path = tmp_path / "ws"
+    with Workspace.init(path) as ws:
+        ids = add_pairs(ws.con, {"alpha": 4, "beta": 3})
+        # the same text on both sides gets the same reward: d = 0 exactly, a tie
+        ws.con.execute("UPDATE pairs SET rejected = chosen WHERE list_contains(?, id)",
+                       [ids["alpha"][:2] + ids["beta"][:1]])
+    assert main(["eval", str(path), "--raw", str(backbone), "--name", "tiny", "--wait"]) == 0
+    printed = capsys.readouterr().out.splitlines()[1:]
+    with Workspace.open(path) as ws:
+        rewards = predictions.load_rewards(ws.con, "raw:tiny", "raw", "test")
+    by_source = {"alpha": rewards.d[rewards.source == "alpha"], "beta": rewards.d[rewards.source == "beta"],
+                 "all": rewards.d}
+    assert [int((d == 0).sum()) for d in by_source.values()] == [2, 1, 3]
+    for line, (source, d) in zip(printed, by_source.items(), strict=True):
+        right_or_half = ((d > 0).sum() + 0.5 * (d == 0).sum()) / d.size  # a tie counts half
+        assert line.split()[:7] == [source, "n", str(d.size), "accuracy", f"{right_or_half:.1%}", "ties",
+                                    str(int((d == 0).sum()))], line
 
 
 def test_scoring_reads_one_batch_of_texts_at_a_time(small_ws, backbone):

@@ -8,9 +8,11 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
+from prefstudio import ingest
 from prefstudio.errors import PrefstudioError
 from prefstudio.train import jobs, loop
 from prefstudio.train.config import make_config
@@ -24,6 +26,17 @@ def workspace_state(path):
                 ws.con.execute("SELECT count(*) FROM import_batches").fetchone()[0])
 
 
+def read_offset(pid, path):
+    """How far process `pid` has read `path`: its open file's offset (0 until it has the file open)."""
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):
+        try:
+            if os.readlink(fd) == str(path):
+                return int(Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text().split("pos:")[1].split()[0])
+        except (OSError, IndexError, ValueError):  # an fd closed meanwhile
+            continue
+    return 0
+
+
 def test_kill_9_during_an_import_leaves_the_workspace_as_it_was(tmp_path):
     path = tmp_path / "ws"
     Workspace.init(path).close()
@@ -31,7 +44,7 @@ def test_kill_9_during_an_import_leaves_the_workspace_as_it_was(tmp_path):
     small.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"}) + "\n"
                              for i in range(10)))
     with open(big, "w") as out:
-        for i in range(400_000):
+        for i in range(8 * ingest.CHUNK_ROWS):
             out.write(json.dumps({"prompt": f"question {i} " * 3, "chosen": f"a fine answer {i} " * 4,
                                   "rejected": f"a poor answer {i} " * 4}) + "\n")
     cli = [sys.executable, "-m", "prefstudio", "import", str(path)]
@@ -39,7 +52,12 @@ def test_kill_9_during_an_import_leaves_the_workspace_as_it_was(tmp_path):
     before = workspace_state(path)
 
     importing = subprocess.Popen([*cli, str(big)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(4)  # well into the file: rows are being inserted
+    # Well into the file: past 4 of its 8 chunks of ingest.CHUNK_ROWS rows, the reader (at most 2 chunks ahead of
+    # the inserts) has handed 2 to be inserted, so rows are in the open transaction. A limit only against a hang.
+    size, deadline = big.stat().st_size, time.monotonic() + 600
+    while read_offset(importing.pid, big.resolve()) < 0.55 * size and importing.poll() is None:
+        assert time.monotonic() < deadline, "the import read nothing for 10 minutes"
+        time.sleep(0.02)
     assert importing.poll() is None, "the import ended before it could be killed; make the file bigger"
     importing.send_signal(signal.SIGKILL)
     importing.wait()

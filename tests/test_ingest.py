@@ -1,7 +1,7 @@
 import pytest
 
 from prefstudio.errors import PrefstudioError
-from prefstudio.ingest import RawPair, RecordsReader, Skip, import_pairs
+from prefstudio.ingest import DataLabel, RawPair, RecordsReader, Skip, import_pairs
 
 
 def reader(records, source="mem"):
@@ -84,3 +84,37 @@ def test_failure_mid_import_leaves_workspace_unchanged(ws):
 def test_bad_source_name_is_refused(ws):
     with pytest.raises(PrefstudioError, match="--name: source name"):
         import_pairs(ws, reader([RawPair("p", "a", "b", "line 1")]), source="  ")
+
+
+def data_rows(ws):
+    return ws.con.execute("SELECT pair_id, annotator_kind, annotator_id, level, flip, round(margin, 4), value, run_id "
+                          "FROM annotations ORDER BY id").fetchall()
+
+
+def test_data_labels_go_in_with_their_pairs_once_and_roll_back_with_them(ws):
+    label = DataLabel("d/score", 0.8, 3)
+    records = [RawPair("p1", "a", "b", "line 1", label=label),
+               RawPair("p2", "a", "b", "line 2", label=DataLabel("d/score", 0.3, 1, flip=True)),
+               RawPair("p1", "a", "b", "line 3", label=DataLabel("d/score", 0.1, 0)),  # a duplicate: first one counts
+               RawPair("p3", "a", "b", "line 4")]
+    report = import_pairs(ws, reader(records))
+    expected = [(1, "data", "d/score", 3, False, 1.0, 0.8, "import-1"),
+                (2, "data", "d/score", 1, True, -0.3333, 0.3, "import-1")]
+    assert data_rows(ws) == expected
+    assert report.labels_lines() == ["data margins d/score: +2 (levels 0/1/2/3: 0/1/0/1)"]
+    # a re-import adds no second label from the same data; a pair imported before gets one from new data
+    import_pairs(ws, reader([RawPair("p1", "a", "b", "line 1", label=label),
+                             RawPair("p3", "a", "b", "line 2", label=DataLabel("e/x", None, 0))]))
+    assert data_rows(ws) == expected + [(3, "data", "e/x", 0, False, 0.0, None, "import-2")]
+
+    class Broken:
+        label, format, default_source, total, position = "broken.jsonl", "test", "broken", None, 0
+
+        def __iter__(self):
+            for i in range(60_000):  # the first chunk's pairs and labels are written before the failure
+                yield RawPair(f"q{i}", "a", "b", f"line {i}", label=label)
+            raise PrefstudioError("broken.jsonl: line 60001: file is truncated")
+
+    with pytest.raises(PrefstudioError, match="truncated"):
+        import_pairs(ws, Broken())
+    assert ws.count_pairs() == 3 and len(data_rows(ws)) == 3

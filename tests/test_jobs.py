@@ -19,14 +19,26 @@ def config(backbone, **extra):
                         "warmup_ratio": 0.0, **extra})
 
 
-def wait_for(folder, predicate, timeout=120):
+# Only a safety net against a hung job: tests wait for what a job writes (its status, a checkpoint), never for a
+# time, so a busy machine makes them slower, not red.
+SAFETY_NET_S = 600
+
+
+def wait_for(folder, predicate, timeout=SAFETY_NET_S):
+    """Poll the job's status until `predicate(status)` holds (it may read the job folder's other files too)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = jobs.read_status(folder)
         if predicate(status):
             return status
         time.sleep(0.2)
-    raise AssertionError(f"timed out; status {jobs.read_status(folder)}; log:\n{jobs.read_status(folder).log_tail()}")
+    raise AssertionError(f"no sign after {timeout} s; status {jobs.read_status(folder)}; "
+                         f"log:\n{jobs.read_status(folder).log_tail()}")
+
+
+def checkpoint_step(folder):
+    saved = latest_checkpoint(folder)
+    return int(saved.name.split("-")[1]) if saved else 0
 
 
 def steps_logged(folder):
@@ -60,26 +72,27 @@ def test_cancel_then_resume_goes_on_from_the_checkpoint(small_ws, backbone):
     saved = latest_checkpoint(job.folder)
     assert saved is not None and int(saved.name.split("-")[1]) == cancelled.step < cancelled.total_steps
     jobs.resume(job.folder)
-    done = wait_for(job.folder, lambda s: s.state == "done", timeout=300)
+    done = wait_for(job.folder, lambda s: s.state == "done")
     logged = steps_logged(job.folder)
     assert logged == list(range(1, done.total_steps + 1))  # no step lost, none done twice
 
 
 def test_kill_9_shows_failed_and_resumes(small_ws, backbone):
-    job = jobs.create_job(small_ws, config(backbone, epochs=8, batch_size=4, checkpoint_every=2))
+    job = jobs.create_job(small_ws, config(backbone, epochs=4, batch_size=4, checkpoint_every=2))
     jobs.start_next(small_ws.jobs_dir)
-    running = wait_for(job.folder, lambda s: s.step >= 5)
+    # killed once a checkpoint is on disk, and most likely with steps done past it that the resume must redo
+    running = wait_for(job.folder, lambda s: s.state == "running" and 0 < checkpoint_step(job.folder) < s.step)
     os.killpg(running.pid, signal.SIGKILL)
     failed = wait_for(job.folder, lambda s: s.state == "failed")
     assert "ended without a word" in failed.message
-    resumed_from = int(latest_checkpoint(job.folder).name.split("-")[1])
+    resumed_from = checkpoint_step(job.folder)
     assert resumed_from >= 2 and resumed_from % 2 == 0
     jobs.resume(job.folder)
-    done = wait_for(job.folder, lambda s: s.state == "done", timeout=300)
+    done = wait_for(job.folder, lambda s: s.state == "done")
     logged = steps_logged(job.folder)
     assert logged[-1] == done.total_steps
     # steps after the last checkpoint were redone after the kill; each step from the checkpoint on appears once
-    after = logged[logged.index(resumed_from, ) + 1:]
+    after = logged[logged.index(resumed_from) + 1:]
     assert after[-(done.total_steps - resumed_from):] == list(range(resumed_from + 1, done.total_steps + 1))
 
 
@@ -101,7 +114,8 @@ def test_train_and_jobs_commands(tmp_path, backbone, monkeypatch):
     path, _ = demo.ensure_demo(tmp_path / "ws")
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "prefstudio", *args], capture_output=True, text=True, timeout=300)
+        return subprocess.run([sys.executable, "-m", "prefstudio", *args], capture_output=True, text=True,
+                              timeout=SAFETY_NET_S)
 
     bad = cli("train", str(path), "--backbone", str(backbone), "--set", "lr_rate=1")
     assert bad.returncode == 2 and "unknown setting 'lr_rate'" in bad.stderr and bad.stderr.count("\n") == 1

@@ -35,6 +35,21 @@ def add_pairs(ws, prompts):
     import_pairs(ws, RecordsReader("t", "test", "judge-test", records))
 
 
+SAFETY_NET_S = 300  # a wait's limit, only against a hang: tests wait for evidence, never for a time
+
+
+def wait_until(condition, what: str, timeout: float = SAFETY_NET_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no sign after {timeout} s that {what}"
+        time.sleep(0.02)
+
+
+def journaled_calls(workspace) -> int:
+    """Complete lines in the run journals of `workspace`: answers that are on disk (journal.RunWriter)."""
+    return sum(path.read_bytes().count(b"\n") for path in (workspace / "judge").glob("*.jsonl"))
+
+
 def run_judge(ws, stub, **overrides):
     settings = JudgeConfig(model="gpt-4o", base_url=stub.base_url, **overrides)
     prompt, plan = prepare_run(ws, settings)
@@ -134,20 +149,22 @@ def test_bad_key_stops_at_once_without_naming_the_key(ws):
 
 
 def test_dead_api_then_rerun_loses_and_repeats_nothing(ws):
-    add_pairs(ws, [f"q-consistent-{i}" for i in range(10)])
-    SCRIPT.update({f"q-consistent-{i}": SCRIPT["q-consistent"] for i in range(10)})
+    add_pairs(ws, [f"q-consistent-{i}" for i in range(6)])
+    SCRIPT.update({f"q-consistent-{i}": SCRIPT["q-consistent"] for i in range(6)})
     with StubOpenAI(scripted) as stub:
-        stub.hang_after = 7
-        _, stats = run_judge(ws, stub, concurrency=2, timeout_s=0.5, max_retries=1)
+        stub.hang_after = 7  # three pairs and one order of a fourth, then nothing
+        # The client's timeout is what ends the run (the dead API holds its calls, each try waits it out): long
+        # enough that no call the stub does answer times out on a busy machine, or that answer is lost.
+        _, stats = run_judge(ws, stub, concurrency=2, timeout_s=2, max_retries=1)
         first = stub.answered.copy()
     assert stats.state == "failed"
     done = ws.con.execute("SELECT count(*) FROM annotations").fetchone()[0]
-    assert 3 <= done < 10
+    assert 3 <= done < 6
     with StubOpenAI(scripted) as stub:
         _, stats = run_judge(ws, stub)
         assert not set(stub.answered) & set(first)  # nothing answered before is asked again
     assert stats.state == "done"
-    assert ws.con.execute("SELECT count(*), count(DISTINCT pair_id) FROM annotations").fetchone() == (10, 10)
+    assert ws.con.execute("SELECT count(*), count(DISTINCT pair_id) FROM annotations").fetchone() == (6, 6)
 
 
 def test_key_reaches_the_server_but_never_the_database(ws, tmp_path):
@@ -179,9 +196,7 @@ def test_answers_journaled_before_a_crash_are_replayed_not_paid_again(ws, monkey
                  "model": "gpt-4o", "prompt_version": identity, "pair_id": 1, "chosen_as": "A",
                  "response": "Chosen is far better.\nVerdict: A>>>B", "tokens_in": 10, "tokens_out": 5,
                  "cost_usd": 0.0, "run_id": "crashed-run", "created_at": journal.now_text()})
-    deadline = time.monotonic() + 5
-    while writer.path.stat().st_size == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: writer.path.stat().st_size > 0, "the answer reached the journal")
     journal._active_runs.discard("crashed-run")  # the process that owned it is gone
     assert ws.con.execute("SELECT count(*) FROM judge_calls").fetchone()[0] == 0
     with StubOpenAI(scripted) as stub:
@@ -235,10 +250,10 @@ def test_kill_9_mid_run_then_rerun_duplicates_nothing(tmp_path):
              "--concurrency", "4", "--yes"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 30
-        while stub.n_answered < 30 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # answered calls are journaled at once; give the fsync a moment
+        # The stub counts an answer before the client has read it: the evidence that all 30 are paid for and
+        # kept is their lines in the run's journal, written and fsynced before anything else happens to them.
+        wait_until(lambda: journaled_calls(path) >= 30 or proc.poll() is not None, "30 answers were journaled")
+        assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read().decode()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         first = stub.answered.copy()
@@ -246,7 +261,7 @@ def test_kill_9_mid_run_then_rerun_duplicates_nothing(tmp_path):
     with StubOpenAI(scripted) as stub:
         out = subprocess.run(
             [sys.executable, "-m", "prefstudio", "annotate", str(path), "--judge", "--base-url", stub.base_url, "--yes"],
-            env=env, capture_output=True, text=True, timeout=60,
+            env=env, capture_output=True, text=True, timeout=SAFETY_NET_S,
         )
         assert out.returncode == 0, out.stderr
         assert not set(stub.answered) & set(first)

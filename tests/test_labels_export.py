@@ -120,3 +120,60 @@ def test_export_margins_in_trl_layout(ws6, tmp_path):
     assert "p2" not in loaded["train"]["prompt"]
     with pytest.raises(PrefstudioError, match="already exists"):
         export_pairs(ws6, tmp_path / "out.parquet")
+
+
+def data_label(ws, pair_id, level, value, flip=False, who="alpaca-eval/weighted_alpaca_eval_gpt4_turbo"):
+    ws.con.execute(
+        "INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, flip, value) "
+        "VALUES (?, 'data', ?, 'label', ?, ?, ?)", [pair_id, who, level, flip, value])
+
+
+def test_data_labels_count_after_people_and_judges(ws6):
+    m = ws6.config.margins
+    data_label(ws6, 1, 3, 0.9)
+    data_label(ws6, 2, 3, 0.9)
+    data_label(ws6, 3, 1, 0.3, flip=True)
+    judge(ws6, 1, "label", 1)                       # a judge beats the data
+    add_label(ws6.con, 2, "ana", 0, False, m)       # so does a person
+    judge(ws6, 2, "label", 2)
+    assert resolved_labels(ws6.con) == {1: (1, False), 2: (0, False), 3: (1, True)}
+
+
+def test_export_takes_a_data_label_through_the_scale_or_as_its_value(ws6, tmp_path):
+    data_label(ws6, 1, 3, 0.82)
+    data_label(ws6, 2, 1, 0.3, flip=True)
+    judge(ws6, 3, "label", 2)
+    n, _ = export_pairs(ws6, tmp_path / "levels.parquet")
+    rows = pq.read_table(tmp_path / "levels.parquet").to_pylist()[:4]
+    assert [(round(r["margin"], 4), r["level"], r["label_by"]) for r in rows] == [
+        (1.0, 3, "data:alpaca-eval/weighted_alpaca_eval_gpt4_turbo"),
+        (-0.3333, 1, "data:alpaca-eval/weighted_alpaca_eval_gpt4_turbo"),
+        (0.6667, 2, "llm:gpt-4o"), (0.0, None, None)]
+    ws6.config.margins.data = "value"
+    export_pairs(ws6, tmp_path / "values.parquet")
+    rows = pq.read_table(tmp_path / "values.parquet").to_pylist()[:4]
+    assert [round(r["margin"], 4) for r in rows] == [0.82, -0.3, 0.6667, 0.0]  # a judge's label keeps the scale
+
+
+def test_snapshot_trains_the_margin_objective_on_data_margins(ws6, tmp_path):
+    from prefstudio.train.snapshot import write_snapshot
+
+    data_label(ws6, 4, 2, 0.6)
+    ws6.config.margins.data = "value"
+    write_snapshot(ws6, tmp_path / "pairs.parquet")
+    rows = {r["pair_id"]: r for r in pq.read_table(tmp_path / "pairs.parquet").to_pylist()}
+    assert (rows[4]["margin"], rows[4]["level"]) == (0.6, 2) and rows[5]["margin"] == 0.0
+
+
+def test_agreement_compares_data_labels_with_a_judge(ws6):
+    for pair_id, (data_level, value, judge_level) in enumerate([(3, 0.95, 3), (3, 0.9, 1), (1, 0.3, 1), (0, 0.1, 0)],
+                                                               start=1):
+        data_label(ws6, pair_id, data_level, value)
+        judge(ws6, pair_id, "label", judge_level)
+    result = compare(ws6.con, "data:alpaca-eval/weighted_alpaca_eval_gpt4_turbo", "llm:gpt-4o")
+    assert result.n == 4 and result.exact == 0.75
+    assert result.confusion.tolist() == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 1, 0, 1]]
+    holder, means = result.value_by_level
+    assert holder == "data:alpaca-eval/weighted_alpaca_eval_gpt4_turbo"
+    assert means == [pytest.approx(0.1), pytest.approx(0.6), None, pytest.approx(0.95)]
+    assert compare(ws6.con, "human:nobody", "llm:gpt-4o").value_by_level is None

@@ -11,10 +11,17 @@ from prefstudio.evaluate import metrics
 D = np.log(np.array([17 / 3, 13 / 7, 1 / 3, 11 / 9, 1.0]))
 
 
-def test_accuracy_counts_a_tie_as_wrong():
-    assert metrics.accuracy(D) == pytest.approx(3 / 5)
-    assert metrics.accuracy(np.array([0.1, 2.0])) == 1.0
-    assert metrics.accuracy(np.array([-0.1, 0.0])) == 0.0
+def test_accuracy_counts_a_tie_half_and_says_how_many():
+    # MORE scores both orderings of a pair: a tie (d = 0) is right in one of them
+    d = np.array([1.0, 0.0, -1.0, 0.0, 2.0])
+    assert metrics.accuracy(d) == pytest.approx((2 + 0.5 * 2) / 5) == pytest.approx(0.6)
+    assert metrics.ties(d) == 2
+    summary = metrics.summarize(d)
+    assert (summary.accuracy, summary.ties) == (pytest.approx(0.6), 2)
+    assert metrics.accuracy(D) == pytest.approx(3.5 / 5) and metrics.ties(D) == 1
+    assert metrics.accuracy(np.array([0.1, 2.0])) == 1.0 and metrics.ties(np.array([0.1, 2.0])) == 0
+    assert metrics.accuracy(np.array([-0.1, 0.0])) == 0.25
+    assert metrics.accuracy(np.zeros(3)) == 0.5 and metrics.ties(np.array([-0.0, 0.0, 1e-300])) == 2
 
 
 def test_two_entry_ece_by_hand():
@@ -28,6 +35,29 @@ def test_two_entry_ece_by_hand():
     assert metrics.ece(D, 20) == pytest.approx(0.34)
 
 
+# σ(d) exactly on the inner edges of 4 bins (0.25, 0.5, 0.75) and inside them: ln 3 -> 0.75 (and 1 - σ = 0.25),
+# -ln 3 -> just under 0.25 (1 - σ = 0.75), 0 -> 0.5, ln 1.5 -> 0.6, ln 9 -> 0.9
+ON_EDGES = np.log(np.array([3.0, 1 / 3, 1.0, 1.5, 9.0]))
+
+
+def test_values_on_an_inner_edge_fall_in_the_lower_bin():
+    p = metrics.sigmoid(ON_EDGES)
+    assert (p[0], 1 - p[0], p[1] < 0.25, 1 - p[1], p[2]) == (0.75, 0.25, True, 0.75, 0.5)  # exactly on the edges
+    # bins [0, .25] (.25, .5] (.5, .75] (.75, 1], entries (p, 1) and (1 - p, 0):
+    #   [0, .25]:  0.25 (0) + 0.25⁻ (1) + 0.1 (0)   = 0.6 vs 1 -> 0.4
+    #   (.25, .5]: 0.5 (1) + 0.5 (0) + 0.4 (0)      = 1.4 vs 1 -> 0.4
+    #   (.5, .75]: 0.75 (1) + 0.75 (0) + 0.6 (1)    = 2.1 vs 2 -> 0.1
+    #   (.75, 1]:  0.9 (1)                           = 0.9 vs 1 -> 0.1;  1.0 over 2n = 10
+    # (edge values in the upper bin would give 2.1 / 10; n_bins edges instead of n_bins + 1, 0.8 / 10)
+    assert metrics.ece(ON_EDGES, 4) == pytest.approx(0.1)
+    # confidence form, 2 bins [.5, .75] (.75, 1]: the 0.75s stay in the first with 0.5 (a tie: half right) and 0.6
+    bins = metrics.reliability(ON_EDGES, 2)
+    assert [b.count for b in bins] == [4, 1]
+    assert [b.confidence for b in bins] == pytest.approx([2.6 / 4, 0.9])
+    assert [b.accuracy for b in bins] == pytest.approx([2.5 / 4, 1.0])
+    assert metrics.reliability_ece(bins) == pytest.approx((4 * 0.025 + 0.1) / 5)
+
+
 def test_one_bin_is_always_calibrated():
     assert metrics.ece(np.array([3.0, -1.0, 0.2]), 1) == pytest.approx(0.0)
 
@@ -37,11 +67,11 @@ def test_reliability_table_and_its_ece_by_hand():
     assert [b.lower for b in bins] + [bins[-1].upper] == pytest.approx([0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
     assert [b.count for b in bins] == [2, 1, 1, 1, 0]
     assert [b.confidence for b in bins[:4]] == pytest.approx([0.525, 0.65, 0.75, 0.85])
-    assert [b.accuracy for b in bins[:4]] == [0.5, 1.0, 0.0, 1.0]
+    assert [b.accuracy for b in bins[:4]] == [0.75, 1.0, 0.0, 1.0]  # the tie is half right, as in accuracy
     assert math.isnan(bins[4].confidence) and math.isnan(bins[4].accuracy)
-    # (2·0.025 + 0.35 + 0.75 + 0.15) / 5; the tie makes it differ from the two-entry form ...
-    assert metrics.reliability_ece(bins) == pytest.approx(0.26)
-    # ... which it equals without the tie: 1.7 / 4 both ways
+    # (2·|0.75 - 0.525| + 0.35 + 0.75 + 0.15) / 5: with the tie half right the confidence form equals the
+    # two-entry form (3.4 / 10), as it does without the tie (1.7 / 4 both ways)
+    assert metrics.reliability_ece(bins) == pytest.approx(metrics.ece(D, 10)) == pytest.approx(0.34)
     assert metrics.reliability_ece(metrics.reliability(D[:4], 5)) == pytest.approx(metrics.ece(D[:4], 10)) \
         == pytest.approx(0.425)
 
@@ -82,13 +112,24 @@ def test_summaries_by_source_keep_indices_into_the_whole():
     by_source = metrics.summarize_by_source(d, sources, ece_bins=(10,), reliability_bins=5)
     assert list(by_source) == ["a", "b", metrics.ALL]
     assert by_source["a"].n == 2 and by_source["a"].accuracy == 0.5
+    assert [by_source[k].ties for k in ("a", "b", metrics.ALL)] == [0, 0, 0]
     assert by_source["b"].outliers.positive.tolist() == [3]  # index into d, not into b's pairs
     assert by_source[metrics.ALL].n == 9 and by_source[metrics.ALL].ece[10] == pytest.approx(metrics.ece(d, 10))
 
 
+def test_per_source_accuracy_counts_ties_half_too():
+    d = np.array([0.0, 1.0, -1.0, 0.0, 0.0, 2.0])
+    sources = np.array(["a", "a", "a", "a", "b", "b"])
+    by_source = metrics.summarize_by_source(d, sources)
+    # a: 1 right, 2 ties of 4 -> 2/4; b: 1 right, 1 tie of 2 -> 1.5/2; all: 2 right, 3 ties of 6 -> 3.5/6
+    assert [(by_source[k].accuracy, by_source[k].ties) for k in ("a", "b", metrics.ALL)] == \
+        [(0.5, 2), (0.75, 1), (pytest.approx(3.5 / 6), 3)]
+    assert [b.accuracy for b in by_source["b"].reliability if b.count] == [0.5, 1.0]  # the tie's bin; σ(2)'s
+
+
 def test_empty_input_gives_nan_not_an_error():
     empty = metrics.summarize(np.array([]))
-    assert empty.n == 0 and math.isnan(empty.accuracy) and math.isnan(empty.ece[10])
+    assert empty.n == 0 and math.isnan(empty.accuracy) and math.isnan(empty.ece[10]) and empty.ties == 0
     assert empty.outliers.n_positive == 0
 
 

@@ -61,14 +61,19 @@ def test_comparison_csv_is_the_papers_table_in_numbers(written):
     *_, out = written
     rows = {row["job_id"]: row for row in _rows(out / "comparison.csv")}
     assert list(rows["job-a"]) == ["model", "job_id", "checkpoint", "split", "accuracy_alpha", "accuracy_beta",
-                                   "accuracy_avg", "accuracy_all", "ece_5", "n"]
+                                   "accuracy_avg", "accuracy_all", "ties_alpha", "ties_beta", "ties_all", "ece_5",
+                                   "n"]
     a, b = rows["job-a"], rows["job-b"]
     assert (a["model"], a["checkpoint"], a["split"], a["n"]) == ("bt (step-10)", "step-10", "test", "6")
     # by hand: avg is the mean of 75% and 50%, not the pooled 4 of 6
     assert [float(a[k]) for k in ("accuracy_alpha", "accuracy_beta", "accuracy_avg")] == [0.75, 0.5, 0.625]
     assert float(a["accuracy_all"]) == pytest.approx(4 / 6)
     assert float(a["ece_5"]) == pytest.approx(metrics.ece(np.array(A), 5))
-    assert [float(b[k]) for k in ("accuracy_alpha", "accuracy_beta", "accuracy_avg")] == [0.75, 1.0, 0.875]
+    # B's tie counts half: alpha 3.5 of 4, beta 2 of 2, avg their mean, all 5.5 of 6
+    assert [float(b[k]) for k in ("accuracy_alpha", "accuracy_beta", "accuracy_avg")] == [0.875, 1.0, 0.9375]
+    assert float(b["accuracy_all"]) == pytest.approx(5.5 / 6)
+    assert [b[k] for k in ("ties_alpha", "ties_beta", "ties_all")] == ["1", "0", "1"]
+    assert [a[k] for k in ("ties_alpha", "ties_beta", "ties_all")] == ["0", "0", "0"]
 
 
 def test_metrics_csv_holds_every_figure_of_every_source(written):
@@ -89,6 +94,8 @@ def test_metrics_csv_holds_every_figure_of_every_source(written):
     assert by_key[("job-c", metrics.ALL, "outliers_positive")] == "1"
     assert by_key[("job-c", metrics.ALL, "outliers_positive_mean")] == "50.0"
     assert by_key[("job-c", metrics.ALL, "outliers_negative_mean")] == ""  # none: empty, not "nan"
+    assert [by_key[("job-b", source, "ties")] for source in ("alpha", "beta", metrics.ALL)] == ["1", "0", "1"]
+    assert by_key[("job-b", "alpha", "accuracy")] == "0.875"
 
 
 def test_reliability_csv_bins_add_up_to_the_pairs(written):
@@ -118,14 +125,48 @@ def test_outliers_csv_keeps_user_text_with_commas_quotes_and_newlines(written):
 def test_markdown_holds_the_table_the_figures_and_the_plots(written):
     *_, out = written
     text = (out / "report.md").read_text(encoding="utf-8")
-    assert "| model | alpha | beta | avg | all | ECE@5 | n |" in text
-    assert "| bt (step-10) | 75.0 | 50.0 | 62.5 | 66.7 |" in text
-    assert "| more (step-10) | 75.0 | 100.0 | 87.5 | 83.3 |" in text
+    assert "| model | alpha | beta | avg | all | ties | ECE@5 | n |" in text
+    assert "| bt (step-10) | 75.0 | 50.0 | 62.5 | 66.7 | 0 |" in text
+    assert "| more (step-10) | 87.5 | 100.0 | 93.8 | 91.7 | 1 |" in text  # the tie counts half
+    assert "a tie, d = 0, counts half" in text
     assert "6 pairs that every model has scored" in text
     for name in ("histogram.png", "reliability.png", "accuracy.png"):
         assert f"]({name})" in text
-    assert "| beta | 2 | 50.0 |" in text  # bt's per-source distribution row
+    assert "| beta | 2 | 50.0 | 0 |" in text  # bt's per-source distribution row, with its ties
+    assert "| source | n | accuracy % | ties | mean |" in text
+    assert "| alpha | 4 | 87.5 | 1 |" in text  # more's
     assert "He said, \"stop\" then, after a pause" in text  # the outlier's prompt on one line
+
+
+def test_an_odd_ece_bin_count_gets_its_footnote_in_the_markdown(written):
+    *_, out = written  # --bins 5, and ECE@5 in every per-source table
+    text = (out / "report.md").read_text(encoding="utf-8")
+    note = ("*Odd bin count: the middle bin pools p and 1 − p, so ECE@5 can read ≈ 0 for a model whose p stay near "
+            "0.5 (docs/methods.md, \"Odd bin counts\").*")
+    assert text.count(note) == 2  # under the papers' table (ECE@5) and before the per-source tables
+    assert text.index("| model | alpha |") < text.index(note) < text.index("## Reward differences")
+
+
+def test_two_checkpoints_of_one_job_have_their_own_colour_and_marker_in_every_png(ws):
+    every = sum(add_pairs(ws.con, {"alpha": 4, "beta": 2}).values(), [])
+    store_model(ws.con, "job-a", every, A, name="bt", checkpoint="step-123")
+    store_model(ws.con, "job-a", every, B, checkpoint="step-100")
+    store_model(ws.con, "job-b", every, C, name="more")
+    comparison = compare.compare(ws.con, predictions.scored_models(ws.con, "test"))
+    labels = ["bt (step-100)", "bt (step-123)", "more (step-10)"]
+    assert comparison.labels() == labels
+
+    def legend(fig) -> dict:
+        (shown,) = fig.legends
+        return {text.get_text().split(",")[0]: handle for text, handle in zip(shown.texts, shown.legend_handles)}
+
+    for fig in (report.histogram_figure(comparison, 10), report.reliability_figure(comparison)):
+        lines = legend(fig)
+        styles = [(tuple(lines[label].get_color()), lines[label].get_marker()) for label in labels]
+        assert len({colour for colour, _ in styles}) == 3 and len({mark for _, mark in styles}) == 3
+    bars = legend(report.accuracy_figure(comparison))
+    assert len({tuple(bars[label].get_facecolor()) for label in labels}) == 3
+    assert len({bars[label].get_hatch() for label in labels}) == 3  # told apart in greyscale too
 
 
 def test_plots_are_pngs_with_something_drawn(written):
@@ -171,12 +212,22 @@ def test_job_names_checkpoints_raw_and_all(tmp_path, capsys):
                  "--source", "alpha"]) == 0
     rows = _rows(out / "comparison.csv")
     assert [(r["job_id"], r["checkpoint"], r["accuracy_all"]) for r in rows] == \
-        [("job-b", "step-20", "0.0"), ("job-b", "step-10", "0.75"), ("raw:base", "raw", "1.0")]
-    assert "accuracy_beta" not in rows[0]
-    assert "more (step-20)" in capsys.readouterr().out
+        [("job-b", "step-20", "0.0"), ("job-b", "step-10", "0.875"), ("raw:base", "raw", "1.0")]
+    assert "accuracy_beta" not in rows[0] and "ties_beta" not in rows[0]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1].split()[:6] == ["model", "alpha", "avg", "all", "ties", "ECE@10"]
+    assert not any("odd bin count" in line for line in printed)
+    assert "more (step-20)" in printed[2]
+    assert printed[3].split()[:6] == ["more", "(step-10)", "87.5", "87.5", "87.5", "1"]  # alpha's tie, half right
     assert main(["report", str(path), "all", "--out", str(out)]) == 0
     assert [(r["job_id"], r["checkpoint"]) for r in _rows(out / "comparison.csv")] == \
         [("raw:base", "raw"), ("job-a", "step-10"), ("job-b", "step-20"), ("job-c", "step-10")]
+    capsys.readouterr()
+    assert main(["report", str(path), "job-a", "--bins", "5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1].split()[-2] == "ECE@5"
+    assert printed[-2] == ("odd bin count: the middle bin pools p and 1 − p, so ECE@5 can read ≈ 0 for a model whose "
+                           "p stay near 0.5")
     assert main(["report", str(path), "job-b:step-99", "--out", str(out)]) == 2
     assert "has no rewards for step-99 on split 'test' (scored: step-10, step-20)" in capsys.readouterr().err
     for bad, message in ((["--bins", "0"], "--bins 0"), (["--source", "gamma"], "no such source"),
@@ -196,9 +247,11 @@ def test_the_command_in_its_own_process(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "split 'test': 6 pairs every model has scored"
-    assert lines[1].split() == ["model", "alpha", "beta", "avg", "all", "ECE@10", "n"]
-    assert lines[2].split() == ["bt", "(step-10)", "75.0", "50.0", "62.5", "66.7",
+    assert lines[1].split() == ["model", "alpha", "beta", "avg", "all", "ties", "ECE@10", "n"]
+    assert lines[2].split() == ["bt", "(step-10)", "75.0", "50.0", "62.5", "66.7", "0",
                                 f"{metrics.ece(np.array(A), 10):.4f}", "6"]
+    assert lines[3].split() == ["more", "(step-10)", "87.5", "100.0", "93.8", "91.7", "1",
+                                f"{metrics.ece(np.array(B), 10):.4f}", "6"]
     assert lines[-1].startswith("wrote ") and str(out / "report.md") in lines[-1]
     assert_png(out / "accuracy.png")
     failed = run("nope", "--out", str(out))

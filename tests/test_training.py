@@ -1,18 +1,67 @@
-"""Training on the demo data with tiny models made here, and with the real MiniLM."""
+"""Training with tiny models made here, and with the real MiniLM.
+
+Whether an objective learns is checked on a task the models learn decisively (the marked task below), against
+bars far from both chance and the usual result, so that neither a CPU's numerics nor a change of batching can
+flip a test; the demo data checks the mechanics (steps counted, layers frozen, objectives that run).
+"""
 
 import json
+import math
+import random
 
 import pyarrow.parquet as pq
 import pytest
 
 from prefstudio import demo
 from prefstudio.errors import PrefstudioError
+from prefstudio.ingest import RawPair, RecordsReader, import_pairs
 from prefstudio.train.config import make_config
 from prefstudio.train.loop import train
 from prefstudio.train.scoring import score_pairs
 from prefstudio.train.snapshot import write_snapshot
 from prefstudio.workspace import Workspace
 from tests.tiny_models import MINILM, tiny_gpt2
+
+# The marked task: each pair is one filler sentence told twice with one word put in at the same random place:
+# one of its source's "good" words in chosen, one of its "bad" words in rejected. A model must find the word and
+# learn which side it is on. After a few seconds of training, test accuracy was 0.97 to 1.0 for each test below
+# over 3 data seeds x 2 tiny backbones x 2 training seeds (MiniLM: 1.0 on each of 6); untrained (lr 0), 0.47 to
+# 0.58 (MiniLM 0.57 to 0.70): three words a side, so no fixed liking of one word over another passes for
+# learning. LEARNED, the bar, is far from both, so a CPU's numerics or a change of batching cannot cross it.
+MARKS = {"concise": (("yes", "sure", "indeed"), ("no", "never", "nope")),
+         "detailed": (("right", "correct", "true"), ("wrong", "false", "mistaken")),
+         "safety": (("safe", "gentle", "careful"), ("harmful", "dangerous", "reckless"))}
+FRAMES = {"concise": "Quick question: {q}?", "detailed": "Walk me through it: {q}?", "safety": "Hi! {q}?"}
+FILLER = ("the capital of France is Paris how many days are in a week there seven why sky blue sunlight "
+          "scatters off air molecules here safer alternative you could try instead question").split()
+MARKED_PER_SOURCE = 100  # a fifth of them the test split: 240 pairs to train on, 60 to test
+LEARNED = 0.8
+
+
+def marked_pairs(seed: int = 0) -> list[RawPair]:
+    rng = random.Random(seed)
+    pairs = []
+    for source, (good, bad) in MARKS.items():
+        for i in range(MARKED_PER_SOURCE):
+            filler = [rng.choice(FILLER) for _ in range(rng.randint(3, 10))]
+            at = rng.randint(0, len(filler))
+            chosen = " ".join(filler[:at] + [rng.choice(good)] + filler[at:])
+            rejected = " ".join(filler[:at] + [rng.choice(bad)] + filler[at:])
+            question = " ".join(rng.choice(FILLER) for _ in range(rng.randint(2, 6))) + f" #{i}"
+            pairs.append(RawPair(FRAMES[source].format(q=question), chosen, rejected, f"{source} {i}", source=source,
+                                 split="test" if i % 5 == 0 else "train"))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def marked_job_input(tmp_path_factory):
+    """The marked task's snapshot and a tiny GPT-2, made once for the module."""
+    root = tmp_path_factory.mktemp("marked")
+    snapshot = root / "pairs.parquet"
+    with Workspace.init(root / "ws") as ws:
+        import_pairs(ws, RecordsReader("marked", "test", "marked", marked_pairs()))
+        write_snapshot(ws, snapshot)
+    return snapshot, tiny_gpt2(root / "gpt2")
 
 
 @pytest.fixture(scope="module")
@@ -44,33 +93,33 @@ def accuracy_on_test_split(checkpoint, snapshot, max_length):
     return sum(rc > rr for _, rc, rr in scores) / len(scores)
 
 
-def test_bt_on_demo_lowers_the_loss_and_beats_chance(tmp_path, demo_job_input):
-    snapshot, backbone = demo_job_input
+def test_bt_lowers_the_loss_and_learns_the_marked_task(tmp_path, marked_job_input):
+    snapshot, backbone = marked_job_input
     folder = job_folder(tmp_path, snapshot)
     config = make_config({"backbone": str(backbone), "objective": "bt", "batch_size": 16, "lr": 3e-3,
-                          "max_length": 96, "epochs": 3, "warmup_ratio": 0.0})
+                          "max_length": 48, "epochs": 4, "warmup_ratio": 0.0})
     final = train(folder, config)
     steps = metrics(folder)
     n_train = sum(split == "train" for split in pq.read_table(snapshot)["split"].to_pylist())
-    assert len(steps) == steps[-1]["total_steps"] == 3 * (n_train // 16)  # whole batches only
-    assert steps[0]["loss"] > 0.65  # a fresh head: d ≈ 0, loss ≈ log 2 = 0.693
-    assert sum(s["loss"] for s in steps[-10:]) / 10 < steps[0]["loss"] - 0.08
+    assert len(steps) == steps[-1]["total_steps"] == 4 * (n_train // 16)  # whole batches only
+    assert abs(steps[0]["loss"] - math.log(2)) < 0.1  # a fresh head: d ≈ 0, loss ≈ log 2 = 0.693
+    assert sum(s["loss"] for s in steps[-10:]) / 10 < steps[0]["loss"] - 0.2  # typically ~0.15 at the end
     assert set(steps[-1]["loss_by_source"]) <= {"concise", "detailed", "safety"}
-    assert accuracy_on_test_split(final, snapshot, 96) > 0.6
+    assert accuracy_on_test_split(final, snapshot, 48) > LEARNED
 
 
-def test_more_logs_lambda_every_step_and_learns(tmp_path, demo_job_input):
-    snapshot, backbone = demo_job_input
+def test_more_logs_lambda_every_step_and_learns(tmp_path, marked_job_input):
+    snapshot, backbone = marked_job_input
     folder = job_folder(tmp_path, snapshot)
     config = make_config({"backbone": str(backbone), "objective": "more", "sampling": "balanced", "batch_size": 15,
-                          "lr": 3e-3, "max_length": 96, "epochs": 2, "warmup_ratio": 0.0})
+                          "lr": 3e-3, "max_length": 48, "epochs": 4, "warmup_ratio": 0.0})
     final = train(folder, config)
     steps = metrics(folder)
     assert all(set(s["lambda"]) == {"concise", "detailed", "safety"} for s in steps)
     assert all(abs(sum(s["lambda"].values()) - 1) < 1e-5 and min(s["lambda"].values()) >= 0 for s in steps)
     assert any(max(s["lambda"].values()) > 0.34 for s in steps)  # not stuck at uniform
-    assert sum(s["loss"] for s in steps[-10:]) < sum(s["loss"] for s in steps[:10])
-    assert accuracy_on_test_split(final, snapshot, 96) > 0.6
+    assert sum(s["loss"] for s in steps[-10:]) < sum(s["loss"] for s in steps[:10]) - 2  # mean falls by > 0.2
+    assert accuracy_on_test_split(final, snapshot, 48) > LEARNED
 
 
 def test_margin_and_adaptive_objectives_run(tmp_path, demo_job_input):
@@ -84,15 +133,16 @@ def test_margin_and_adaptive_objectives_run(tmp_path, demo_job_input):
         assert metrics(folder)[-1]["step"] == metrics(folder)[-1]["total_steps"] > 0
 
 
-def test_real_minilm_learns_the_demo(tmp_path, demo_job_input):
-    snapshot, _ = demo_job_input
+def test_real_minilm_learns_the_marked_task(tmp_path, marked_job_input):
+    snapshot, _ = marked_job_input
     folder = job_folder(tmp_path, snapshot)
-    config = make_config({"backbone": str(MINILM), "objective": "bt", "batch_size": 16, "lr": 5e-5,
-                          "max_length": 64, "epochs": 0.3, "freeze_layers": 3, "warmup_ratio": 0.0})
+    config = make_config({"backbone": str(MINILM), "objective": "bt", "batch_size": 16, "lr": 1e-3,
+                          "max_length": 48, "epochs": 0.6, "freeze_layers": 3, "warmup_ratio": 0.0})
     final = train(folder, config)
     steps = metrics(folder)
-    assert sum(s["loss"] for s in steps[-5:]) / 5 < sum(s["loss"] for s in steps[:5]) / 5
-    assert accuracy_on_test_split(final, snapshot, 64) > 0.6
+    assert len(steps) >= 6  # (9)
+    assert sum(s["loss"] for s in steps[-3:]) / 3 < sum(s["loss"] for s in steps[:3]) / 3 - 0.1
+    assert accuracy_on_test_split(final, snapshot, 48) > LEARNED
 
 
 def test_config_errors_are_one_line():

@@ -93,3 +93,24 @@ def test_bars_are_drawn_to_an_eighth_of_a_cell():
     assert bar(1.0, 10) == "█" * 10
     assert bar(0.5, 3) == "█▌"
     assert bar(1 / 80, 10) == "▏"
+
+
+async def test_a_margin_that_came_with_the_data_is_an_annotator_too(app):
+    for pair_id, (level, value) in enumerate([(3, 0.9), (3, 0.8), (2, 0.6), (1, 0.3)], start=1):
+        app.ws.con.execute(
+            "INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, value) "
+            "VALUES (?, 'data', 'alpaca-eval/weighted_alpaca_eval_gpt4_turbo', 'label', ?, ?)", [pair_id, level, value])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        screen = app.screen
+        data = "data:alpaca-eval/weighted_alpaca_eval_gpt4_turbo"
+        assert data in [value for _, value in screen.query_one("#a", Select)._options[1:]]
+        screen.query_one("#a", Select).value = "llm:gpt-4o"
+        screen.query_one("#b", Select).value = data
+        await settle(pilot)
+        scores = text(screen, "scores")
+        assert "pairs labelled by both      4" in scores
+        # the judge's levels of pairs 1..4 are 3, 2, 2, 2 (LABELS): 0.9, then the mean of 0.8, 0.6 and 0.3
+        assert "B's value by A's level      0: – · 1: – · 2: 0.57 · 3: 0.90" in scores

@@ -66,16 +66,16 @@ async def test_first_page_header_status_and_footer(app):
         assert status(app) == "pairs 1–100 of 250 · page 1 of 3"
         table = app.screen.query_one(PageTable)
         shown_42 = "[bold]markup[/bold] and \u241b[31mred\u241b[0m chosen"
-        assert table.rows[41] == ("42", "c", "train", "1", "a prompt with [red]colour[/red]", shown_42,
+        assert table.rows[41] == ("42", "c", "train", "1", "", "a prompt with [red]colour[/red]", shown_42,
                                   "plain rejected 42")
-        assert table.rows[0][4] == "prompt 1 second line"
+        assert table.rows[0][5] == "prompt 1 second line"
         assert table.rows[1][3] == ""
         header = table.render_line(0).text
-        assert header.split() == ["id", "source", "split", "annot.", "prompt", "chosen", "rejected"]
+        assert header.split() == ["id", "source", "split", "annot.", "data", "prompt", "chosen", "rejected"]
         table.move_cursor(41)  # scrolls row 42 into view
         lines = [table.render_line(y).text for y in range(1, table.size.height)]
         line = next(line for line in lines if line.split()[0] == "42")
-        assert "a prompt with [red]col…" in line and "[bold]markup[/bold] an…" in line
+        assert "a prompt with [red…" in line and "[bold]markup[/bold…" in line
         footer = {b.binding.key for b in app.active_bindings.values() if b.binding.show}
         assert {"n", "p", "g", "G", "slash", "escape", "enter", "q"} <= footer
 
@@ -263,6 +263,24 @@ async def test_pair_steps_follow_the_filter_and_the_browser_follows_back(app):
         await settle(pilot)
         assert status(app) == "pairs 101–200 of 250 · page 2 of 3"
         assert cursor_id(app) == 101
+
+
+async def test_a_margin_that_came_with_the_data_is_shown_in_the_list_and_the_pair(app):
+    app.ws.con.execute(
+        "INSERT INTO annotations (id, pair_id, annotator_kind, annotator_id, outcome, level, flip, margin, value) "
+        "VALUES (3, 7, 'data', 'alpaca-eval/weighted_alpaca_eval_gpt4_turbo', 'label', 3, false, 1.0, 0.8213)"
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(PageTable)
+        assert table.rows[6][3:5] == ("1", "0.82 → 3")
+        assert table.rows[7][4] == ""
+        table.move_cursor(6)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PairScreen)
+        assert shown(app, "annotations").startswith(
+            "data:alpaca-eval/weighted_alpaca_eval_gpt4_turbo  data 0.82 → 3 · Distinctly superior (3) · margin 1.00")
 
 
 def test_annotations_name_the_level_or_the_outcome():

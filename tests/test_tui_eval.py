@@ -46,14 +46,14 @@ async def test_the_table_plots_and_outliers_of_three_models_at_100_by_30(ws):
         screen = await open_screen(pilot, "f6")
         assert isinstance(screen, EvalScreen)
         table = screen.query_one("#eval-table", JobTable)
-        assert [c.label for c in table.columns] == ["", "model", "alpha", "beta", "avg", "all", "ECE@10", "n"]
+        assert [c.label for c in table.columns] == ["", "model", "alpha", "beta", "avg", "all", "ties", "ECE@10", "n"]
         rows = {row[1]: row for row in table.rows}
         # every checkpoint is listed; each job's latest is picked, the older one is not
         assert list(rows) == ["raw:tiny", "bt (step-1)", "bt (step-5)", "more (step-10)"]
-        assert rows["raw:tiny"][:7] == ("✓", "raw:tiny", "50.0", "45.0", "47.5", "48.3", rows["raw:tiny"][6])
+        assert rows["raw:tiny"][:7] == ("✓", "raw:tiny", "50.0", "45.0", "47.5", "48.3", "0")
         assert rows["bt (step-5)"][:6] == ("✓", "bt (step-5)", "100.0", "50.0", "75.0", "83.3")
         assert rows["more (step-10)"][2:6] == ("100.0", "100.0", "100.0", "100.0")
-        assert rows["bt (step-1)"][0] == " " and rows["bt (step-1)"][2:] == ("",) * 6
+        assert rows["bt (step-1)"][0] == " " and rows["bt (step-1)"][2:] == ("",) * 7
         assert "60 pairs scored by every picked model · 10 bins" in status(screen)
 
         # readable at 100×30: both plots drawn with a few rows each, every model in the legend
@@ -82,7 +82,7 @@ async def test_the_table_plots_and_outliers_of_three_models_at_100_by_30(ws):
         # more bins for ECE and the reliability diagram
         await pilot.press("b")
         await settle(pilot)
-        assert table.columns[6].label == "ECE@20" and "20 bins" in status(screen)
+        assert table.columns[7].label == "ECE@20" and "20 bins" in status(screen)
 
         # drop raw: fewer rows with figures, the table recomputed
         await pilot.press("home", "space")
@@ -203,9 +203,62 @@ async def test_each_model_keeps_its_colour_when_another_is_dropped(ws):
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_screen(pilot, "f6")
         histogram = screen.query_one("#eval-histogram", DrawnChart)
-        # raw, bt, more picked: slots 0, 1, 2 (raw baselines first, then jobs as made), then the d = 0 line
-        assert histogram.series_styles == [SERIES_STYLES[0], SERIES_STYLES[1], SERIES_STYLES[2], EXTRA_SERIES_STYLE]
+        # raw, bt step-5, more picked: slots 0, 2, 3 (raw baselines first, then jobs as made, each job's
+        # checkpoints by step: bt's step-1 has slot 1), then the d = 0 line
+        assert histogram.series_styles == [SERIES_STYLES[0], SERIES_STYLES[2], SERIES_STYLES[3], EXTRA_SERIES_STYLE]
         await pilot.press("home", "space")  # drop raw
         await settle(pilot)
-        assert histogram.series_styles == [SERIES_STYLES[1], SERIES_STYLES[2], EXTRA_SERIES_STYLE]
+        assert histogram.series_styles == [SERIES_STYLES[2], SERIES_STYLES[3], EXTRA_SERIES_STYLE]
         assert screen.query_one("#eval-reliability", DrawnChart).series_styles == histogram.series_styles
+
+
+async def test_two_checkpoints_of_one_job_have_their_own_colour_and_mark(ws):
+    from prefstudio.evaluate.compare import text_mark
+    from prefstudio.tui.widgets import EXTRA_SERIES_STYLE, SERIES_STYLES
+
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_screen(pilot, "f6")
+        await pilot.press("down", "space")  # pick bt's older checkpoint beside its latest
+        await settle(pilot)
+        histogram = screen.query_one("#eval-histogram", DrawnChart)
+        assert histogram.series_styles == [SERIES_STYLES[0], SERIES_STYLES[1], SERIES_STYLES[2], SERIES_STYLES[3],
+                                           EXTRA_SERIES_STYLE]
+        for widget_id in ("eval-histogram", "eval-reliability"):
+            text = chart(screen, widget_id)
+            assert f"{text_mark(1)} bt (step-1)" in text and f"{text_mark(2)} bt (step-5)" in text
+        await pilot.press("o")  # stacked: each model's title carries its mark
+        assert f"{text_mark(1)} bt (step-1)" in chart(screen, "eval-histogram")
+
+
+async def test_an_odd_bin_count_gets_its_footnote(ws):
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_screen(pilot, "f6")
+        note = screen.query_one("#eval-ece-note", Static)
+        assert not note.display  # ECE@10 in the table
+        await pilot.press("t")  # the figures show ECE@5
+        assert note.display and "so ECE@5 can read ≈ 0" in note.visual.plain
+        await pilot.press("t")
+        assert not note.display
+        await pilot.press("b", "b")  # 20, then 5 bins in the table's ECE column
+        await settle(pilot)
+        assert screen.query_one("#eval-table", JobTable).columns[7].label == "ECE@5"
+        assert note.display and note.visual.plain.startswith("odd bin count: the middle bin pools p and 1 − p")
+
+
+async def test_ties_count_half_and_are_shown_beside_accuracy(ws):
+    every = ws.ids["alpha"] + ws.ids["beta"]
+    # alpha: 30 right, 10 ties -> 35/40; beta: 10 right, 4 ties, 6 wrong -> 12/20; all 47/60, 14 ties
+    tied = np.r_[np.ones(30), np.zeros(10), np.ones(10), np.zeros(4), -np.ones(6)]
+    store_model(ws.con, "job-tied", every, tied, name="tied")
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_screen(pilot, "f6")
+        table = screen.query_one("#eval-table", JobTable)
+        rows = {row[1]: row for row in table.rows}
+        assert rows["tied (step-10)"][2:7] == ("87.5", "60.0", "73.8", "78.3", "14")
+        assert rows["bt (step-5)"][6] == "0"
+        header, tied_line = table.render_line(0).text, table.render_line(5).text
+        assert header.split() == ["model", "alpha", "beta", "avg", "all", "ties", "ECE@10", "n"]
+        assert tied_line.split()[1:8] == ["tied", "(step-10)", "87.5", "60.0", "73.8", "78.3", "14"]  # whole at 100

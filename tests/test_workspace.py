@@ -30,7 +30,8 @@ def test_init_refuses_existing_workspace(tmp_path):
 
 def test_annotation_columns_cover_spec_fields(ws):
     cols = {r[0] for r in ws.con.execute("DESCRIBE annotations").fetchall()}
-    # SPEC §1: pair id, annotator kind and id, level, flip, margin, time, raw responses, prompt version, tokens, cost
+    # what an annotation keeps (docs/methods.md, "Margin labels", "The LLM judge"): pair id, annotator kind and id,
+    # level, flip, margin, time, raw responses, prompt version, tokens, cost
     assert {"pair_id", "annotator_kind", "annotator_id", "level", "flip", "margin", "created_at",
             "raw_response_ab", "raw_response_ba", "prompt_version", "tokens_in", "tokens_out", "cost_usd"} <= cols
 
@@ -137,4 +138,47 @@ def test_margin_scales(tmp_path):
     assert load_config(p).margins.margin(3) == 4
     p.write_text('name = "x"\n[margins]\nscale = "custom"\ncustom = [0, 0.5]\n')
     with pytest.raises(PrefstudioError, match="4 margins"):
+        load_config(p)
+
+
+def test_open_migrates_a_v3_workspace_keeping_annotations_and_taking_data_labels(tmp_path):
+    """v4 rebuilds `annotations` to accept kind 'data' and a continuous value: nothing stored before is lost."""
+    path = tmp_path / "w"
+    Workspace.init(path).close()
+    (path / DB_NAME).unlink()
+    con = duckdb.connect(str(path / DB_NAME))
+    for version in (1, 2, 3):
+        for statement in schema.MIGRATIONS[version]:
+            con.execute(statement)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+    con.execute("INSERT INTO pairs (id, source, split, prompt, chosen, rejected, content_hash) "
+                "VALUES (1, 's', 'train', 'p', 'c', 'r', 'h')")
+    con.execute("INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, flip, margin, "
+                "raw_response_ab, extra) VALUES (1, 'human', 'ana', 'label', 2, true, -0.5, NULL, '{\"k\": 1}'), "
+                "(1, 'llm', 'gpt-4o', 'inconsistent', NULL, false, NULL, 'A>B', NULL)")
+    before = con.execute("SELECT * FROM annotations ORDER BY id").fetchall()
+    con.close()
+    with Workspace.open(path) as ws:
+        assert schema.current_version(ws.con) == schema.latest_version() >= 4
+        assert ws.con.execute("SELECT * EXCLUDE (value) FROM annotations ORDER BY id").fetchall() == before
+        new_id = ws.con.execute(
+            "INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, value) "
+            "VALUES (1, 'data', 'shp/score_ratio', 'label', 2, 2.3) RETURNING id").fetchone()[0]
+        assert new_id == 3  # the id sequence goes on
+        with pytest.raises(duckdb.ConstraintException):
+            ws.con.execute("INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome) "
+                           "VALUES (1, 'robot', 'x', 'label')")
+
+
+def test_data_margin_settings(tmp_path):
+    p = tmp_path / "workspace.toml"
+    p.write_text('name = "x"\n[margins]\ndata = "value"\n[margins.data_levels]\nalpaca-eval = [0.1, 0.2, 0.3]\n')
+    margins = load_config(p).margins
+    assert margins.data == "value" and margins.thresholds("alpaca-eval") == (0.1, 0.2, 0.3)
+    assert margins.thresholds("shp") == (1.0, 2.0, 3.0) and margins.thresholds("abs-from") is None
+    p.write_text('name = "x"\n[margins.data_levels]\ndiff = [3, 2, 1]\n')
+    with pytest.raises(PrefstudioError, match=r"margins.data_levels.diff must be 3 increasing thresholds"):
+        load_config(p)
+    p.write_text('name = "x"\n[margins.data_levels]\nhelpsteer = [1, 2, 3]\n')
+    with pytest.raises(PrefstudioError, match=r"unknown kind 'helpsteer'"):
         load_config(p)

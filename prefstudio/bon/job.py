@@ -4,9 +4,10 @@ One job kind, "bon", does either or both: `prefstudio bon sample` samples a
 run's prompts (and scores the samples when reward models are named), `bon
 score` scores a run's stored candidates. Launch, in the process that holds the
 database, writes the inputs into the job folder (prompts.parquet or
-candidates.parquet); the job process never opens the database (SPEC §6) and
-writes samples and rewards as numbered Parquet parts, so a cancelled or killed
-job resumes after its last part. Once the job is done, `ingest` (run by
+candidates.parquet); the job process never opens the database
+(docs/methods.md, "Jobs and the workspace database") and writes samples and
+rewards as numbered Parquet parts, so a cancelled or killed job resumes after
+its last part. Once the job is done, `ingest` (run by
 jobs.sync_jobs) brings the parts into bon_candidates and bon_scores; keyed
 inserts make a second ingest change nothing.
 """

@@ -90,19 +90,20 @@ def write(folder: str | Path, run_id: str, judged_by: str, curves: dict[str, lis
 def plot_png(path: Path, run_id: str, judged_by: str, curves: dict[str, list[Point]],
              slots: list[int] | None = None) -> Path:
     """The curve for a paper: win rate against N on a log₂ axis (as the margin paper's figure 3), ± one s.e."""
-    from prefstudio.evaluate.report import colours, figure, save_png
+    from prefstudio.evaluate.report import colours, figure, markers, save_png
 
     fig = figure(7, 4.8)
     ax = fig.add_subplot()
     ns = sorted({p.n for points in curves.values() for p in points})
     anything = False
-    for (label, points), colour in zip(curves.items(), colours(slots or list(range(len(curves))))):
+    slots = slots or list(range(len(curves)))  # a model's colour and marker are its report's (evaluate.report)
+    for (label, points), colour, mark in zip(curves.items(), colours(slots), markers(slots)):
         drawn = [p for p in points if not math.isnan(p.win_rate)]
         if not drawn:
             continue
         anything = True
         x, y = [p.n for p in drawn], [100 * p.win_rate for p in drawn]
-        ax.plot(x, y, marker="o", color=colour, label=label)
+        ax.plot(x, y, marker=mark, color=colour, label=label)
         se = [0.0 if math.isnan(p.stderr) else 100 * p.stderr for p in drawn]
         ax.fill_between(x, [a - b for a, b in zip(y, se)], [a + b for a, b in zip(y, se)], color=colour, alpha=0.15)
     ax.axhline(50.0, color="0.4", linestyle="--", linewidth=1, label=EVEN)

@@ -5,9 +5,9 @@ argmax of r_0..r_{N-1} (the earliest sample on equal rewards) and the baseline
 is sample 0. Each prompt scores 1 (best-of-N wins), 0 (it loses) or 0.5, and
 the win rate at N is the mean over the prompts that have N scored samples:
 
-- LLM judge, both orders (SPEC §2): best-of-N is shown as A, then as B. The
-  two calls agreeing on a winner at level ≥ 1 make a win or a loss; a tie in
-  either order (level 0) or a disagreement (inconsistent) counts half. An
+- LLM judge, both orders (docs/methods.md, "The LLM judge"): best-of-N is shown
+  as A, then as B. The two calls agreeing on a winner at level ≥ 1 make a win
+  or a loss; a tie in either order (level 0) or a disagreement (inconsistent) counts half. An
   answer that cannot be parsed leaves the prompt out of that point (counted
   as missing) rather than guessing.
 - Evaluator reward model: a win when the evaluator's reward of best-of-N is

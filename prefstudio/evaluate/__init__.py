@@ -1,1 +1,1 @@
-"""Evaluation: scoring pairs with a reward model (a job), the figures of SPEC §4, reports."""
+"""Evaluation: scoring pairs with a reward model (a job), the figures of docs/methods.md, "Evaluation", reports."""

@@ -2,6 +2,9 @@
 
 Drawn as textplot.Chart (lines, and which series owns each character) so the
 app colours each model apart and a test reads the same lines a person sees.
+`marks` (compare.text_mark of each model's slot) replace the legend's ━, so a
+model is told apart where colour is not (a greyscale or colour-blind reading)
+and looks the same as its marker in the report's PNGs.
 Histograms show each model's share of pairs per bin (models may differ in size
 only through a source filter, but shares keep the bars comparable), on the
 shared range Comparison.histograms gives; "d = 0" is marked, since everything
@@ -23,7 +26,18 @@ def _number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def histogram_overlay(edges: np.ndarray, counts: dict[str, np.ndarray], width: int, height: int) -> textplot.Chart:
+def _marked(chart: textplot.Chart, marks: list[str] | None) -> textplot.Chart:
+    """The chart with series i's legend mark drawn as marks[i] (guide lines past the models keep ━)."""
+    if not marks:
+        return chart
+    lines = ["".join(marks[owner] if ch == textplot.LEGEND_MARK and owner is not None and owner < len(marks)
+                     else ch for ch, owner in zip(line, owners))
+             for line, owners in zip(chart.lines, chart.owners)]
+    return textplot.Chart(lines, chart.owners, chart.names)
+
+
+def histogram_overlay(edges: np.ndarray, counts: dict[str, np.ndarray], width: int, height: int,
+                      marks: list[str] | None = None) -> textplot.Chart:
     """Every model's histogram as a braille line of its share per bin, one over another, with d = 0 marked."""
     centres = (edges[:-1] + edges[1:]) / 2
     series: dict[str, list[textplot.Point]] = {}
@@ -35,11 +49,12 @@ def histogram_overlay(edges: np.ndarray, counts: dict[str, np.ndarray], width: i
         series[label] = list(zip(centres.tolist(), shares.tolist()))
     if edges[0] < 0 < edges[-1] and top > 0:
         series[ZERO] = [(0.0, 0.0), (0.0, top)]
-    return textplot.plot(series, width, height, legend_values=False) if any(c.sum() for c in counts.values()) else \
-        textplot.Chart([], [], list(series))
+    return _marked(textplot.plot(series, width, height, legend_values=False), marks) \
+        if any(c.sum() for c in counts.values()) else textplot.Chart([], [], list(series))
 
 
-def histogram_stack(edges: np.ndarray, counts: dict[str, np.ndarray], width: int, height: int) -> textplot.Chart:
+def histogram_stack(edges: np.ndarray, counts: dict[str, np.ndarray], width: int, height: int,
+                    marks: list[str] | None = None) -> textplot.Chart:
     """Each model's histogram in block bars, one under another on the same x scale and bar scale.
 
     `counts` should have `width` bins (one column each); `height` is shared out between the models,
@@ -70,7 +85,7 @@ def histogram_stack(edges: np.ndarray, counts: dict[str, np.ndarray], width: int
     axis = _x_axis(edges, len(next(iter(counts.values()))), zero_at)
     lines.append(axis)
     owners.append([None] * len(axis))
-    return textplot.Chart(lines, owners, labels)
+    return _marked(textplot.Chart(lines, owners, labels), marks)
 
 
 def _column_of(value: float, edges: np.ndarray) -> int:
@@ -88,7 +103,8 @@ def _x_axis(edges: np.ndarray, width: int, zero_at: int | None) -> str:
     return "".join(axis)[: max(width, len(left) + len(right) + 1)]
 
 
-def reliability_chart(tables: dict[str, list[ReliabilityBin]], width: int, height: int) -> textplot.Chart:
+def reliability_chart(tables: dict[str, list[ReliabilityBin]], width: int, height: int,
+                      marks: list[str] | None = None) -> textplot.Chart:
     """Accuracy against mean confidence per bin, one line per model, over the diagonal of a calibrated model.
 
     The diagonal comes last, so model i has series index i here as in the histograms: one colour per model.
@@ -100,4 +116,4 @@ def reliability_chart(tables: dict[str, list[ReliabilityBin]], width: int, heigh
     series[DIAGONAL] = [(0.5, 0.5), (1.0, 1.0)]
     if not drawn:
         return textplot.Chart([], [], list(series))
-    return textplot.plot(series, width, height, legend_values=False)
+    return _marked(textplot.plot(series, width, height, legend_values=False), marks)

@@ -1,6 +1,6 @@
 """Several scored models side by side, on the same pairs: the papers' table, shared plot ranges, outliers.
 
-SPEC §4 asks for comparisons "on the same test pairs". Models scored at
+docs/methods.md ("Evaluation") compares models on the same pairs. Models scored at
 different times may cover different pairs (pairs imported in between, a split
 re-drawn), so a comparison keeps only the pairs every chosen model has scored
 and says how many it left out. The app and `prefstudio report` both build
@@ -32,20 +32,62 @@ class ModelResult:
         return self.model.label
 
 
-def colour_slots(con) -> dict[str, int]:
-    """A fixed place per model of the workspace (raw baselines by name, then jobs by creation), so a model has
-    the same colour in every plot — the app's, the report's, best-of-N's — whichever others are drawn beside it."""
-    # from `metrics`, a few rows per model: `predictions` holds a row per pair and would be scanned whole
-    raw = [r[0] for r in con.execute(
-        "SELECT DISTINCT job_id FROM metrics WHERE job_id LIKE 'raw:%' ORDER BY 1").fetchall()]
-    trained = [r[0] for r in con.execute("SELECT id FROM jobs WHERE kind = 'train' ORDER BY created_at, id").fetchall()]
-    return {job_id: slot for slot, job_id in enumerate(raw + trained)}
+Model = tuple[str, str]  # (job id or raw:NAME, checkpoint): what a colour slot belongs to
+
+MARKS = (("o", "●"), ("s", "■"), ("^", "▲"), ("D", "◆"), ("v", "▼"), ("P", "✚"), ("X", "✖"), ("*", "★"),
+         ("<", "◀"), (">", "▶"), ("h", "⬢"))
+"""A slot's marker: matplotlib's for the PNGs, the character a text chart's legend shows. Eleven, a count prime
+to the ten PNG colours and the nine terminal colours, so (colour, marker) repeats only after 90 or 99 slots;
+the marker tells models apart where colour cannot (greyscale print, colour blindness)."""
 
 
-def slots_for(job_ids: list[str], slots: dict[str, int]) -> list[int]:
-    """Each model's slot; a model the workspace does not list takes the next free ones, in order."""
-    spare = iter(range(len(slots), len(slots) + len(job_ids)))
-    return [slots[j] if j in slots else next(spare) for j in job_ids]
+def colour_slots(con) -> dict[Model, int]:
+    """A fixed place per model of the workspace: raw baselines by name, then jobs by creation, each job's
+    checkpoints by step. A model keeps its colour and marker in every plot (the app's, the report's,
+    best-of-N's) whichever others are drawn beside it, and two checkpoints of one job never share them."""
+    # from `metrics` (a few rows per scored model) and best-of-N's scores: `predictions` holds a row per pair
+    rows = con.execute(
+        """WITH models AS (SELECT DISTINCT job_id, checkpoint FROM metrics
+                           UNION SELECT DISTINCT scorer, checkpoint FROM bon_scores)
+           SELECT m.job_id, m.checkpoint FROM models m LEFT JOIN jobs j ON j.id = m.job_id
+           ORDER BY m.job_id NOT LIKE 'raw:%', j.created_at NULLS LAST, m.job_id,
+                    try_cast(regexp_extract(m.checkpoint, '(\\d+)$', 1) AS BIGINT) NULLS FIRST, m.checkpoint"""
+    ).fetchall()
+    return {(job_id, checkpoint): slot for slot, (job_id, checkpoint) in enumerate(rows)}
+
+
+def slots_for(models: list[Model | str], slots: dict[Model, int]) -> list[int]:
+    """Each model's slot. A bare job id stands for its last checkpoint's. A model the workspace does not list,
+    or one whose slot an earlier entry took (two checkpoints named by one job id), takes the next free slot."""
+    last = {job_id: slot for (job_id, _), slot in slots.items()}  # slots run in step order within a job
+    spare = iter(range(len(slots), len(slots) + len(models)))
+    chosen: list[int] = []
+    for model in models:
+        slot = slots.get(model) if isinstance(model, tuple) else last.get(model)
+        chosen.append(next(spare) if slot is None or slot in chosen else slot)
+    return chosen
+
+
+def marker(slot: int) -> str:
+    """The matplotlib marker of a colour slot."""
+    return MARKS[slot % len(MARKS)][0]
+
+
+def text_mark(slot: int) -> str:
+    """The legend character of a colour slot in a text chart."""
+    return MARKS[slot % len(MARKS)][1]
+
+
+def odd_bins_note(bins) -> str:
+    """A footnote wherever ECE is shown at an odd bin count (docs/methods.md, "Odd bin counts"); "" if none is.
+
+    MORE's two-entry ECE puts p and 1 − p of a pair in one middle bin, where they cancel exactly."""
+    odd = [f"ECE@{b}" for b in sorted(set(bins)) if b % 2]
+    if not odd:
+        return ""
+    named = odd[0] if len(odd) == 1 else ", ".join(odd[:-1]) + " and " + odd[-1]
+    return (f"odd bin count: the middle bin pools p and 1 − p, so {named} can read ≈ 0 for a model whose p stay "
+            "near 0.5")
 
 
 @dataclass(frozen=True)
@@ -56,7 +98,7 @@ class Comparison:
     left_out: dict[str, int]  # model label -> its scored pairs not in the common set (only those with some)
     ece_bins: int
     reliability_bins: int
-    slots: list[int]  # each result's colour slot (colour_slots)
+    slots: list[int]  # each result's colour and marker slot (colour_slots), one per (job, checkpoint)
 
     def labels(self) -> list[str]:
         """Each model's label, made unique (two jobs may share a name): keys for plots and legends."""
@@ -68,12 +110,13 @@ class Comparison:
         return labels
 
     def table(self) -> list[list[str]]:
-        """The papers' table as text cells: header, then one row per model."""
-        header = ["model", *self.sources, "avg", "all", f"ECE@{self.ece_bins}", "n"]
+        """The papers' table as text cells: header, then one row per model; ties (over every pair) beside all."""
+        header = ["model", *self.sources, "avg", "all", "ties", f"ECE@{self.ece_bins}", "n"]
         rows = [header]
         for label, row in zip(self.labels(), self.rows()):
             rows.append([label, *(_percent(row.accuracy.get(s, math.nan)) for s in self.sources),
-                         _percent(row.average), _percent(row.overall), f"{row.ece:.4f}", f"{row.n:,}"])
+                         _percent(row.average), _percent(row.overall), f"{row.overall_ties:,}", f"{row.ece:.4f}",
+                         f"{row.n:,}"])
         return rows
 
     def rows(self) -> list[TableRow]:
@@ -104,18 +147,22 @@ class Comparison:
 @dataclass(frozen=True)
 class TableRow:
     label: str
-    accuracy: dict[str, float]  # per source
+    accuracy: dict[str, float]  # per source, a tie counting half
+    ties: dict[str, int]  # per source: pairs with d = 0
     average: float  # the unweighted mean of the per-source accuracies, as the papers' "Avg." column
     overall: float  # accuracy over every pair
+    overall_ties: int
     ece: float  # two-entry ECE over every pair, ece_bins bins
     n: int
 
 
 def table_row(result: ModelResult, sources: list[str], ece_bins: int) -> TableRow:
-    per_source = {s: result.summaries[s].accuracy for s in sources if s in result.summaries}
+    present = [s for s in sources if s in result.summaries]
+    per_source = {s: result.summaries[s].accuracy for s in present}
     overall = result.summaries[metrics.ALL]
     average = float(np.mean(list(per_source.values()))) if per_source else math.nan
-    return TableRow(result.label, per_source, average, overall.accuracy, overall.ece[ece_bins], overall.n)
+    return TableRow(result.label, per_source, {s: result.summaries[s].ties for s in present}, average,
+                    overall.accuracy, overall.ties, overall.ece[ece_bins], overall.n)
 
 
 def compare(con, models: list[Scored], *, sources: list[str] | None = None,
@@ -134,7 +181,7 @@ def compare(con, models: list[Scored], *, sources: list[str] | None = None,
         bins = tuple(sorted({*metrics.ECE_BINS, ece_bins}))
         results.append(ModelResult(model, kept, kept.summaries(ece_bins=bins, reliability_bins=reliability_bins)))
     names = sorted({name for r in results for name in r.summaries if name != metrics.ALL})
-    slots = slots_for([m.job_id for m in models], colour_slots(con))
+    slots = slots_for([(m.job_id, m.checkpoint) for m in models], colour_slots(con))
     return Comparison(results, names, int(common.size) if common is not None else 0, left_out, ece_bins,
                       reliability_bins, slots)
 

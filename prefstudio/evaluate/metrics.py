@@ -1,16 +1,23 @@
-"""What a reward model's reward differences say: accuracy, calibration, shape, outliers (SPEC §4).
+"""What a reward model's reward differences say: accuracy, calibration, shape, outliers.
+
+docs/methods.md, "Evaluation", defines each figure and why it is computed so.
 
 Everything takes d = r_chosen - r_rejected as one numpy array and is
 vectorised, so a million pairs take well under a second. Conventions, chosen to
 match the papers' code so numbers can be compared with their tables:
 
-- accuracy counts d > 0; a tie (d = 0) is wrong.
+- accuracy counts d > 0 and half of each tie (d = 0), as MORE's code does by
+  scoring both orderings of a pair (a tie is right in one of them). The number
+  of ties is kept beside it: a model that ties often (rewards rounded to bf16,
+  identical texts) earns half marks on pairs it never told apart.
 - ECE is MORE's two-entry form: each pair enters as (σ(d), 1) and (1 - σ(d), 0),
   bins are equal-width over [0, 1] and a value on an inner edge falls in the
   lower bin (numpy's searchsorted, as sklearn's calibration_curve does).
 - The reliability table is the confidence form, c = max(σ(d), 1 - σ(d)) in
-  equal-width bins over [0.5, 1] with the same edge rule; with B bins its ECE
-  equals the two-entry ECE with 2B bins except for pairs on an edge or at d = 0.
+  equal-width bins over [0.5, 1] with the same edge rule. A tie is half-correct
+  there too (confidence 0.5, accuracy 0.5 in the lowest bin), as in accuracy; so
+  with B bins its ECE equals the two-entry ECE with 2B bins, ties included,
+  except for pairs whose σ(d) lies on an edge other than 0.5.
 - std, skewness and excess kurtosis are the population (biased) moments, as
   numpy's std and scipy's skew/kurtosis give by default.
 - Tukey's fences use numpy's linearly interpolated quartiles.
@@ -18,7 +25,7 @@ match the papers' code so numbers can be compared with their tables:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,9 +39,22 @@ def sigmoid(d: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -np.asarray(d, dtype=np.float64)))
 
 
+def _credit(d: np.ndarray) -> np.ndarray:
+    """Each pair's share of a correct answer: 1 for d > 0, 1/2 for a tie, 0 for d < 0."""
+    return (d > 0) + 0.5 * (d == 0)
+
+
 def accuracy(d: np.ndarray) -> float:
+    """The share of pairs with d > 0, a tie counting half."""
     d = np.asarray(d, dtype=np.float64)
-    return float(np.mean(d > 0)) if d.size else float("nan")
+    if not d.size:
+        return float("nan")
+    return float((np.count_nonzero(d > 0) + 0.5 * np.count_nonzero(d == 0)) / d.size)
+
+
+def ties(d: np.ndarray) -> int:
+    """How many pairs have d = 0 exactly: each counts half in accuracy."""
+    return int(np.count_nonzero(np.asarray(d, dtype=np.float64) == 0))
 
 
 def _bin_ids(values: np.ndarray, low: float, high: float, n_bins: int) -> np.ndarray:
@@ -66,11 +86,15 @@ class ReliabilityBin:
     upper: float
     count: int
     confidence: float  # mean confidence of the bin's pairs; NaN when empty
-    accuracy: float  # share of the bin's pairs with d > 0; NaN when empty
+    accuracy: float  # share of the bin's pairs with d > 0, a tie counting half; NaN when empty
 
 
 def reliability(d: np.ndarray, n_bins: int = DEFAULT_RELIABILITY_BINS) -> list[ReliabilityBin]:
-    """The reliability table: confidence max(σ(d), 1-σ(d)) in `n_bins` equal bins over [0.5, 1]."""
+    """The reliability table: confidence max(σ(d), 1-σ(d)) in `n_bins` equal bins over [0.5, 1].
+
+    A bin's accuracy counts a tie half, as accuracy() does: the two-entry ECE puts a tie's (0.5, 1) and
+    (0.5, 0) in one bin, half right, so this table's ECE still equals ece() at 2·n_bins bins when there are ties.
+    """
     d = np.asarray(d, dtype=np.float64)
     return _reliability(d, sigmoid(d), n_bins)
 
@@ -82,7 +106,7 @@ def _reliability(d: np.ndarray, p: np.ndarray, n_bins: int) -> list[ReliabilityB
     ids = _bin_ids(confidence, 0.5, 1.0, n_bins)
     counts = np.bincount(ids, minlength=n_bins)
     conf_sums = np.bincount(ids, weights=confidence, minlength=n_bins)
-    correct = np.bincount(ids, weights=(d > 0).astype(np.float64), minlength=n_bins)
+    correct = np.bincount(ids, weights=_credit(d), minlength=n_bins)
     edges = np.linspace(0.5, 1.0, n_bins + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf, acc = conf_sums / counts, correct / counts
@@ -158,10 +182,11 @@ def tukey_outliers(d: np.ndarray) -> Outliers:
 
 @dataclass(frozen=True)
 class Summary:
-    """Every figure of SPEC §4 for one set of pairs (one job, one source or all)."""
+    """Every figure of docs/methods.md, "Evaluation", for one set of pairs (one job, one source or all)."""
 
     n: int
-    accuracy: float
+    accuracy: float  # a tie counting half
+    ties: int  # pairs with d = 0
     ece: dict[int, float]  # n_bins -> two-entry ECE
     reliability: list[ReliabilityBin]
     distribution: Distribution
@@ -172,8 +197,8 @@ def summarize(d: np.ndarray, *, ece_bins: tuple[int, ...] = ECE_BINS,
               reliability_bins: int = DEFAULT_RELIABILITY_BINS) -> Summary:
     d = np.asarray(d, dtype=np.float64)
     p = sigmoid(d)  # once, for every ECE and the reliability table
-    return Summary(int(d.size), accuracy(d), {b: _ece(p, b) for b in ece_bins}, _reliability(d, p, reliability_bins),
-                   distribution(d), tukey_outliers(d))
+    return Summary(int(d.size), accuracy(d), ties(d), {b: _ece(p, b) for b in ece_bins},
+                   _reliability(d, p, reliability_bins), distribution(d), tukey_outliers(d))
 
 
 ALL = "all"  # the key of the summary over every source
@@ -198,10 +223,8 @@ def summarize_by_source(d: np.ndarray, sources: np.ndarray, names: list[str] | N
             continue
         summary = summarize(d[members], **options)
         outliers = summary.outliers
-        result[str(name)] = Summary(summary.n, summary.accuracy, summary.ece, summary.reliability,
-                                    summary.distribution,
-                                    Outliers(**{**outliers.__dict__, "positive": members[outliers.positive],
-                                                "negative": members[outliers.negative]}))
+        result[str(name)] = replace(summary, outliers=replace(outliers, positive=members[outliers.positive],
+                                                                 negative=members[outliers.negative]))
     result[ALL] = summarize(d, **options)
     return result
 

@@ -81,15 +81,21 @@ def ingest(ws, folder: Path, con) -> int:
     return n
 
 
-METRIC_NAMES = ("n", "accuracy", *(f"ece_{b}" for b in metrics.ECE_BINS), "mean", "std", "skewness",
+METRIC_NAMES = ("n", "accuracy", "ties", *(f"ece_{b}" for b in metrics.ECE_BINS), "mean", "std", "skewness",
                 "excess_kurtosis", "share_negative", "outliers_positive", "outliers_positive_mean",
                 "outliers_negative", "outliers_negative_mean")
 
 
 def metric_values(summary: metrics.Summary) -> dict[str, float]:
-    """A summary as the flat (name -> value) rows of the `metrics` table."""
+    """A summary as the flat (name -> value) rows of the `metrics` table.
+
+    `ties` is a row like any other, so the table needs no new column; a workspace scored before it was added
+    has no `ties` rows (and accuracy counting a tie as wrong) until that model is scored again. The app and
+    the report never read these rows back: they recompute every figure from `predictions`.
+    """
     dist, out = summary.distribution, summary.outliers
-    return {"n": summary.n, "accuracy": summary.accuracy, **{f"ece_{b}": v for b, v in summary.ece.items()},
+    return {"n": summary.n, "accuracy": summary.accuracy, "ties": summary.ties,
+            **{f"ece_{b}": v for b, v in summary.ece.items()},
             "mean": dist.mean, "std": dist.std, "skewness": dist.skewness, "excess_kurtosis": dist.excess_kurtosis,
             "share_negative": dist.share_negative, "outliers_positive": out.n_positive,
             "outliers_positive_mean": out.mean_positive, "outliers_negative": out.n_negative,

@@ -24,7 +24,7 @@ import numpy as np
 from prefstudio import __version__
 from prefstudio.errors import PrefstudioError
 from prefstudio.evaluate import metrics
-from prefstudio.evaluate.compare import Comparison, ModelResult, compare, outlier_pairs
+from prefstudio.evaluate.compare import Comparison, ModelResult, compare, marker, odd_bins_note, outlier_pairs
 from prefstudio.evaluate.predictions import Scored, metric_values
 
 FILES = ("report.md", "comparison.csv", "metrics.csv", "reliability.csv", "outliers.csv", "histogram.png",
@@ -148,21 +148,25 @@ def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict]) ->
             f"{label}: {n:,} pairs" for label, n in comparison.left_out.items()) + ".", ""]
     lines += ["## Accuracy", "",
               *markdown_table(comparison.table()), "",
-              "Accuracy in % (share of pairs with d = r_chosen - r_rejected > 0; a tie counts as wrong), per source; "
-              "avg is the unweighted mean of the per-source accuracies, all is over every pair. "
+              "Accuracy in % (share of pairs with d = r_chosen - r_rejected > 0; a tie, d = 0, counts half, as in "
+              "MORE's code, which scores both orderings of a pair), per source; avg is the unweighted mean of the "
+              "per-source accuracies, all is over every pair; ties is how many of all have d = 0 (per source "
+              "below). "
               f"ECE@{comparison.ece_bins} is MORE's two-entry expected calibration error over every pair.", "",
+              *_footnote(odd_bins_note([comparison.ece_bins])),
               "![Accuracy per source](accuracy.png)", "",
               "## Reward differences", "",
               "![Histogram of reward differences](histogram.png)", "",
               "Per source: the distribution of d (population moments), ECE at several bin counts, and Tukey's "
-              "outliers (beyond 1.5 IQR from the quartiles: how many, and their mean d).", ""]
+              "outliers (beyond 1.5 IQR from the quartiles: how many, and their mean d).", "",
+              *_footnote(odd_bins_note(ece_cols))]
     for r in results:
-        header = ["source", "n", "accuracy %", "mean", "std", "skewness", "excess kurtosis", "d < 0 %",
+        header = ["source", "n", "accuracy %", "ties", "mean", "std", "skewness", "excess kurtosis", "d < 0 %",
                   *(f"ECE@{b}" for b in ece_cols), "outliers +", "mean +", "outliers -", "mean -"]
         rows = [header]
         for source, s in _groups(r):
             dist, out = s.distribution, s.outliers
-            rows.append([source, f"{s.n:,}", _pct(s.accuracy), _fixed(dist.mean), _fixed(dist.std),
+            rows.append([source, f"{s.n:,}", _pct(s.accuracy), f"{s.ties:,}", _fixed(dist.mean), _fixed(dist.std),
                          _fixed(dist.skewness), _fixed(dist.excess_kurtosis), _pct(dist.share_negative),
                          *(_fixed(s.ece.get(b, math.nan), 4) for b in ece_cols),
                          str(out.n_positive), _fixed(out.mean_positive), str(out.n_negative),
@@ -171,7 +175,8 @@ def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict]) ->
                   *markdown_table(rows), ""]
     lines += ["## Calibration", "", "![Reliability diagram](reliability.png)", "",
               f"Reliability over every pair: confidence max(σ(d), 1 - σ(d)) in {comparison.reliability_bins} "
-              "equal bins over [0.5, 1]; per source in reliability.csv.", ""]
+              "equal bins over [0.5, 1], a tie counting half in a bin's accuracy; per source in reliability.csv.",
+              ""]
     for r in results:
         rows = [["confidence bin", "pairs", "mean confidence", "accuracy"]]
         rows += [[f"{b.lower:.3f}-{b.upper:.3f}", f"{b.count:,}", _fixed(b.confidence), _fixed(b.accuracy)]
@@ -197,6 +202,11 @@ def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict]) ->
     return path
 
 
+def _footnote(note: str) -> list[str]:
+    """A note under a table, as its own paragraph in italics; nothing when there is none."""
+    return [f"*{note[:1].upper()}{note[1:]} (docs/methods.md, \"Odd bin counts\").*", ""] if note else []
+
+
 def _groups(result: ModelResult):
     """(source, summary) per source, then over every pair: the order of the tables."""
     return sorted(result.summaries.items(), key=lambda item: (item[0] == metrics.ALL, item[0]))
@@ -218,14 +228,17 @@ def _identity(r: ModelResult) -> list[str]:
 
 
 def _write_comparison_csv(path: Path, comparison: Comparison) -> Path:
-    """The papers' table with numbers: accuracies as fractions, one column per source."""
+    """The papers' table with numbers: accuracies as fractions, one column per source, then the ties of each."""
     with _replacing(path) as handle:
         out = csv.writer(handle)
         out.writerow(["model", "job_id", "checkpoint", "split", *(f"accuracy_{s}" for s in comparison.sources),
-                      "accuracy_avg", "accuracy_all", f"ece_{comparison.ece_bins}", "n"])
+                      "accuracy_avg", "accuracy_all", *(f"ties_{s}" for s in comparison.sources), "ties_all",
+                      f"ece_{comparison.ece_bins}", "n"])
         for r, row in zip(comparison.results, comparison.rows()):
             out.writerow([*_identity(r), *(_number(row.accuracy.get(s, math.nan)) for s in comparison.sources),
-                          _number(row.average), _number(row.overall), _number(row.ece), row.n])
+                          _number(row.average), _number(row.overall),
+                          *(row.ties.get(s, "") for s in comparison.sources), row.overall_ties, _number(row.ece),
+                          row.n])
     return path
 
 
@@ -287,11 +300,27 @@ def save_png(fig, path: Path) -> Path:
 
 
 def colours(slots: list[int]) -> list:
-    """The colour of each model's slot (compare.colour_slots): a model keeps its colour from plot to plot."""
+    """The colour of each model's slot (compare.colour_slots): a model keeps its colour from plot to plot.
+
+    Always tab10, whatever the other slots drawn: tab20 would recolour every model once one slot passed 9,
+    and its neighbouring slots are two shades of one hue. Slots ten apart share a colour, never a marker."""
     from matplotlib import colormaps
 
-    palette = colormaps["tab10" if max(slots, default=0) < 10 else "tab20"]
+    palette = colormaps["tab10"]
     return [palette(slot % palette.N) for slot in slots]
+
+
+def markers(slots: list[int]) -> list[str]:
+    """The marker of each model's slot (compare.marker): models told apart in greyscale too."""
+    return [marker(slot) for slot in slots]
+
+
+HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo", "--", "||", "**", "OO")
+"""A bar's stand-in for a marker, by the same slot index (compare.MARKS has as many)."""
+
+
+def hatches(slots: list[int]) -> list[str]:
+    return [HATCHES[slot % len(HATCHES)] for slot in slots]
 
 
 def _legend(fig, entries: int, columns: int = 3) -> None:
@@ -305,14 +334,28 @@ def _title(comparison: Comparison, what: str) -> str:
 
 
 def plot_histogram(path: Path, comparison: Comparison, bins: int) -> Path:
-    """Every model's histogram of d, overlaid on shared bins, as the share of its pairs; d = 0 marked."""
+    return save_png(histogram_figure(comparison, bins), path)
+
+
+def histogram_figure(comparison: Comparison, bins: int):
+    """Every model's histogram of d, overlaid on shared bins, as the share of its pairs; d = 0 marked.
+
+    Each outline carries its model's marker on up to MARKS_PER_LINE of its bins, staggered between models so
+    that two outlines that coincide still show both markers."""
     edges, counts = comparison.histograms(bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    every = max(1, -(-bins // MARKS_PER_LINE))
     fig = figure(8, 4.8)
     ax = fig.add_subplot()
-    for r, c, colour in zip(comparison.results, counts, colours(comparison.slots)):
+    styles = zip(colours(comparison.slots), markers(comparison.slots))
+    for i, (r, c, (colour, mark)) in enumerate(zip(comparison.results, counts, styles)):
         share = 100 * c / c.sum() if c.sum() else np.zeros(len(c))
         ax.stairs(share, edges, fill=True, alpha=0.3, color=colour)
-        ax.stairs(share, edges, color=colour, linewidth=1.4, label=r.label)
+        ax.stairs(share, edges, color=colour, linewidth=1.4)
+        shown = np.arange(i % every, len(share), every)
+        shown = shown[share[shown] > 0]
+        ax.plot(centres[shown], share[shown], linestyle="none", marker=mark, markersize=5, color=colour)
+        ax.plot([], [], color=colour, linewidth=1.4, marker=mark, markersize=5, label=r.label)  # its legend entry
     if edges[0] < 0 < edges[-1]:
         ax.axvline(0.0, color="black", linestyle="--", linewidth=1, label="d = 0")
     ax.set_xlim(edges[0], edges[-1])
@@ -323,36 +366,49 @@ def plot_histogram(path: Path, comparison: Comparison, bins: int) -> Path:
     ax.set_ylabel("pairs per bin (%)")
     ax.set_title(_title(comparison, "Reward differences"))
     _legend(fig, len(comparison.results) + 1)
-    return save_png(fig, path)
+    return fig
+
+
+MARKS_PER_LINE = 12  # markers on one histogram outline: enough to follow it, few enough to read the bars
 
 
 def plot_reliability(path: Path, comparison: Comparison) -> Path:
+    return save_png(reliability_figure(comparison), path)
+
+
+def reliability_figure(comparison: Comparison):
     """Accuracy against mean confidence per bin, over every pair, for each model; the diagonal is calibrated."""
     fig = figure(6, 5.5)
     ax = fig.add_subplot()
     ax.plot([0.5, 1.0], [0.5, 1.0], color="0.5", linestyle="--", linewidth=1, label="calibrated")
-    for r, colour in zip(comparison.results, colours(comparison.slots)):
+    for r, colour, mark in zip(comparison.results, colours(comparison.slots), markers(comparison.slots)):
         summary = r.summaries[metrics.ALL]
         filled = [b for b in summary.reliability if b.count]
         x, y = [b.confidence for b in filled], [b.accuracy for b in filled]
-        ax.plot(x, y, marker="o", markersize=4, color=colour,
+        ax.plot(x, y, marker=mark, markersize=5, color=colour,
                 label=f"{r.label}, ECE@{comparison.ece_bins} {summary.ece[comparison.ece_bins]:.3f}")
         # a bin's dot grows with its pairs, so a wild point made of two pairs does not look like a finding
-        ax.scatter(x, y, s=[12 + 240 * b.count / summary.n for b in filled], color=colour, alpha=0.45)
+        ax.scatter(x, y, s=[12 + 240 * b.count / summary.n for b in filled], color=colour, marker=mark, alpha=0.45)
     ax.text(0.02, 0.98, "dot area: the bin's share of pairs", transform=ax.transAxes, ha="left", va="top",
             fontsize="x-small", color="0.4")
     ax.set_xlim(0.5, 1.0)
     ax.set_ylim(0.0, 1.02)
     ax.set_xlabel("mean confidence max(σ(d), 1 - σ(d)) in the bin")
-    ax.set_ylabel("accuracy in the bin (share with d > 0)")
+    ax.set_ylabel("accuracy in the bin (share with d > 0, a tie half)")
     ax.set_title(_title(comparison, "Reliability"))
     ax.grid(alpha=0.3)
     _legend(fig, len(comparison.results) + 1, columns=1)
-    return save_png(fig, path)
+    return fig
 
 
 def plot_accuracy(path: Path, comparison: Comparison) -> Path:
-    """Grouped bars: per source (then avg and all), one bar per model, in %."""
+    return save_png(accuracy_figure(comparison), path)
+
+
+def accuracy_figure(comparison: Comparison):
+    """Grouped bars: per source (then avg and all), one bar per model, in %; a model's ties in its legend entry.
+
+    A bar has its model's colour and, in place of a marker, its hatch."""
     rows = comparison.rows()
     groups = [*comparison.sources, "avg", "all"]
     values = [[100 * row.accuracy.get(s, math.nan) for s in comparison.sources] + [100 * row.average,
@@ -363,15 +419,19 @@ def plot_accuracy(path: Path, comparison: Comparison) -> Path:
     ax = fig.add_subplot()
     width = 0.8 / n
     x = np.arange(len(groups))
-    for i, (r, v, colour) in enumerate(zip(comparison.results, values, colours(comparison.slots))):
-        bars = ax.bar(x - 0.4 + width * (i + 0.5), v, width, color=colour, label=r.label)
+    styles = zip(colours(comparison.slots), hatches(comparison.slots))
+    for i, (r, row, v, (colour, hatch)) in enumerate(zip(comparison.results, rows, values, styles)):
+        ties = row.overall_ties
+        label = f"{r.label}, {ties:,} {'tie' if ties == 1 else 'ties'}" if ties else r.label
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), v, width, color=colour, hatch=hatch, edgecolor="white",
+                      linewidth=0, label=label)
         if len(groups) * n <= 40:
             ax.bar_label(bars, fmt="%.1f", fontsize="x-small", padding=1)
     ax.axhline(50.0, color="0.5", linestyle="--", linewidth=1, label="chance", zorder=0)
     ax.axvline(len(comparison.sources) - 0.5, color="0.75", linewidth=1)  # sources | their avg and all pairs
     ax.set_xticks(x, groups)
     ax.set_ylim(0, 105)
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("accuracy (%, a tie counting half)")
     ax.set_title(_title(comparison, "Accuracy per source"))
     _legend(fig, n + 1)
-    return save_png(fig, path)
+    return fig

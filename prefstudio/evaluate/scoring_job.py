@@ -5,7 +5,7 @@ the job folder; the job process reads them one batch at a time, so scoring a
 million pairs holds one batch of texts, and writes rewards as numbered Parquet
 parts — a cancelled or killed job resumes after the last part. When the job is
 done, the database's holder ingests the parts into `predictions` and the
-figures of SPEC §4 into `metrics` (see predictions.py).
+figures of docs/methods.md, "Evaluation", into `metrics` (see predictions.py).
 
 What is scored is a *subject*: a training job (its latest or a named
 checkpoint, scored with the job's own template and max length, so the test
@@ -125,7 +125,11 @@ def scored_ids(folder: Path) -> set[int]:
 
 
 def run(folder: Path, *, should_stop, on_progress) -> None:
-    """The job process: score the pairs not scored yet, a part file at a time."""
+    """The job process: score the pairs not scored yet, a part file at a time, saying so after each batch.
+
+    Parts of PART_SIZE pairs bound what a kill can cost; progress is per batch, so a scoring run shorter
+    than a part (a 974-pair test split) still shows it moving rather than 0% until the end.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
     import torch
@@ -166,11 +170,16 @@ def run(folder: Path, *, should_stop, on_progress) -> None:
         on_progress(Progress(len(done), total, None))
 
     torch.manual_seed(config.seed)  # a raw backbone's fresh head: the same every time
+    scored_now = 0  # in this run: score_pairs cuts its batches from the same count, so this says where one ends
     for scored in score_pairs(config.checkpoint, rows(), batch_size=config.batch_size, max_length=config.max_length,
                               template=config.template, pooling=config.pooling):
         buffer.append(scored)
+        scored_now += 1
+        batch_done = scored_now % config.batch_size == 0
         if len(buffer) >= PART_SIZE:
             flush()
-        elif len(buffer) % config.batch_size == 0 and should_stop():
+        elif batch_done:
+            on_progress(Progress(len(done) + len(buffer), total, None))
+        if batch_done and should_stop():
             break  # what was scored is kept; a resume goes on from here
     flush()

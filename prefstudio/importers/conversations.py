@@ -79,3 +79,18 @@ def split_shared(first: list[tuple[str, str]], second: list[tuple[str, str]]) ->
     if shared == 0:
         raise BadConversation("the two conversations share no leading messages to use as the prompt")
     return render(first[:shared]), render_response(first[shared:]), render_response(second[shared:])
+
+
+def as_texts(prompt: object, chosen: object, rejected: object) -> tuple[object, object, object]:
+    """Message lists (TRL's conversational form) as a shared prompt and two responses; texts pass through.
+
+    Raises BadConversation for a list that is not a conversation."""
+    if isinstance(chosen, list) or isinstance(rejected, list):
+        chosen_turns, rejected_turns = turns(chosen, "chosen"), turns(rejected, "rejected")
+        if prompt is None:
+            prompt, chosen, rejected = split_shared(chosen_turns, rejected_turns)
+        else:
+            chosen, rejected = render_response(chosen_turns), render_response(rejected_turns)
+    if isinstance(prompt, list):
+        prompt = render(turns(prompt, "prompt"))
+    return prompt, chosen, rejected

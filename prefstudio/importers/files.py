@@ -44,16 +44,40 @@ def container_of(path: Path) -> str | None:
 
 def source_name(path: Path) -> str:
     """Default source name: the file name without extensions, or its folder's for train.jsonl & co."""
+    stem = _stem(path)
+    if SPLIT_LIKE.fullmatch(stem):
+        stem = path.resolve().parent.name or stem
+    return stem[:MAX_NAME_LEN]
+
+
+def _stem(path: Path) -> str:
+    """The file name without its data extensions (.jsonl.gz -> '')."""
     stem = path.name
     while True:
         lowered = stem.lower()
         suffix = next((s for s in (".gz", *CONTAINERS) if lowered.endswith(s)), None)
         if suffix is None or len(stem) == len(suffix):
-            break
+            return stem
         stem = stem[: -len(suffix)]
+
+
+def split_of_name(name: str) -> str | None:
+    """The split a file or folder name says ('test', 'validation', 'dev'); None for 'train' and anything else.
+
+    'train' is left open so that --test-fraction can carve a test set out of it.
+    """
+    found = SPLIT_LIKE.fullmatch(name)
+    if not found or found.group(1).lower() == "train":
+        return None
+    return found.group(1).lower()
+
+
+def split_of_path(path: Path) -> str | None:
+    """HH-RLHF's layout: helpful-base/test.jsonl.gz is the test split; so is any file in a folder test/."""
+    stem = _stem(path)
     if SPLIT_LIKE.fullmatch(stem):
-        stem = path.resolve().parent.name or stem
-    return stem[:MAX_NAME_LEN]
+        return split_of_name(stem)
+    return split_of_name(path.resolve().parent.name)
 
 
 def open_file(path: Path, label: str) -> "JsonLinesRows | JsonArrayRows | ParquetRows | CsvRows":
@@ -131,6 +155,7 @@ class _ByteProgress:
         self.path = path
         self.label = label
         self.name = source_name(path)
+        self.name_split = split_of_path(path)
         try:
             self.total: int | None = os.path.getsize(path)
         except OSError as exc:
@@ -190,6 +215,7 @@ class JsonArrayRows:
     def __init__(self, path: Path, label: str, items: list, check_surrogates: bool):
         self.label = label
         self.name = source_name(path)
+        self.name_split = split_of_path(path)
         self.total = len(items)
         self.position = 0
         self._items = items
@@ -241,6 +267,7 @@ class ParquetRows:
     def __init__(self, path: Path, label: str):
         self.label = label
         self.name = source_name(path)
+        self.name_split = split_of_path(path)
         self.position = 0
         try:
             with open(path, "rb") as probe:

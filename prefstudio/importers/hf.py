@@ -14,7 +14,7 @@ from typing import Iterator
 import pyarrow as pa
 
 from prefstudio.errors import PrefstudioError, first_line
-from prefstudio.importers.files import MAX_NAME_LEN, Row
+from prefstudio.importers.files import MAX_NAME_LEN, Row, split_of_name
 
 BATCH_ROWS = 1000
 SAVED_MARKERS = ("state.json", "dataset_dict.json")  # what save_to_disk writes for a Dataset / DatasetDict
@@ -26,10 +26,11 @@ class DatasetRows:
 
     Records take their HF split name as split, except 'train', which is left
     open so that --test-fraction can carve a test set out of it (it is stored
-    as 'train' otherwise).
+    as 'train' otherwise). A folder named test/ (or validation/, dev/) whose
+    files datasets reads as its default 'train' split is that split.
     """
 
-    def __init__(self, label: str, name: str, loaded, requested_split: str | None):
+    def __init__(self, label: str, name: str, loaded, requested_split: str | None, folder_split: str | None = None):
         from datasets import DatasetDict
 
         if isinstance(loaded, DatasetDict):
@@ -37,6 +38,10 @@ class DatasetRows:
         else:
             plain = requested_split if requested_split and PLAIN_SPLIT.fullmatch(requested_split) else None
             self._parts = [(plain, loaded)]
+        self.name_split = None
+        if folder_split and requested_split is None and [split for split, _ in self._parts] == ["train"]:
+            self._parts = [(folder_split, self._parts[0][1])]
+            self.name_split = folder_split
         self._name_locations = len(self._parts) > 1
         self.label = label
         self.name = name[:MAX_NAME_LEN]
@@ -87,7 +92,7 @@ def open_folder(path: Path, label: str, config: str | None, split: str | None) -
                 f"{label}: cannot load the folder with datasets ({first_line(exc)}); it should hold .jsonl, .json, "
                 ".parquet or .csv files with the same columns"
             ) from None
-        return DatasetRows(label, name, loaded, split)
+        return DatasetRows(label, name, loaded, split, folder_split=split_of_name(name))
 
     if config is not None:
         raise PrefstudioError(f"{label}: --hf-config does not apply to a dataset saved with save_to_disk; drop it")

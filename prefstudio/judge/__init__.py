@@ -1,1 +1,2 @@
-"""The LLM judge: prompts, verdict parsing, the both-orders protocol and the runner (SPEC §2)."""
+"""The LLM judge: prompts, verdict parsing, the both-orders protocol and the runner
+(docs/methods.md, "The LLM judge")."""

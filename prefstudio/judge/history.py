@@ -1,7 +1,8 @@
 """Past judge runs, as `judge_runs` keeps them: what each cost and how often the judge contradicted itself.
 
-The inconsistent share is the judge's position bias on that run (SPEC §2): a rising
-share after a prompt change says the new prompt is worse, whatever the labels say.
+The inconsistent share is the judge's position bias on that run (docs/methods.md,
+"The LLM judge"): a rising share after a prompt change says the new prompt is
+worse, whatever the labels say.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Running the LLM judge over pairs: both orders, cached, resumable (SPEC §2).
+"""Running the LLM judge over pairs: both orders, cached, resumable
+(docs/methods.md, "The LLM judge").
 
 Every call is keyed by a hash of (model, prompt identity, prompt, A, B) and
 made durable the moment it returns (prefstudio.judge.journal), so an

@@ -3,9 +3,9 @@
 The parser is strict first (a last line `Verdict: A>>B`), lenient second (the
 last well-formed comparison anywhere in the text, e.g. `[[B>A]]` or `A >> B`);
 what neither finds is a parse error that keeps its raw text for a later
-re-parse. The combination rule is SPEC §2: the two calls must name the same
-winner, else the pair is inconsistent (level 0); agreeing calls take the lower
-level.
+re-parse. The combination rule (docs/methods.md, "The LLM judge"): the two
+calls must name the same winner, else the pair is inconsistent (level 0);
+agreeing calls take the lower level.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def _chosen_view(verdict: Verdict, chosen_is: Literal["A", "B"]) -> tuple[bool |
 
 
 def combine(chosen_as_a: Verdict | None, chosen_as_b: Verdict | None) -> Judgement:
-    """SPEC §2. A tie in one order and a winner in the other is not a contradiction
-    of winners; it takes the lower level (0), as any level disagreement does."""
+    """The both-orders rule (docs/methods.md, "The LLM judge"). A tie in one order and a winner in the
+    other is not a contradiction of winners; it takes the lower level (0), as any level disagreement does."""
     if chosen_as_a is None or chosen_as_b is None:
         return Judgement("parse_error", None, False)
     won_1, level_1 = _chosen_view(chosen_as_a, "A")

@@ -1,1 +1,1 @@
-"""Reward-model training: model, objectives, MORE's weights, sampling, the job entry point (SPEC §3)."""
+"""Reward-model training: model, objectives, MORE's weights, sampling, the job entry point (docs/methods.md, "Training objectives")."""

@@ -2,7 +2,11 @@
 
 Frozen into the job folder at launch, so a job can always be read back and
 resumed exactly. Unknown keys are refused (a typo must not train silently with
-a default). Defaults follow the papers where they say (SPEC §3).
+a default). Defaults follow the papers where they say (docs/methods.md).
+
+A preset is a named set of settings applied under the user's own: `preset =
+"more-paper"` comes as close as one process allows to MORE's official run
+(docs/methods.md, "MORE as the paper ran it").
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class TrainConfig(BaseModel):
     more_normalize: Literal["none", "l2", "loss"] = "none"
     checkpoint_every: int = 0  # steps; 0 = only at the end
     seed: int = 0
+    group_by_length: bool | None = None  # None: grouped unless the objective uses a batch statistic
+    preset: Literal["more-paper"] | None = None  # recorded; its settings are already applied
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
@@ -60,13 +66,47 @@ class TrainConfig(BaseModel):
         return self
 
     @property
+    def uses_batch_statistic(self) -> bool:
+        """adaptive's μ_B and MORE's λ are statistics of a batch: length grouping would change them."""
+        return self.objective in ("adaptive", "more")
+
+    @property
+    def grouped(self) -> bool:
+        """Whether batches hold pairs of similar length (speed) or are drawn at random."""
+        return (not self.uses_batch_statistic) if self.group_by_length is None else self.group_by_length
+
+    @property
     def uses_margins(self) -> bool:
         return self.objective == "margin" or (self.objective == "more" and self.more_loss == "margin")
 
 
-def make_config(values: dict, where: str = "training settings") -> TrainConfig:
+PRESETS: dict[str, dict] = {
+    # MORE's README run: one pair per source per device step, 8 GPUs x 2 accumulation steps, --normalize l2,
+    # --alpha 0.99, lr 1e-6, 40k pairs per source, last-token pooling, one epoch.
+    "more-paper": {"objective": "more", "sampling": "balanced", "more_loss": "bt", "grad_accum": 16,
+                   "more_normalize": "l2", "more_momentum": 0.99, "lr": 1e-6, "quota": 40_000},
+}
+
+
+def apply_preset(values: dict, sources: list[str] | None = None) -> dict:
+    """The preset's settings under the given ones. more-paper's batch is one pair per source: `batch_size`
+    becomes the number of sources (those named, else `sources`, the workspace's) unless given."""
+    name = values.get("preset")
+    if name is None:
+        return values
+    if name not in PRESETS:
+        raise PrefstudioError(f"preset {name!r}: expected one of {', '.join(PRESETS)}")
+    merged = {**PRESETS[name], **values}
+    named = merged.get("sources") or sources
+    if name == "more-paper" and "batch_size" not in values and named:
+        merged["batch_size"] = len(named)
+    return merged
+
+
+def make_config(values: dict, where: str = "training settings", sources: list[str] | None = None) -> TrainConfig:
+    """`sources`: the workspace's training sources, for a preset whose batch depends on them."""
     try:
-        return TrainConfig.model_validate(values)
+        return TrainConfig.model_validate(apply_preset(values, sources))
     except ValidationError as exc:
         raise PrefstudioError(describe_validation_error(exc, where, "setting", "see 'prefstudio train --help'")) from None
 

@@ -4,8 +4,9 @@
 (pairs.parquet), the log, metrics.jsonl, checkpoints and status.json. The job
 process (`python -m prefstudio.train.jobs JOB_DIR`, or under `accelerate
 launch` for several GPUs) is detached from whoever started it, so closing the
-app leaves it running; it never opens the workspace database (SPEC §6). The
-queue needs no daemon: a job that ends starts the oldest queued one. A job
+app leaves it running; it never opens the workspace database (docs/methods.md,
+"Jobs and the workspace database"). The queue needs no daemon: a job that ends
+starts the oldest queued one. A job
 whose process died without a word (kill -9, out of memory) shows as failed
 with the end of its log, and can be resumed from its last checkpoint.
 

@@ -1,7 +1,7 @@
 """The training loop: one function a reader can hold in their head.
 
 It reads a job folder's snapshot of pairs (never the workspace database,
-SPEC §6), trains a reward model with one of the objectives, and writes
+docs/methods.md, "Jobs and the workspace database"), trains a reward model with one of the objectives, and writes
 metrics.jsonl and checkpoints into the job folder. Accelerate places it on the
 CPU, one GPU or many (`accelerate launch`): every process takes every n-th
 batch, and MORE's per-source head gradients are averaged across processes
@@ -28,6 +28,7 @@ from prefstudio.train.data import collate, encode_pairs, plan_batches
 from prefstudio.train.min_norm import min_norm_weights
 from prefstudio.train.objectives import head_gradients, more_loss, pair_losses
 from prefstudio.train.reward_model import RewardModel, load_tokenizer
+from prefstudio.train.truncation import TruncationReport
 
 SNAPSHOT = "pairs.parquet"
 METRICS = "metrics.jsonl"
@@ -77,11 +78,16 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
     tokenizer = load_tokenizer(source_path)
     rows = load_training_rows(job_dir, config)
     pairs = encode_pairs(tokenizer, rows, config.max_length, config.template)
+    if accelerator.is_main_process:
+        report = TruncationReport.of(pairs)
+        report.write(job_dir, config.max_length)
+        print(report.line(config.max_length), flush=True)  # into the job's log
     sources = sorted(config.sources or {r["source"] for r in rows})
     batches = []
     for epoch in range(math.ceil(config.epochs)):
         batches += plan_batches(pairs, sampling=config.sampling, batch_size=config.batch_size,
-                                seed=config.seed + epoch, sources=sources, quota=config.quota)
+                                seed=config.seed + epoch, sources=sources, quota=config.quota,
+                                group_by_length=config.grouped)
     batches = batches[: int(len(batches) * config.epochs / math.ceil(config.epochs)) or len(batches)]
     n_proc, rank = accelerator.num_processes, accelerator.process_index
     per_process = len(batches) // n_proc
@@ -170,27 +176,37 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
 
 def more_objective(d: torch.Tensor, pooled: torch.Tensor, margins: torch.Tensor, k: int, head_weight: torch.Tensor,
                    config: TrainConfig, momentum: torch.Tensor | None, reduce=lambda g: g):
-    """MORE's loss for a batch of K equal sub-batches (SPEC §3): returns (loss, λ, per-source losses, momentum).
+    """MORE's loss for a batch of K equal sub-batches (docs/methods.md): (loss, λ, per-source losses, momentum).
 
-    g_i is the gradient of sub-batch i's loss with respect to the head's weights, on detached
-    pooled states; `reduce` averages the g_i across processes, so every process solves for the
-    same λ.
+    `pooled` are the states the head sees (after its dropout, if any); g_i is the gradient of
+    sub-batch i's loss with respect to the head's weights on them, detached from the backbone.
+    `reduce` averages the g_i and the L_i across processes, so every process solves for the same λ.
     """
     n = d.shape[0]
     parts = [slice(i * n // k, (i + 1) * n // k) for i in range(k)]
     m = [margins[p] if config.more_loss == "margin" else None for p in parts]
     sub_losses = [pair_losses(d[p], config.more_loss, mi) for p, mi in zip(parts, m)]
     diff = (pooled[:n] - pooled[n:]).detach()
-    g = reduce(head_gradients([diff[p] for p in parts], head_weight, config.more_loss, m))
+    g = head_gradients([diff[p] for p in parts], head_weight, config.more_loss, m)
+    means = torch.stack([s.detach().float().mean() for s in sub_losses]).to(g.device)
+    both = reduce(torch.cat([g, means.unsqueeze(1)], dim=1))
+    g, means = both[:, :-1], both[:, -1]
     if config.more_momentum < 1 and momentum is not None:
         g = (1 - config.more_momentum) * momentum.to(g.device) + config.more_momentum * g
     momentum = g.detach().cpu()
-    if config.more_normalize == "l2":
-        g = g / g.norm(dim=1, keepdim=True).clamp(min=1e-12)
-    elif config.more_normalize == "loss":
-        g = g / torch.stack([s.mean().detach() for s in sub_losses]).unsqueeze(1).clamp(min=1e-12)
-    lam = min_norm_weights(g @ g.T)
+    scaled = normalize_gradients(g, means, config.more_normalize)
+    lam = min_norm_weights(scaled @ scaled.T)
     return more_loss(sub_losses, lam), lam, sub_losses, momentum
+
+
+def normalize_gradients(g: torch.Tensor, losses: torch.Tensor, how: str) -> torch.Tensor:
+    """MORE's gradient normalisers: l2, g_i / ||g_i||; loss, g_i / ((L_i + 1) / Σ_j (L_j + 1)); none."""
+    if how == "l2":
+        return g / g.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    if how == "loss":
+        shares = (losses + 1) / (losses + 1).sum()
+        return g / shares.unsqueeze(1)
+    return g
 
 
 def _agreed_stop(accelerator, asked: bool) -> bool:

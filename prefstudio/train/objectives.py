@@ -1,4 +1,4 @@
-"""The training objectives of SPEC §3, on reward differences d = r(x, y_c) - r(x, y_r).
+"""The training objectives (docs/methods.md, "Training objectives"), on reward differences d = r(x, y_c) - r(x, y_r).
 
 Each returns per-pair losses so that MORE can weight sub-batches; callers take
 the mean. `-log σ(z)` is computed as softplus(-z), which is exact and stable.

@@ -76,7 +76,7 @@ class RewardModel(nn.Module):
         if meta.exists():
             model = AutoModelForSequenceClassification.from_pretrained(path, config=config, **kwargs)
         else:  # a backbone: its head is new by design, and transformers' report of it reads as an error in a job log
-            with _transformers_errors_only():
+            with transformers_errors_only():
                 model = AutoModelForSequenceClassification.from_pretrained(path, config=config, **kwargs)
         return cls(model, pooling)
 
@@ -95,17 +95,20 @@ class RewardModel(nn.Module):
         last = (positions * non_pad).argmax(-1)
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
+    def head_input(self, pooled: torch.Tensor) -> torch.Tensor:
+        """What the head reads: the pooled state after the classifier's dropout, where the model has one."""
+        return self.dropout(pooled) if self.dropout is not None else pooled
+
     def score(self, pooled: torch.Tensor) -> torch.Tensor:
-        if self.dropout is not None:
-            pooled = self.dropout(pooled)
-        return self.head(pooled).squeeze(-1)
+        return self.head(self.head_input(pooled)).squeeze(-1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_pooled: bool = False):
-        """Rewards (batch,); with return_pooled, also the pooled states MORE's head gradients need.
-        One call through forward (not pooled() then score()) so a DDP wrapper sees it."""
-        pooled = self.pooled(input_ids, attention_mask)
-        rewards = self.score(pooled)
-        return (rewards, pooled) if return_pooled else rewards
+        """Rewards (batch,); with return_pooled, also the states the head read, which MORE's head gradients need
+        (after dropout: the gradient of the loss the step really takes). One call through forward (not pooled()
+        then score()) so a DDP wrapper sees it."""
+        features = self.head_input(self.pooled(input_ids, attention_mask))
+        rewards = self.head(features).squeeze(-1)
+        return (rewards, features) if return_pooled else rewards
 
     def freeze_bottom(self, k: int) -> None:
         """Freeze the embeddings and the first k transformer layers."""
@@ -156,7 +159,7 @@ def _tokenizer_pad_id(path: Path) -> int | None:
 
 
 @contextmanager
-def _transformers_errors_only():
+def transformers_errors_only():
     from transformers.utils import logging
 
     before = logging.get_verbosity()

@@ -1,7 +1,8 @@
 """The input of a job, frozen at launch: the workspace's pairs with the margins their labels give.
 
-A job never opens the workspace database (SPEC §6), and a job must be
-reproducible after the labels change, so it trains on this Parquet file.
+A job never opens the workspace database (docs/methods.md, "Jobs and the
+workspace database"), and a job must be reproducible after the labels change,
+so it trains on this Parquet file.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ from prefstudio.export import export_query
 
 
 def write_snapshot(ws, path: Path, con=None) -> int:
-    """All pairs (every split: evaluation reads the same file), signed margins; returns the row count."""
+    """All pairs (every split: evaluation reads the same file), signed margins; returns the row count.
+
+    A pair's margin is the label that counts (human, else judge, else the
+    data's own) through the scale, or a data label's continuous value with
+    `[margins] data = "value"` (docs/methods.md, "Margin labels").
+    """
     con = con or ws.cursor()
     margins = tuple(ws.config.margins.margin(level) for level in range(4))
-    sql, params = export_query(margins, flips="keep", unlabelled="zero", split=None)
+    sql, params = export_query(margins, flips="keep", unlabelled="zero", split=None, data=ws.config.margins.data)
     table = con.sql(sql, params=params).to_arrow_table()
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp)

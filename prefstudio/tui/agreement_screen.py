@@ -69,6 +69,11 @@ def scores_text(result: Agreement) -> Text:
         ("flip rate B", _percent(result.flip_rate_b)),
         ("flipped by one only", f"{result.flip_disagreements:,}"),
     ]
+    if result.value_by_level is not None:  # a data margin's own value, averaged per level of the other side
+        holder, means = result.value_by_level
+        mine, other = ("A", "B") if holder == result.a else ("B", "A")
+        cells = " · ".join(f"{level}: {'–' if m is None else f'{m:.2f}'}" for level, m in enumerate(means))
+        lines.append((f"{mine}'s value by {other}'s level", cells))
     text = Text()
     for name, value in lines:
         text.append(f"{name:<28}", style="dim")

@@ -34,6 +34,7 @@ COLUMNS = [
     Column("source", 14),
     Column("split", 6),
     Column("annot.", 6, right=True),
+    Column("data", 8, right=True),  # a margin that came with the data: value → level
     Column("prompt"),
     Column("chosen"),
     Column("rejected"),
@@ -210,7 +211,8 @@ class BrowserScreen(Screen):
     def _fill_table(self, request: PageRequest) -> None:
         table = self.query_one(PageTable)
         cells = [
-            (str(r.id), r.source, r.split, str(r.n_annotations or ""), r.prompt, r.chosen, r.rejected)
+            (str(r.id), r.source, r.split, str(r.n_annotations or ""),
+             browse.data_margin_text(r.data_value, r.data_level), r.prompt, r.chosen, r.rejected)
             for r in self.rows
         ]
         keys = [r.id for r in self.rows]

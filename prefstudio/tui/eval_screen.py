@@ -2,17 +2,20 @@
 
 The table lists every model scored on the split, one row each; space picks or
 drops the model under the cursor (each job's latest checkpoint is picked at
-first). A picked row shows accuracy per source, their average, accuracy over
-all pairs, ECE and the pair count, all on the pairs every picked model has
-scored. Below, the reward-difference histograms
-(overlaid, or one under another: `o`) and the reliability diagram, for all
-pairs or the source picked at the top; then the Tukey outliers of the model
-under the table's cursor, most extreme first. Enter opens an outlier in the
-pair view, `l` labels it. `t` swaps the plots for the figures behind them (the
-distribution's moments, ECE at 5/10/20 bins, outlier counts). `b` cycles the bin count (5, 10, 20) of the ECE
-column and the reliability diagram. Every query runs in a thread worker; the
-plots are drawn from the loaded rewards, so resizing or switching sources
-never touches the database.
+first). A picked row shows accuracy per source (a tie, d = 0, counting half),
+their average, accuracy over all pairs, the ties among them, ECE and the pair
+count, all on the pairs every picked model has scored. Below, the
+reward-difference histograms (overlaid, or one under another: `o`) and the
+reliability diagram, for all pairs or the source picked at the top; then the
+Tukey outliers of the model under the table's cursor, most extreme first.
+Enter opens an outlier in the pair view, `l` labels it. `t` swaps the plots for
+the figures behind them (the distribution's moments, ECE at 5/10/20 bins,
+outlier counts). `b` cycles the bin count (5, 10, 20) of the ECE column and the
+reliability diagram; an ECE at an odd bin count gets a footnote (its middle
+bin pools p and 1 − p). Each (job, checkpoint) has its own colour and legend
+mark, as in the report's PNGs. Every query runs in a thread worker; the plots
+are drawn from the loaded rewards, so resizing or switching sources never
+touches the database.
 """
 
 from __future__ import annotations
@@ -71,8 +74,8 @@ FIGURE_COLUMNS = [Column("model"), Column("mean d", 7, right=True), Column("std"
                   Column("skew", 6, right=True), Column("kurt.", 6, right=True), Column("d<0 %", 5, right=True),
                   *(Column(f"ECE@{b}", 6, right=True) for b in metrics.ECE_BINS),
                   Column("out +", 5, right=True), Column("out −", 5, right=True)]
-"""`t`: the figures behind the plots (n and accuracy are in the table above); kurt. is the excess kurtosis,
-out ± the Tukey outliers above and below; fits 100 columns."""
+"""`t`: the figures behind the plots (n, accuracy and ties are in the table above); kurt. is the excess
+kurtosis, out ± the Tukey outliers above and below; fits 100 columns."""
 
 
 class EvalScreen(Screen):
@@ -107,6 +110,12 @@ class EvalScreen(Screen):
     EvalScreen #eval-plots {
         height: 1fr;
         min-height: 8;
+    }
+    EvalScreen #eval-ece-note {
+        height: auto;
+        padding: 0 1;
+        color: $text-muted;
+        display: none;
     }
     EvalScreen #eval-histogram {
         width: 3fr;
@@ -155,6 +164,7 @@ class EvalScreen(Screen):
             yield DrawnChart(id="eval-histogram")
             yield DrawnChart(id="eval-reliability")
         yield PageTable(FIGURE_COLUMNS, id="eval-figures")
+        yield Static(id="eval-ece-note")
         with Vertical(id="eval-outliers-box"):
             yield Static(id="eval-outliers-title")
             yield JobTable([Column("side", 5), Column("d", 9, right=True), Column("pair", 8, right=True),
@@ -324,11 +334,22 @@ class EvalScreen(Screen):
                     note += " (left out: " + ", ".join(f"{k} {n:,}" for k, n in comparison.left_out.items()) + ")"
                 note += f" · {self.bins} bins"
             self.query_one("#eval-status", Static).update(literal_text(note))
+        self._show_ece_note()
         self._show_plots()
         self._show_outliers()
 
+    def _show_ece_note(self) -> None:
+        """The odd-bin footnote under whichever table shows an ECE at an odd bin count: the table's column at
+        `b`'s bins, or `t`'s figures at 5/10/20."""
+        note = ""
+        if self.comparison is not None and self.comparison.results:
+            note = compare.odd_bins_note(metrics.ECE_BINS if self.has_class("-figures") else [self.comparison.ece_bins])
+        widget = self.query_one("#eval-ece-note", Static)
+        widget.update(literal_text(note))
+        widget.display = bool(note)
+
     def _show_figures(self) -> None:
-        """Per model, for all pairs or the picked source: SPEC §4's numbers that the plots only show."""
+        """Per model, for all pairs or the picked source: the numbers behind the plots (docs/methods.md)."""
         key = self.source or metrics.ALL
         rows = []
         results = self.comparison.results if self.comparison else []
@@ -353,6 +374,7 @@ class EvalScreen(Screen):
             reliability.show("reliability", None, "no model picked")
             return
         labels = comparison.labels()
+        marks = [compare.text_mark(slot) for slot in comparison.slots]
         cache: dict[int, tuple] = {}
 
         def draw_histogram(width: int, height: int) -> textplot.Chart:
@@ -362,16 +384,16 @@ class EvalScreen(Screen):
             edges, counts = cache[bins]
             by_model = dict(zip(labels, counts))
             if self.overlay:
-                return charts.histogram_overlay(edges, by_model, bins, max(2, height - 2))
-            return charts.histogram_stack(edges, by_model, bins, height)
+                return charts.histogram_overlay(edges, by_model, bins, max(2, height - 2), marks)
+            return charts.histogram_stack(edges, by_model, bins, height, marks)
 
         def draw_reliability(width: int, height: int) -> textplot.Chart:
             key = self.source or metrics.ALL
             tables = {label: r.summaries[key].reliability if key in r.summaries else []
                       for label, r in zip(labels, comparison.results)}
-            return charts.reliability_chart(tables, max(8, width - textplot.MAX_GUTTER), max(2, height - 2))
+            return charts.reliability_chart(tables, max(8, width - textplot.MAX_GUTTER), max(2, height - 2), marks)
 
-        styles = slot_styles(comparison.slots, extra=1)  # a model's colour is its own on every plot
+        styles = slot_styles(comparison.slots, extra=1)  # a model's colour and mark are its own on every plot
         histogram.show(f"d = r(chosen) − r(rejected) · {where} · share of pairs per bin", draw_histogram,
                        "no pairs", styles)
         reliability.show(f"reliability · {where} · accuracy (y) vs confidence (x)", draw_reliability, "no pairs",
@@ -396,6 +418,7 @@ class EvalScreen(Screen):
 
     def action_toggle_figures(self) -> None:
         self.toggle_class("-figures")
+        self._show_ece_note()
 
     def action_toggle_overlay(self) -> None:
         self.overlay = not self.overlay

@@ -6,7 +6,8 @@ worker reads each job's small status.json and, for the selected job, only the
 bytes metrics.jsonl gained since the last look (a long run's file is never read
 twice). A resumed job writes again the steps after its last checkpoint; the
 newest line of a step wins. Launching takes a snapshot of the pairs, so it runs
-in a thread worker too; the form checks the settings first, on the spot.
+in a thread worker too; the form checks the settings first, on the spot, then
+against the workspace's pairs in a worker (train/checks.py, as `prefstudio train`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import duckdb
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -27,7 +29,7 @@ from textual.widgets import Button, Footer, Input, Select, Static
 
 from prefstudio import textplot
 from prefstudio.errors import PrefstudioError, first_line
-from prefstudio.train import jobs
+from prefstudio.train import jobs, truncation
 from prefstudio.train.config import TrainConfig, make_config
 from prefstudio.tui.widgets import Column, DrawnChart, PageTable, WorkspaceHeader, literal_text, visible
 
@@ -98,6 +100,7 @@ class JobDetail:
     loss: dict[str, list[textplot.Point]]
     weights: dict[str, list[textplot.Point]]
     log: str
+    truncation: str = ""  # what max_length cost the job's pairs
 
 
 class JobsScanned(Message):
@@ -184,6 +187,21 @@ class LaunchRequest:
     config: TrainConfig
     gpus: list[int] | None
     name: str | None
+    given: frozenset[str] = frozenset()  # the settings the form set: an explicit unlabelled is not a default
+    notes: tuple[str, ...] = ()  # what the launch check says to know (train/checks.py)
+
+
+class LaunchChecked(Message):
+    """The workspace check of a form's request: `why` refuses it, else it goes with `notes`."""
+
+    def __init__(self, request: LaunchRequest, why: str = "", notes: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.request, self.why, self.notes = request, why, notes
+
+
+def form_spelling(key: str, value) -> str:
+    """How the form names a setting in a message (its field, not a command-line flag)."""
+    return f"{key.replace('_', ' ')} {value}"
 
 
 def parse_gpus(text: str) -> list[int] | None:
@@ -254,6 +272,7 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
     def __init__(self, backbone: str = "") -> None:
         super().__init__()
         self._backbone = backbone
+        self._checking: LaunchRequest | None = None  # the request whose workspace check runs
 
     def compose(self) -> ComposeResult:
         defaults = TrainConfig.model_fields
@@ -287,6 +306,8 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
                 yield Input(placeholder="all, or a,b", compact=True, id="sources")
                 yield Static("name", classes="name")
                 yield Input(placeholder="the job id", compact=True, id="name")
+                yield Static("unlabelled", classes="name")
+                yield Select(_choices(("zero", "drop")), prompt="zero (default)", compact=True, id="unlabelled")
             yield Static(id="form-error")
             with Horizontal(id="form-buttons"):
                 yield Button("Launch", compact=True, variant="success", id="launch")
@@ -316,15 +337,18 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
         sources = [s.strip() for s in self.query_one("#sources", Input).value.split(",") if s.strip()]
         if sources:
             values["sources"] = sources
+        unlabelled = self.query_one("#unlabelled", Select).value
+        if isinstance(unlabelled, str):  # chosen, not left at the default
+            values["unlabelled"] = unlabelled
         config = make_config(values)
         gpus = parse_gpus(self.query_one("#gpus", Input).value)
-        return LaunchRequest(config, gpus, self.query_one("#name", Input).value.strip() or None)
+        return LaunchRequest(config, gpus, self.query_one("#name", Input).value.strip() or None, frozenset(values))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "launch":
             self.action_launch()
         else:
-            self.dismiss(None)
+            self.action_dismiss_form()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_launch()
@@ -335,9 +359,34 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
         except PrefstudioError as exc:
             self.query_one("#form-error", Static).update(literal_text(first_line(exc)))
             return
-        self.dismiss(request)
+        self._checking = request
+        self._check(request)
+
+    @work(thread=True, group="launch-check", exclusive=True)
+    def _check(self, request: LaunchRequest) -> None:
+        """The settings against the workspace's pairs (train/checks.py), as `prefstudio train` checks them."""
+        from prefstudio.train.checks import check_launch
+
+        try:
+            with self.app.cursor("launch-check") as con:
+                notes = check_launch(self.app.ws, request.config, given=request.given, con=con,
+                                     spell=form_spelling)
+        except (PrefstudioError, duckdb.Error) as exc:
+            self.post_message(LaunchChecked(request, first_line(exc)))
+            return
+        self.post_message(LaunchChecked(request, notes=tuple(notes)))
+
+    def on_launch_checked(self, message: LaunchChecked) -> None:
+        if message.request is not self._checking:
+            return  # Launch was pressed again meanwhile (or the form is done): the newer check answers
+        self._checking = None
+        if message.why:
+            self.query_one("#form-error", Static).update(literal_text(message.why))
+            return
+        self.dismiss(replace(message.request, notes=message.notes))
 
     def action_dismiss_form(self) -> None:
+        self._checking = None  # a check still running answers no one
         self.dismiss(None)
 
 
@@ -369,6 +418,10 @@ class JobsScreen(Screen):
     }
     JobsScreen #job-message {
         height: auto;
+    }
+    JobsScreen #job-truncation {
+        height: auto;
+        color: $text-muted;
         margin-bottom: 1;
     }
     JobsScreen #job-message.-failed {
@@ -413,6 +466,7 @@ class JobsScreen(Screen):
             with Vertical(id="side"):
                 yield Static("no jobs yet: n starts one", id="job-title")
                 yield Static(id="job-message")
+                yield Static(id="job-truncation")
                 yield Static(id="log")
         yield Footer(compact=True)
 
@@ -450,7 +504,7 @@ class JobsScreen(Screen):
             status = next(s for s in statuses if s.id == selected)
             metrics = self._metrics.setdefault(selected, _Metrics())
             metrics.read_more(status.folder / "metrics.jsonl")
-            detail = JobDetail(selected, *metrics.series(), status.log_tail(LOG_LINES))
+            detail = JobDetail(selected, *metrics.series(), status.log_tail(LOG_LINES), truncation.read_line(status.folder))
         self.post_message(JobsScanned(rows, detail))
 
     def _config_of(self, status: jobs.JobStatus) -> tuple[str, str]:
@@ -482,7 +536,7 @@ class JobsScreen(Screen):
         row = self.selected
         if row is None:
             self.query_one("#job-title", Static).update("no jobs yet: n starts one")
-            for static_id in ("#job-message", "#log"):
+            for static_id in ("#job-message", "#job-truncation", "#log"):
                 self.query_one(static_id, Static).update("")
             self.query_one("#loss", ChartView).show({})
             return
@@ -495,6 +549,7 @@ class JobsScreen(Screen):
         message.set_class(s.state == "failed", "-failed")
         if detail is None or detail.id != s.id:
             return  # the selection moved since this read; the next read brings its curves
+        self.query_one("#job-truncation", Static).update(literal_text(detail.truncation))
         self.query_one("#log", Static).update(literal_text(detail.log))
         self.query_one("#loss", ChartView).show(detail.loss)
         weights = self.query_one("#lambda", ChartView)
@@ -532,6 +587,8 @@ class JobsScreen(Screen):
 
     def _launch_requested(self, request: LaunchRequest | None) -> None:
         if request is not None:
+            for note in request.notes:
+                self.notify(visible(note), title="new job", markup=False)
             self.notify("taking a snapshot of the pairs…", title="new job")
             self._launch(request)
 

@@ -182,6 +182,8 @@ def annotations_text(annotations: list[AnnotationRow]) -> Text:
     for a in annotations:
         if a.outcome == "label" and a.level is not None:
             verdict = f"{LEVEL_NAMES[a.level]} ({a.level})"
+            if a.annotator_kind == "data":  # the data's own margin first: "data 0.82 → 3"
+                verdict = f"data {browse.data_margin_text(a.value, a.level)} · {verdict}"
         else:
             verdict = a.outcome
         flip = " · flip" if a.flip else ""
