@@ -16,6 +16,8 @@ from typing import Literal
 
 import duckdb
 
+from prefstudio.db import source_split_where
+
 LabelState = Literal["any", "unlabelled", "labelled"]
 LABEL_STATES: tuple[LabelState, ...] = ("any", "unlabelled", "labelled")
 PREVIEW_CHARS = 120
@@ -83,13 +85,8 @@ def escape_like(text: str) -> str:
 
 
 def _where(f: PairFilter) -> tuple[str, list]:
-    clauses, params = ["true"], []
-    if f.source is not None:
-        clauses.append("p.source = ?")
-        params.append(f.source)
-    if f.split is not None:
-        clauses.append("p.split = ?")
-        params.append(f.split)
+    picked, params = source_split_where(f.source, f.split)
+    clauses = ["true", *picked]
     if f.annotated != "any":
         negate = "NOT " if f.annotated == "unlabelled" else ""
         clauses.append(

@@ -43,6 +43,9 @@ True for the ~3% of pairs (never level 0, whose order is random anyway) stored
 with the truly better response as ``rejected``. About 10% of each source is the
 test split. The same seed always gives byte-identical pairs: all randomness
 comes from one ``random.Random(seed)``.
+
+Over 400 lines because most of it is the demo's hand-written tables of prompts and
+responses (data, not logic).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ Splits: `--split`, else the record's own (a split column, the Hugging Face
 split, a file or folder named test/validation), else `--test-fraction` decides
 by a hash of the normalised prompt, so one prompt never lands in both splits
 and a re-import or another file with the same prompts lands the same way.
+
+Over 400 lines because one transaction spans validation, chunking, splits and data
+labels; cutting it would split one invariant (all or nothing) across modules.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from typing import Callable, Iterator, Literal, Protocol
 
 import pyarrow as pa
 
+from prefstudio.db import transaction
 from prefstudio.errors import PrefstudioError
+from prefstudio.labels import signed_margin
 from prefstudio.workspace import Workspace
 
 CHUNK_ROWS = 50_000
@@ -200,8 +205,8 @@ def _label_columns(cols: dict[str, list], label: DataLabel | None, margins) -> N
     cols["label_value"].append(label.value)
     cols["label_level"].append(label.level)
     cols["label_flip"].append(label.flip)
-    margin = margins.margin(label.level)  # as any label stores it: the level through the scale at the time
-    cols["label_margin"].append(-margin if label.flip else margin)
+    # as any label stores it: the level through the scale at the time
+    cols["label_margin"].append(signed_margin(margins, label.level, label.flip))
     cols["label_extra"].append(json.dumps(label.extra, ensure_ascii=False, default=str) if label.extra else None)
 
 
@@ -246,8 +251,7 @@ def import_pairs(
     threshold = int(round(test_fraction * 2**32))
     margins = ws.config.margins
     n_valid = 0
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         chunks = _chunks(reader, report, forced_source, forced_split, default_source, on_progress,
                          max_skip_examples, margins)
         for chunk in _read_ahead(chunks):
@@ -288,10 +292,6 @@ def import_pairs(
                 report.n_skipped,
             ],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     report.seconds = time.perf_counter() - t0
     return report
 

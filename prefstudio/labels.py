@@ -11,14 +11,22 @@ came with the data (kind 'data': AlpacaEval's preference, SHP's score ratio,
 --margin-from), else none. A person or a judge looked at this pair; the data's
 margin was made for the dataset, so it is the fallback. Skips and parse errors
 are not labels.
+
+A label's direction is stored as `flip` (the rejected response is the better
+one), whatever the screen showed: in blind mode the two responses are A and B
+in an order fixed per pair by a seeded hash (`chosen_shown_as`), and
+`stored_flip` / `better_side` translate between what was on screen and what
+is stored.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
 from prefstudio.config import MarginConfig
+from prefstudio.db import source_split_where
 from prefstudio.errors import PrefstudioError
 
 QueueName = Literal["unlabelled", "mine", "skipped", "disagreements"]
@@ -29,6 +37,29 @@ def signed_margin(margins: MarginConfig, level: int, flip: bool) -> float:
     """The margin for (chosen, rejected) as stored: negative when the annotator flipped the pair."""
     margin = margins.margin(level)
     return -margin if flip else margin
+
+
+def chosen_shown_as(seed: int, pair_id: int) -> str:
+    """Where blind mode shows a pair's chosen response, 'A' (left) or 'B' (right), fixed by (seed, pair)."""
+    return "A" if hashlib.sha256(f"{seed}:{pair_id}".encode()).digest()[0] % 2 == 0 else "B"
+
+
+def stored_flip(level: int, right_better: bool, blind_side: str | None) -> bool:
+    """The flip a label stores: whether the response said to be better is the rejected one.
+
+    `blind_side` is where blind mode shows the chosen response, None in normal
+    mode (chosen on the left). Level 0 says the two are as good: no direction.
+    """
+    if level == 0:
+        return False
+    return right_better != (blind_side == "B")
+
+
+def better_side(flip: bool, blind_side: str | None) -> str:
+    """The side on screen a stored label says is better: left/right, or A/B in blind mode."""
+    if blind_side is None:
+        return "right" if flip else "left"
+    return blind_side if not flip else ("B" if blind_side == "A" else "A")
 
 
 def add_label(con, pair_id: int, annotator: str, level: int, flip: bool, margins: MarginConfig,
@@ -114,13 +145,8 @@ def queue_page(con, annotator: str, queue: QueueName, *, source: str | None = No
         else:
             outcome = "label" if queue == "mine" else "skip"
             where = f"p.id IN (SELECT pair_id FROM ({_MY_LATEST}) WHERE outcome = '{outcome}')"
-    clauses, rest = [where, "p.id > ?"], [after_id]
-    if source:
-        clauses.append("p.source = ?")
-        rest.append(source)
-    if split:
-        clauses.append("p.split = ?")
-        rest.append(split)
+    picked, picked_params = source_split_where(source, split)
+    clauses, rest = [where, "p.id > ?", *picked], [after_id, *picked_params]
     rows = con.execute(
         f"SELECT p.id FROM pairs p WHERE {' AND '.join(clauses)} ORDER BY p.id LIMIT ?", params + rest + [limit]
     ).fetchall()
@@ -129,13 +155,8 @@ def queue_page(con, annotator: str, queue: QueueName, *, source: str | None = No
 
 def queue_counts(con, annotator: str, *, source: str | None = None, split: str | None = None) -> dict[str, int]:
     """Pairs done (labelled by this annotator), skipped and left, for the progress bar."""
-    clauses, params = ["TRUE"], [annotator]
-    if source:
-        clauses.append("p.source = ?")
-        params.append(source)
-    if split:
-        clauses.append("p.split = ?")
-        params.append(split)
+    picked, picked_params = source_split_where(source, split)
+    clauses, params = ["TRUE", *picked], [annotator, *picked_params]
     done, skipped, total = con.execute(
         f"""
         SELECT count(*) FILTER (WHERE m.outcome = 'label'), count(*) FILTER (WHERE m.outcome = 'skip'), count(*)
@@ -144,6 +165,23 @@ def queue_counts(con, annotator: str, *, source: str | None = None, split: str |
         params,
     ).fetchone()
     return {"done": done, "skipped": skipped, "left": total - done - skipped, "total": total}
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """The queue a person walks, narrowed to a source and a split (None: all)."""
+
+    queue: QueueName = "unlabelled"
+    source: str | None = None
+    split: str | None = None
+
+
+def next_in_queue(con, annotator: str, f: QueueFilter, after: int) -> int | None:
+    """The first pair of the queue after pair `after`, wrapping round to its start; None if it is empty."""
+    ids = queue_page(con, annotator, f.queue, source=f.source, split=f.split, after_id=after, limit=1)
+    if not ids and after > 0:
+        ids = queue_page(con, annotator, f.queue, source=f.source, split=f.split, limit=1)
+    return ids[0] if ids else None
 
 
 # The order in which kinds of label count (module docstring): human, then LLM judge, then data.

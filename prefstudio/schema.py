@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import duckdb
 
+from prefstudio.db import transaction
 from prefstudio.errors import PrefstudioError, first_line
 
 _V1 = [
@@ -265,17 +266,13 @@ def migrate(con: duckdb.DuckDBPyConnection, where: str) -> tuple[int, int]:
         )
     if found == latest:
         return found, latest
-    con.execute("BEGIN TRANSACTION")
     try:
-        for version in range(found + 1, latest + 1):
-            for statement in MIGRATIONS[version]:
-                con.execute(statement)
-        con.execute(
-            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(latest)]
-        )
-        con.execute("COMMIT")
+        with transaction(con):
+            for version in range(found + 1, latest + 1):
+                for statement in MIGRATIONS[version]:
+                    con.execute(statement)
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(latest)])
     except Exception as exc:
-        con.execute("ROLLBACK")
         raise PrefstudioError(
             f"{where}: could not migrate schema v{found} to v{latest} ({first_line(exc)}); the file is unchanged"
         ) from None

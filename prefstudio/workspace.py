@@ -2,7 +2,8 @@
 
 The process that opens a Workspace owns the database (docs/methods.md, "Jobs and
 the workspace database"); background jobs get snapshots and write to their job
-folder instead.
+folder instead. Opening brings in what finished jobs wrote (prefstudio/jobs/sync.py),
+so every CLI command and the app start from current results.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import duckdb
 from prefstudio import schema
 from prefstudio.config import CONFIG_NAME, WorkspaceConfig, load_config, save_config
 from prefstudio.errors import PrefstudioError, WorkspaceBusy, first_line
+from prefstudio.jobs.sync import bring_in
 from prefstudio.lock import WorkspaceLock
 
 DB_NAME = "workspace.duckdb"
@@ -55,14 +57,19 @@ class Workspace:
         config = load_config(path / CONFIG_NAME)
         lock = WorkspaceLock(path)
         lock.acquire()
+        con = None
         try:
             con = _connect(path / DB_NAME)
             schema.migrate(con, str(path / DB_NAME))
+            (path / JOBS_DIR).mkdir(exist_ok=True)
+            ws = cls(path, con, lock, config)
+            bring_in(ws, con)  # finished jobs' states and outputs: once, here, for every front end
         except BaseException:
+            if con is not None:
+                con.close()
             lock.release()
             raise
-        (path / JOBS_DIR).mkdir(exist_ok=True)
-        return cls(path, con, lock, config)
+        return ws
 
     def close(self) -> None:
         if self.con is not None:

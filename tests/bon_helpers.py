@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from prefstudio.bon import runs
-from prefstudio.train import jobs
+from prefstudio.jobs.layout import CHECKPOINTS, STATUS, TRAINER_STATE
 from prefstudio.train.config import make_config
-from prefstudio.train.loop import CHECKPOINTS, STATE
+from prefstudio.train.jobs import create_training_job
 
 
 def fake_trained_job(ws, backbone, seed: int, name: str) -> str:
@@ -17,13 +17,13 @@ def fake_trained_job(ws, backbone, seed: int, name: str) -> str:
 
     from prefstudio.train.reward_model import RewardModel, load_tokenizer
 
-    job = jobs.create_job(ws, make_config({"backbone": str(backbone), "batch_size": 8, "max_length": 64}), name=name)
+    job = create_training_job(ws, make_config({"backbone": str(backbone), "batch_size": 8, "max_length": 64}), name=name)
     torch.manual_seed(seed)
     checkpoint = job.folder / CHECKPOINTS / "step-5"
     RewardModel.from_pretrained(backbone).save(checkpoint, load_tokenizer(backbone))
-    (checkpoint / STATE).write_bytes(b"")  # marks the checkpoint complete
-    status = json.loads((job.folder / jobs.STATUS).read_text())
-    (job.folder / jobs.STATUS).write_text(json.dumps({**status, "state": "done"}))
+    (checkpoint / TRAINER_STATE).write_bytes(b"")  # marks the checkpoint complete
+    status = json.loads((job.folder / STATUS).read_text())
+    (job.folder / STATUS).write_text(json.dumps({**status, "state": "done"}))
     return job.id
 
 

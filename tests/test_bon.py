@@ -12,7 +12,7 @@ from prefstudio.bon import runs, winrate
 from prefstudio.bon.pairs import make_pair
 from prefstudio.bon.sampling import SampleConfig, cut_at_stop
 from prefstudio.errors import PrefstudioError
-from prefstudio.train.loop import latest_checkpoint
+from prefstudio.jobs.layout import latest_checkpoint
 from prefstudio.train.scoring import score_responses
 from prefstudio.workspace import DB_NAME, Workspace
 from tests.bon_helpers import fake_trained_job, store_rewards, write_jsonl

@@ -72,12 +72,12 @@ def test_import_then_export_in_every_format_as_a_user_runs_it(tmp_path, name):
 
 
 def test_progress_without_a_terminal_is_plain_lines_for_long_work_only(monkeypatch, capsys):
-    from prefstudio import cli
+    from prefstudio.cli import common
 
     clock = [100.0]
     monkeypatch.setattr("time.monotonic", lambda: clock[0])
-    monkeypatch.setattr(cli._progress, "PLAIN_EVERY_S", 10.0)
-    with cli._progress("job x") as update:  # pytest's stderr is not a terminal
+    monkeypatch.setattr(common.progress_bar, "PLAIN_EVERY_S", 10.0)
+    with common.progress_bar("job x") as update:  # pytest's stderr is not a terminal
         for t, step, status in [(101, 1, "running"), (109, 5, "running"), (111, 6, "loss 0.5"),
                                 (115, 7, "loss 0.4"), (122, 9, "loss 0.3"), (123, 9, "done")]:
             clock[0] = t
@@ -90,7 +90,7 @@ def test_progress_without_a_terminal_is_plain_lines_for_long_work_only(monkeypat
 def test_train_with_the_more_paper_preset_freezes_its_settings(small_ws, backbone, capsys):
     import tomllib
 
-    from prefstudio.train import jobs
+    from prefstudio import jobs
 
     path = small_ws.path
     small_ws.close()

@@ -8,9 +8,9 @@ import time
 
 import torch
 
-from prefstudio import demo
-from prefstudio.train import jobs
+from prefstudio import demo, jobs
 from prefstudio.train.config import make_config
+from prefstudio.train.jobs import create_training_job
 from prefstudio.train.loop import more_objective
 from prefstudio.workspace import Workspace
 from tests import ddp_more_check as check
@@ -56,8 +56,9 @@ def test_a_job_runs_unchanged_on_two_processes(tmp_path, monkeypatch):
     path, _ = demo.ensure_demo(tmp_path / "ws")
     backbone = tiny_gpt2(tmp_path / "gpt2")
     with Workspace.open(path) as ws:
-        job = jobs.create_job(ws, make_config({"backbone": str(backbone), "objective": "more", "sampling": "balanced",
-                                               "batch_size": 6, "lr": 1e-3, "max_length": 64}), num_processes=2)
+        job = create_training_job(ws, make_config({"backbone": str(backbone), "objective": "more",
+                                                   "sampling": "balanced", "batch_size": 6, "lr": 1e-3,
+                                                   "max_length": 64}), num_processes=2)
         jobs.start_next(ws.jobs_dir)
     deadline = time.monotonic() + 600  # only a limit against a hang: the loop waits for the job's state
     while jobs.read_status(job.folder).state in ("queued", "running") and time.monotonic() < deadline:

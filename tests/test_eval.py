@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
+from prefstudio import jobs
 from prefstudio.errors import PrefstudioError
 from prefstudio.evaluate import metrics, predictions, scoring_job
-from prefstudio.train import jobs
+from prefstudio.jobs.layout import latest_checkpoint
 from prefstudio.train.config import make_config
-from prefstudio.train.loop import latest_checkpoint
+from prefstudio.train.jobs import create_training_job
 from prefstudio.train.scoring import score_pairs
 from tests.test_jobs import wait_for
 
@@ -25,8 +26,8 @@ def run_in_process(folder, stop_after=None):
 
 
 def test_a_trained_job_and_a_raw_backbone_scored_as_jobs(small_ws, backbone):
-    trained = jobs.create_job(small_ws, make_config({"backbone": str(backbone), "batch_size": 8, "lr": 1e-3,
-                                                     "max_length": 64}), name="bt tiny")
+    trained = create_training_job(small_ws, make_config({"backbone": str(backbone), "batch_size": 8, "lr": 1e-3,
+                                                         "max_length": 64}), name="bt tiny")
     jobs.start_next(small_ws.jobs_dir)
     wait_for(trained.folder, lambda s: s.state == "done")
     scored = scoring_job.create_eval_job(small_ws, scoring_job.eval_config(small_ws, trained.id, batch_size=5))
@@ -34,8 +35,8 @@ def test_a_trained_job_and_a_raw_backbone_scored_as_jobs(small_ws, backbone):
     jobs.start_next(small_ws.jobs_dir)
     for job in (scored, raw):
         assert wait_for(job.folder, lambda s: s.state == "done").kind == "eval"
-    jobs.sync_jobs(small_ws)
-    jobs.sync_jobs(small_ws)  # a second look ingests nothing again
+    jobs.bring_in(small_ws)
+    jobs.bring_in(small_ws)  # a second look ingests nothing again
 
     n_test = small_ws.con.execute("SELECT count(*) FROM pairs WHERE split = 'test'").fetchone()[0]
     models = predictions.scored_models(small_ws.con, "test")
@@ -96,7 +97,7 @@ def test_scoring_reports_progress_after_every_batch_not_only_per_part(ws, backbo
 def test_what_cannot_be_scored_is_said_in_one_line(small_ws, backbone, tmp_path):
     with pytest.raises(PrefstudioError, match=r"no job 'nope' in .* \(jobs: none\)"):
         scoring_job.eval_config(small_ws, "nope")
-    queued = jobs.create_job(small_ws, make_config({"backbone": str(backbone)}))
+    queued = create_training_job(small_ws, make_config({"backbone": str(backbone)}))
     with pytest.raises(PrefstudioError, match="has no checkpoint yet"):
         scoring_job.eval_config(small_ws, queued.id)
     with pytest.raises(PrefstudioError, match="not a Hugging Face model folder"):

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from prefstudio import ingest
+from prefstudio import ingest, jobs
 from prefstudio.errors import PrefstudioError
-from prefstudio.train import jobs, loop
+from prefstudio.jobs import layout
+from prefstudio.train import loop
 from prefstudio.train.config import make_config
 from prefstudio.workspace import Workspace
 from tests.test_jobs import wait_for
@@ -72,12 +73,13 @@ def test_a_job_outlives_a_killed_app_and_the_reopened_app_shows_it(small_ws, bac
     config = {"backbone": str(backbone), "batch_size": 8, "lr": 1e-3, "max_length": 64, "epochs": 2}
     small_ws.close()
     app = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        from prefstudio.train import jobs
+        from prefstudio import jobs
+        from prefstudio.train.jobs import create_training_job
         from prefstudio.train.config import make_config
         from prefstudio.tui.app import PrefstudioApp
         from prefstudio.workspace import Workspace
         ws = Workspace.open({str(path)!r})
-        job = jobs.create_job(ws, make_config({config!r}), name="survivor")
+        job = create_training_job(ws, make_config({config!r}), name="survivor")
         jobs.start_next(ws.jobs_dir)
         print(job.id, flush=True)
         PrefstudioApp(ws).run(headless=True)
@@ -91,7 +93,7 @@ def test_a_job_outlives_a_killed_app_and_the_reopened_app_shows_it(small_ws, bac
     done = wait_for(folder, lambda s: s.state == "done")
     assert done.step == done.total_steps
     with Workspace.open(path) as ws:  # the app's lock went with it
-        assert {s.id: s.state for s in jobs.sync_jobs(ws)} == {job_id: "done"}
+        assert {s.id: s.state for s in jobs.bring_in(ws)} == {job_id: "done"}
         assert ws.con.execute("SELECT name, state FROM jobs").fetchall() == [("survivor", "done")]
 
 
@@ -101,7 +103,7 @@ def test_a_full_disk_at_a_checkpoint_is_one_clear_error_and_the_last_checkpoint_
 
     folder = tmp_path / "job"
     folder.mkdir()
-    write_snapshot(small_ws, folder / loop.SNAPSHOT)
+    write_snapshot(small_ws, folder / layout.PAIRS)
     config = make_config({"backbone": str(backbone), "batch_size": 8, "lr": 1e-3, "max_length": 64,
                           "checkpoint_every": 2, "epochs": 1})
     real_save, saves = loop.torch.save, []
@@ -116,7 +118,7 @@ def test_a_full_disk_at_a_checkpoint_is_one_clear_error_and_the_last_checkpoint_
     with pytest.raises(PrefstudioError) as failed:
         loop.train(folder, config)
     message = str(failed.value)
-    assert message == (f"{folder / loop.CHECKPOINTS / 'step-4'}: could not write the checkpoint "
+    assert message == (f"{folder / layout.CHECKPOINTS / 'step-4'}: could not write the checkpoint "
                        f"(No space left on device); the previous checkpoints are intact")
-    assert sorted(p.name for p in (folder / loop.CHECKPOINTS).iterdir()) == ["step-2"]  # no half-written .tmp
-    assert loop.latest_checkpoint(folder).name == "step-2"
+    assert sorted(p.name for p in (folder / layout.CHECKPOINTS).iterdir()) == ["step-2"]  # no half-written .tmp
+    assert layout.latest_checkpoint(folder).name == "step-2"

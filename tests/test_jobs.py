@@ -7,11 +7,12 @@ import time
 
 import pytest
 
-from prefstudio import demo
+from prefstudio import demo, jobs
 from prefstudio.errors import PrefstudioError
-from prefstudio.train import jobs
+from prefstudio.jobs import layout
+from prefstudio.jobs.layout import latest_checkpoint
 from prefstudio.train.config import make_config
-from prefstudio.train.loop import latest_checkpoint
+from prefstudio.train.jobs import create_training_job
 
 
 def config(backbone, **extra):
@@ -46,8 +47,8 @@ def steps_logged(folder):
 
 
 def test_job_runs_detached_to_done_and_the_queue_chains(small_ws, backbone):
-    first = jobs.create_job(small_ws, config(backbone, epochs=1))
-    second = jobs.create_job(small_ws, config(backbone, objective="more", sampling="balanced", batch_size=6))
+    first = create_training_job(small_ws, config(backbone, epochs=1))
+    second = create_training_job(small_ws, config(backbone, objective="more", sampling="balanced", batch_size=6))
     assert (first.state, second.state) == ("queued", "queued")
     started = jobs.start_next(small_ws.jobs_dir)
     assert started.id == first.id and started.state == "running"
@@ -58,13 +59,13 @@ def test_job_runs_detached_to_done_and_the_queue_chains(small_ws, backbone):
     # the first job started the second when it ended
     wait_for(second.folder, lambda s: s.state == "done")
     assert "lambda" in json.loads((second.folder / "metrics.jsonl").read_text().splitlines()[-1])
-    states = {s.id: s.state for s in jobs.sync_jobs(small_ws)}
+    states = {s.id: s.state for s in jobs.bring_in(small_ws)}
     assert states == {first.id: "done", second.id: "done"}
     assert dict(small_ws.con.execute("SELECT id, state FROM jobs").fetchall()) == states
 
 
 def test_cancel_then_resume_goes_on_from_the_checkpoint(small_ws, backbone):
-    job = jobs.create_job(small_ws, config(backbone, epochs=8, batch_size=4))
+    job = create_training_job(small_ws, config(backbone, epochs=8, batch_size=4))
     jobs.start_next(small_ws.jobs_dir)
     wait_for(job.folder, lambda s: s.step >= 3)
     jobs.cancel(job.folder)
@@ -78,7 +79,7 @@ def test_cancel_then_resume_goes_on_from_the_checkpoint(small_ws, backbone):
 
 
 def test_kill_9_shows_failed_and_resumes(small_ws, backbone):
-    job = jobs.create_job(small_ws, config(backbone, epochs=4, batch_size=4, checkpoint_every=2))
+    job = create_training_job(small_ws, config(backbone, epochs=4, batch_size=4, checkpoint_every=2))
     jobs.start_next(small_ws.jobs_dir)
     # killed once a checkpoint is on disk, and most likely with steps done past it that the resume must redo
     running = wait_for(job.folder, lambda s: s.state == "running" and 0 < checkpoint_step(job.folder) < s.step)
@@ -97,7 +98,7 @@ def test_kill_9_shows_failed_and_resumes(small_ws, backbone):
 
 
 def test_a_failing_job_says_why(small_ws, tmp_path):
-    job = jobs.create_job(small_ws, config(tmp_path / "no-such-model"))
+    job = create_training_job(small_ws, config(tmp_path / "no-such-model"))
     jobs.start_next(small_ws.jobs_dir)
     failed = wait_for(job.folder, lambda s: s.state == "failed" and s.finished)  # the job's own word
     assert "no-such-model" in failed.message and "not a Hugging Face model folder" in failed.message
@@ -133,7 +134,7 @@ def test_train_and_jobs_commands(tmp_path, backbone, monkeypatch):
 
 
 def test_a_cancel_during_start_up_is_recorded_and_the_name_kept(small_ws, backbone):
-    job = jobs.create_job(small_ws, config(backbone, epochs=8, batch_size=4), name="baseline bt")
+    job = create_training_job(small_ws, config(backbone, epochs=8, batch_size=4), name="baseline bt")
     jobs.start_next(small_ws.jobs_dir)
     jobs.cancel(job.folder)  # before the process has even imported torch
     ended = wait_for(job.folder, lambda s: s.state in ("cancelled", "done", "failed") and s.finished)
@@ -143,6 +144,6 @@ def test_a_cancel_during_start_up_is_recorded_and_the_name_kept(small_ws, backbo
 
 
 def test_the_log_tail_reads_as_a_terminal_would_show_it(tmp_path):
-    (tmp_path / jobs.LOG).write_bytes(b"start\n\x1b[31mred warning\x1b[0m\nbar 10%\rbar 50%\rbar 100%\n\n")
+    (tmp_path / layout.LOG).write_bytes(b"start\n\x1b[31mred warning\x1b[0m\nbar 10%\rbar 50%\rbar 100%\n\n")
     tail = jobs.JobStatus(id="x", folder=tmp_path, state="done").log_tail(5)
     assert tail == "start\nred warning\nbar 100%"

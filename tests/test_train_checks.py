@@ -5,9 +5,9 @@ import tomllib
 import pytest
 from textual.widgets import Select, Static
 
+from prefstudio import jobs
 from prefstudio.cli import main
 from prefstudio.labels import add_label
-from prefstudio.train import jobs
 from prefstudio.tui.app import PrefstudioApp
 from prefstudio.workspace import Workspace
 from tests.eval_helpers import add_pairs

@@ -68,8 +68,9 @@ def marked_job_input(tmp_path_factory):
 def demo_job_input(tmp_path_factory):
     """A small demo workspace's snapshot (3 sources x 240 pairs), made once for the module."""
     root = tmp_path_factory.mktemp("demo")
-    pytest.MonkeyPatch().setattr(demo, "DEFAULT_PER_SOURCE", 240)
-    path, _ = demo.ensure_demo(root / "ws")
+    with pytest.MonkeyPatch.context() as patch:  # undone at once: test_demo needs the real default
+        patch.setattr(demo, "DEFAULT_PER_SOURCE", 240)
+        path, _ = demo.ensure_demo(root / "ws")
     snapshot = root / "pairs.parquet"
     with Workspace.open(path) as ws:
         write_snapshot(ws, snapshot)

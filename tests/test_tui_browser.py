@@ -8,7 +8,7 @@ from prefstudio.ingest import RawPair, RecordsReader, import_pairs
 from prefstudio.tui.app import PrefstudioApp, run_app
 from prefstudio.tui.browser import BrowserScreen
 from prefstudio.tui.pair_view import PairScreen, annotations_text
-from prefstudio.tui.widgets import PageTable
+from prefstudio.tui.widgets import PlainTextTable
 from prefstudio.workspace import Workspace
 from tests.pilot_helpers import settle
 
@@ -45,11 +45,11 @@ def status(app) -> str:
 
 
 def table_ids(app) -> list[int]:
-    return app.screen.query_one(PageTable).keys
+    return app.screen.query_one(PlainTextTable).keys
 
 
 def cursor_id(app) -> int:
-    return app.screen.query_one(PageTable).cursor_key
+    return app.screen.query_one(PlainTextTable).cursor_key
 
 
 def shown(app, box_id: str) -> str:
@@ -64,7 +64,7 @@ async def test_first_page_header_status_and_footer(app):
         assert app.summary == "ws · 250 pairs · a 84 · b 83 · c 83"
         assert table_ids(app) == list(range(1, 101))
         assert status(app) == "pairs 1–100 of 250 · page 1 of 3"
-        table = app.screen.query_one(PageTable)
+        table = app.screen.query_one(PlainTextTable)
         shown_42 = "[bold]markup[/bold] and \u241b[31mred\u241b[0m chosen"
         assert table.rows[41] == ("42", "c", "train", "1", "", "a prompt with [red]colour[/red]", shown_42,
                                   "plain rejected 42")
@@ -111,7 +111,7 @@ async def test_page_keys(app):
 async def test_cursor_runs_onto_the_next_and_previous_page(app):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        app.screen.query_one(PageTable).move_cursor(99)
+        app.screen.query_one(PlainTextTable).move_cursor(99)
         await pilot.press("down")
         await settle(pilot)
         assert status(app) == "pairs 101–200 of 250 · page 2 of 3"
@@ -161,7 +161,7 @@ async def test_search_applies_on_enter_and_escape_clears_it(app):
         await settle(pilot)
         assert table_ids(app) == [77, 201]
         assert status(app) == "pairs 1–2 of 2 · page 1 of 1"
-        assert isinstance(app.focused, PageTable)
+        assert isinstance(app.focused, PlainTextTable)
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen.query_one("#search", Input).value == ""
@@ -197,7 +197,7 @@ async def test_search_for_like_metacharacters(app):
 async def test_open_pair_shows_exact_texts_and_annotations(app):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        app.screen.query_one(PageTable).move_cursor(76)
+        app.screen.query_one(PlainTextTable).move_cursor(76)
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, PairScreen)
@@ -222,7 +222,7 @@ async def test_open_pair_shows_exact_texts_and_annotations(app):
 async def test_markup_and_escapes_show_literally(app):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        app.screen.query_one(PageTable).move_cursor(41)
+        app.screen.query_one(PlainTextTable).move_cursor(41)
         await pilot.press("enter")
         await settle(pilot)
         assert shown(app, "prompt") == "a prompt with [red]colour[/red]"
@@ -236,7 +236,7 @@ async def test_pair_steps_follow_the_filter_and_the_browser_follows_back(app):
         await settle(pilot)
         app.screen.query_one("#source", Select).value = "c"  # 3, 6, ..., 249: 83 pairs
         await settle(pilot)
-        app.screen.query_one(PageTable).move_cursor(82)
+        app.screen.query_one(PlainTextTable).move_cursor(82)
         await pilot.press("enter")
         await settle(pilot)
         assert shown(app, "prompt") == "prompt 249\nsecond line"
@@ -253,7 +253,7 @@ async def test_pair_steps_follow_the_filter_and_the_browser_follows_back(app):
         await settle(pilot)
         app.screen.query_one("#source", Select).clear()
         await settle(pilot)
-        app.screen.query_one(PageTable).move_cursor(99)
+        app.screen.query_one(PlainTextTable).move_cursor(99)
         await pilot.press("enter")
         await settle(pilot)
         await pilot.press("n")
@@ -272,7 +272,7 @@ async def test_a_margin_that_came_with_the_data_is_shown_in_the_list_and_the_pai
     )
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        table = app.screen.query_one(PageTable)
+        table = app.screen.query_one(PlainTextTable)
         assert table.rows[6][3:5] == ("1", "0.82 → 3")
         assert table.rows[7][4] == ""
         table.move_cursor(6)

@@ -5,11 +5,14 @@ import time
 
 from textual.widgets import Input, Select, Static
 
-from prefstudio.train import jobs
+from prefstudio import jobs
+from prefstudio.jobs.layout import LOG, STATUS
+from prefstudio.jobs.metrics_log import MetricsLog
 from prefstudio.train.config import make_config
+from prefstudio.train.jobs import create_training_job
 from prefstudio.train.truncation import TruncationReport
 from prefstudio.tui.app import PrefstudioApp
-from prefstudio.tui.jobs_screen import ChartView, JobsScreen, JobTable, NewJobForm, _Metrics
+from prefstudio.tui.jobs_screen import ChartView, JobsScreen, JobTable, NewJobForm, curves
 from tests.pilot_helpers import settle
 
 SOURCES = ("concise", "detailed", "safety")
@@ -62,10 +65,10 @@ def has_braille(text: str) -> bool:
 
 
 def write_done_job(job: jobs.JobStatus, steps: int) -> None:
-    status = json.loads((job.folder / jobs.STATUS).read_text())
+    status = json.loads((job.folder / STATUS).read_text())
     status.update(state="done", step=steps, total_steps=steps, loss=0.25, started=status["created"],
                   finished=status["created"] + 10)
-    (job.folder / jobs.STATUS).write_text(json.dumps(status))
+    (job.folder / STATUS).write_text(json.dumps(status))
     with open(job.folder / "metrics.jsonl", "w") as metrics:
         for step in range(1, steps + 1):
             metrics.write(json.dumps({
@@ -73,11 +76,11 @@ def write_done_job(job: jobs.JobStatus, steps: int) -> None:
                 "loss_by_source": {s: 1 / step + i / 10 for i, s in enumerate(SOURCES)},
                 "lambda": {s: (1 + i * step / steps) / 3 for i, s in enumerate(SOURCES)},
             }) + "\n")
-    (job.folder / jobs.LOG).write_text("loading the backbone\nstep 1\n[red]not markup[/red]\n")
+    (job.folder / LOG).write_text("loading the backbone\nstep 1\n[red]not markup[/red]\n")
 
 
 async def test_a_job_not_started_shows_queued(small_ws, backbone):
-    job = jobs.create_job(small_ws, config(backbone))
+    job = create_training_job(small_ws, config(backbone))
     async with PrefstudioApp(small_ws).run_test(size=(120, 35)) as pilot:
         screen = await open_jobs(pilot)
         assert states(screen) == ["queued"]
@@ -89,7 +92,7 @@ async def test_a_job_not_started_shows_queued(small_ws, backbone):
 
 
 async def test_a_done_job_draws_its_curves_and_log(small_ws, backbone):
-    job = jobs.create_job(small_ws, config(backbone, objective="more", sampling="balanced"))
+    job = create_training_job(small_ws, config(backbone, objective="more", sampling="balanced"))
     write_done_job(job, 20)
     TruncationReport(pairs=120, prompt_cut=7, response_cut=2, identical=1).write(job.folder, 64)
     async with PrefstudioApp(small_ws).run_test(size=(100, 30)) as pilot:
@@ -110,14 +113,14 @@ async def test_a_done_job_draws_its_curves_and_log(small_ws, backbone):
 def test_metrics_are_read_on_from_where_the_last_read_ended(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 1, "loss": 0.9}\n{"step": 2, "loss": 0.8}\n{"step": 3, "lo')
-    metrics = _Metrics()
-    assert metrics.read_more(path)
+    metrics = MetricsLog()
+    assert metrics.read_more(tmp_path)
     assert sorted(metrics.by_step) == [1, 2] and metrics.offset == len('{"step": 1, "loss": 0.9}\n') * 2
-    assert not metrics.read_more(path)  # only a cut line: nothing new
+    assert not metrics.read_more(tmp_path)  # only a cut line: nothing new
     with open(path, "a") as file:
         file.write('ss": 0.7}\n{"step": 2, "loss": 0.5}\n')  # step 2 again, as after a resume: the newest wins
-    assert metrics.read_more(path)
-    loss, weights = metrics.series()
+    assert metrics.read_more(tmp_path)
+    loss, weights = curves(metrics)
     assert loss == {"loss": [(1, 0.9), (2, 0.5), (3, 0.7)]} and weights == {}
 
 
@@ -161,7 +164,7 @@ async def test_launch_from_the_form_runs_to_done(small_ws, backbone):
 
 
 async def test_cancel_then_resume_a_running_job(small_ws, backbone):
-    job = jobs.create_job(small_ws, config(backbone, epochs=8, batch_size=4))
+    job = create_training_job(small_ws, config(backbone, epochs=8, batch_size=4))
     jobs.start_next(small_ws.jobs_dir)
     async with PrefstudioApp(small_ws).run_test(size=(120, 35)) as pilot:
         screen = await open_jobs(pilot)

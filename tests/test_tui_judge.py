@@ -6,7 +6,7 @@ from textual.widgets import Button, Input, Select, Static
 from prefstudio.ingest import RawPair, RecordsReader, import_pairs
 from prefstudio.tui.app import PrefstudioApp
 from prefstudio.tui.judge_screen import JudgeScreen
-from prefstudio.tui.widgets import PageTable
+from prefstudio.tui.widgets import PlainTextTable
 from tests.openai_stub import StubOpenAI
 from tests.pilot_helpers import settle
 
@@ -74,7 +74,7 @@ async def test_estimate_then_run_to_the_end(app):
             assert line(screen, "tokens").startswith("tokens ") and "cost $" in line(screen, "tokens")
             assert screen.query_one("#start", Button).disabled  # the next run needs its own estimate
             await settle(pilot)
-            (past,) = screen.query_one("#history", PageTable).rows  # the run, in the list of past runs
+            (past,) = screen.query_one("#history", PlainTextTable).rows  # the run, in the list of past runs
             assert past[1:3] == ("done", "gpt-4o") and past[4:9] == (f"{N_PAIRS:,}", f"{2 * N_PAIRS:,}", "0",
                                                                      "0.0%", "0")
 

@@ -7,15 +7,10 @@ from prefstudio import labels
 from prefstudio.cli import build_parser
 from prefstudio.ingest import RawPair, RecordsReader, import_pairs
 from prefstudio.tui.app import PrefstudioApp
-from prefstudio.tui.label_screen import (
-    DEFAULT_GUIDELINES,
-    LabelScreen,
-    RecentDecisions,
-    chosen_shown_as,
-    stored_flip,
-)
+from prefstudio.labels import chosen_shown_as
+from prefstudio.tui.label_screen import DEFAULT_GUIDELINES, LabelScreen, RecentDecisions
 from prefstudio.tui.pair_view import PairScreen
-from prefstudio.tui.widgets import PageTable
+from prefstudio.tui.widgets import PlainTextTable
 from tests.pilot_helpers import settle
 
 ANNOTATOR = "ana"
@@ -233,26 +228,6 @@ async def test_blind_mode_hides_the_chosen_response_until_saved(ws):
         assert annotation_rows(ws)[-1][-1] is None  # no blind mapping stored
 
 
-@pytest.mark.parametrize(
-    ("level", "right_better", "blind_side", "flip"),
-    [
-        (2, False, None, False), (2, True, None, True),  # normal: chosen on the left
-        (2, False, "A", False), (2, True, "A", True),
-        (2, False, "B", True), (2, True, "B", False),
-        (0, True, None, False), (0, False, "B", False),  # level 0 has no direction
-    ],
-)
-def test_stored_flip(level, right_better, blind_side, flip):
-    assert stored_flip(level, right_better, blind_side) is flip
-
-
-def test_blind_order_is_fixed_by_seed_and_pair():
-    sides = [chosen_shown_as(3, pair_id) for pair_id in range(1, 201)]
-    assert sides == [chosen_shown_as(3, pair_id) for pair_id in range(1, 201)]
-    assert 60 < sides.count("A") < 140
-    assert sides != [chosen_shown_as(4, pair_id) for pair_id in range(1, 201)]
-
-
 async def test_annotator_override_and_default(ws):
     assert build_parser().parse_args(["open", "somewhere", "--annotator", "carla"]).annotator == "carla"
     app = PrefstudioApp(ws, annotator="carla")
@@ -276,7 +251,7 @@ async def test_label_a_pair_from_the_pair_view(ws):
     app = PrefstudioApp(ws, annotator=ANNOTATOR)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        app.screen.query_one(PageTable).move_cursor(5)
+        app.screen.query_one(PlainTextTable).move_cursor(5)
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, PairScreen)

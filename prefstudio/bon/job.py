@@ -8,14 +8,13 @@ candidates.parquet); the job process never opens the database
 (docs/methods.md, "Jobs and the workspace database") and writes samples and
 rewards as numbered Parquet parts, so a cancelled or killed job resumes after
 its last part. Once the job is done, `ingest` (run by
-jobs.sync_jobs) brings the parts into bon_candidates and bon_scores; keyed
-inserts make a second ingest change nothing.
+prefstudio.jobs.sync when the workspace is opened) brings the parts into
+bon_candidates and bon_scores; keyed inserts make a second ingest change nothing.
 """
 
 from __future__ import annotations
 
 import time
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -23,8 +22,11 @@ from pydantic import BaseModel, ConfigDict
 from prefstudio.bon import runs
 from prefstudio.bon.sampling import Sample, SampleConfig
 from prefstudio.errors import PrefstudioError
+from prefstudio.jobs import kinds
+from prefstudio.jobs.layout import read_config
+from prefstudio.jobs.parts import PartWriter, part_files
+from prefstudio.db import transaction
 
-KIND = "bon"
 PROMPTS = "prompts.parquet"
 CANDIDATES = "candidates.parquet"
 SAMPLES = "samples"
@@ -49,7 +51,7 @@ class ScorerConfig(BaseModel):
 class BonJobConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = KIND
+    kind: str = kinds.BON
     run_id: str
     sample: SampleConfig | None = None
     scorers: list[ScorerConfig] = []
@@ -57,7 +59,7 @@ class BonJobConfig(BaseModel):
 
 
 def load_config(folder: Path) -> BonJobConfig:
-    return BonJobConfig(**tomllib.loads((folder / "config.toml").read_text(encoding="utf-8")))
+    return BonJobConfig(**read_config(folder))
 
 
 # -- launching (the database's holder) -------------------------------------------------------------------
@@ -103,7 +105,7 @@ def launch_sample(ws, run_id: str | None, prompts: list[runs.PromptRow], sample:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from prefstudio.train import jobs
+    from prefstudio.jobs import new_job
 
     con = con or ws.cursor()
     check_sample_config(sample)
@@ -112,8 +114,7 @@ def launch_sample(ws, run_id: str | None, prompts: list[runs.PromptRow], sample:
     scorer_configs = resolve_scorers(ws, list(scorers), batch_size)
     run_id = run_id or runs.fresh_run_id(sample.policy)
     config = BonJobConfig(run_id=run_id, sample=sample, scorers=scorer_configs, batch_size=batch_size)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         runs.create_run(con, run_id, origin=sample.origin, policy=sample.policy,
                         settings=sample.model_dump(exclude={"policy", "origin"}))
         ids = runs.add_prompts(con, run_id, prompts)
@@ -122,19 +123,15 @@ def launch_sample(ws, run_id: str | None, prompts: list[runs.PromptRow], sample:
             pq.write_table(pa.table({"prompt_id": pa.array(ids, pa.int64()),
                                      "prompt": pa.array([p.prompt for p in prompts], pa.string())}), folder / PROMPTS)
 
-        job = jobs.new_job(ws, KIND, config.model_dump(exclude_none=True), "bon", write_prompts,
+        job = new_job(ws, kinds.BON, config.model_dump(exclude_none=True), kinds.BON, write_prompts,
                            name=name or f"best-of-{sample.n} {run_id}", con=con)
         con.execute("UPDATE bon_runs SET job_id = ? WHERE id = ?", [job.id, run_id])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return run_id, job
 
 
 def launch_score(ws, run_id: str, scorers: list[str], *, batch_size: int = 32, name: str | None = None, con=None):
     """A queued job that scores the run's candidates some of `scorers` lack; None when none lack any."""
-    from prefstudio.train import jobs
+    from prefstudio.jobs import new_job
 
     con = con or ws.cursor()
     if not scorers:
@@ -156,26 +153,25 @@ def launch_score(ws, run_id: str, scorers: list[str], *, batch_size: int = 32, n
                     f"TO '{target}' (FORMAT parquet)", params)
 
     config = BonJobConfig(run_id=run_id, scorers=configs, batch_size=batch_size)
-    return jobs.new_job(ws, KIND, config.model_dump(exclude_none=True), "bon-score", write_candidates,
+    return new_job(ws, kinds.BON, config.model_dump(exclude_none=True), "bon-score", write_candidates,
                         name=name or f"score {run_id} with {', '.join(c.job_id for c in configs)}", con=con)
 
 
 # -- the job process ---------------------------------------------------------------------------------------
 
 class _Parts:
-    """Rows written as numbered Parquet part files, each complete or absent (written under a temporary name)."""
+    """Rows buffered, then written as numbered part files (jobs/parts.py) every FLUSH_ROWS rows or FLUSH_SECONDS."""
 
     def __init__(self, folder: Path, schema):
         self.folder, self.schema = folder, schema
-        folder.mkdir(parents=True, exist_ok=True)
-        self.next = len(list(folder.glob("part-*.parquet")))
+        self.writer = PartWriter(folder)
         self.rows: list[dict] = []
         self.last = time.monotonic()
 
     def read(self) -> list[dict]:
         import pyarrow.parquet as pq
 
-        return [r for p in sorted(self.folder.glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+        return [r for p in part_files(self.folder) for r in pq.read_table(p).to_pylist()]
 
     def add(self, rows: list[dict]) -> bool:
         """Buffer rows; True when a part was written."""
@@ -186,15 +182,12 @@ class _Parts:
 
     def flush(self) -> bool:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         self.last = time.monotonic()
         if not self.rows:
             return False
-        tmp = self.folder / f".part-{self.next:06d}.tmp"
-        pq.write_table(pa.Table.from_pylist(self.rows, schema=self.schema), tmp)
-        tmp.replace(self.folder / f"part-{self.next:06d}.parquet")
-        self.next, self.rows = self.next + 1, []
+        self.writer.write(pa.Table.from_pylist(self.rows, schema=self.schema))
+        self.rows = []
         return True
 
 
@@ -215,7 +208,7 @@ def run(folder: Path, *, should_stop, on_progress) -> None:
     """The job process: sample what is missing, then score what is unscored, a part file at a time."""
     import pyarrow.parquet as pq
 
-    from prefstudio.train.loop import Progress
+    from prefstudio.jobs.progress import Progress
 
     config = load_config(folder)
     if config.sample:
@@ -295,23 +288,18 @@ def _score(folder: Path, scorer: ScorerConfig, candidates: list[dict], batch_siz
 def ingest(ws, folder: Path, con) -> int:
     """Bring a done job's samples and rewards into the workspace, in one transaction; returns rows added."""
     config = load_config(folder)
-    samples = sorted(str(p) for p in (folder / SAMPLES).glob("part-*.parquet"))
+    samples = [str(p) for p in part_files(folder / SAMPLES)]
     added = 0
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         if samples:
             added += con.execute(
                 """INSERT OR IGNORE INTO bon_candidates (prompt_id, idx, response, n_tokens, finish)
                    SELECT prompt_id, idx, response, n_tokens, finish FROM read_parquet(?)""", [samples]).fetchone()[0]
         for number, scorer in enumerate(config.scorers):
-            parts = sorted(str(p) for p in (folder / SCORES / str(number)).glob("part-*.parquet"))
+            parts = [str(p) for p in part_files(folder / SCORES / str(number))]
             if parts:
                 added += con.execute(
                     """INSERT OR REPLACE INTO bon_scores (prompt_id, idx, scorer, checkpoint, reward)
                        SELECT prompt_id, idx, ?, ?, reward FROM read_parquet(?)""",
                     [scorer.job_id, scorer.checkpoint_name, parts]).fetchone()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return added

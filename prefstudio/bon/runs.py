@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from prefstudio.db import source_split_where, transaction
 from prefstudio.errors import PrefstudioError
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
@@ -133,11 +134,12 @@ def add_prompts(con, run_id: str, prompts: list[PromptRow]) -> list[int]:
 def select_prompts(con, spec: str, limit: int | None = None) -> list[PromptRow]:
     """The distinct prompts of the pairs in `spec` ("SPLIT" or "SPLIT/SOURCE"), in the order of their first pair."""
     split, _, source = spec.partition("/")
+    where, params = source_split_where(source or None, split, table="")
     rows = con.execute(
-        """SELECT prompt, min(id), arg_min(source, id) FROM pairs
-           WHERE split = ? AND (? = '' OR source = ?) GROUP BY prompt ORDER BY min(id)"""
+        f"""SELECT prompt, min(id), arg_min(source, id) FROM pairs
+           WHERE {' AND '.join(where)} GROUP BY prompt ORDER BY min(id)"""
         + (f" LIMIT {int(limit)}" if limit else ""),
-        [split, source, source],
+        params,
     ).fetchall()
     if not rows:
         known = [f"{s}/{src}" for s, src in con.execute(
@@ -301,8 +303,7 @@ def import_jsonl(con, path: str | Path, run_id: str | None = None) -> ImportSumm
     path = Path(path)
     records = _read_jsonl(path)
     run_id = check_run_id(run_id or re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.")[:64] or "imported")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         existing = con.execute("SELECT origin FROM bon_runs WHERE id = ?", [run_id]).fetchone()
         if existing is None:
             create_run(con, run_id, origin="file", policy=str(path.resolve()), settings={"file": str(path.resolve())})
@@ -333,10 +334,6 @@ def import_jsonl(con, path: str | Path, run_id: str | None = None) -> ImportSumm
                                                    WHERE c.prompt_id = n.prompt_id AND c.idx = n.idx)""").fetchall()[0][0]
         finally:
             con.unregister("_bon_import")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return ImportSummary(run_id, len(records), n_new_prompts, new)
 
 

@@ -10,7 +10,6 @@ metrics.py: a million pairs come back in a fraction of a second.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,9 @@ import numpy as np
 
 from prefstudio.errors import PrefstudioError
 from prefstudio.evaluate import metrics
-from prefstudio.evaluate.scoring_job import PARTS, EvalConfig
+from prefstudio.evaluate.scoring_job import PARTS, load_config
+from prefstudio.jobs.parts import part_files
+from prefstudio.db import transaction
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,11 @@ class Rewards:
 
 def ingest(ws, folder: Path, con) -> int:
     """Bring a done scoring job's rewards and figures into the workspace, in one transaction."""
-    config = EvalConfig(**tomllib.loads((folder / "config.toml").read_text(encoding="utf-8")))
-    parts = sorted(str(p) for p in (folder / PARTS).glob("part-*.parquet"))
+    config = load_config(folder)
+    parts = [str(p) for p in part_files(folder / PARTS)]
     if not parts:
         return 0
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM read_parquet(?)", [parts])
         con.execute("DELETE FROM predictions WHERE job_id = ? AND checkpoint = ? AND pair_id IN "
                     "(SELECT pair_id FROM incoming)", [config.subject, config.checkpoint_name])
@@ -74,10 +74,6 @@ def ingest(ws, folder: Path, con) -> int:
         n = con.execute("SELECT count(*) FROM incoming").fetchone()[0]
         con.execute("DROP TABLE incoming")
         store_metrics(con, config.subject, config.checkpoint_name, config.split)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return n
 
 

@@ -9,6 +9,9 @@ The plots use matplotlib's object API on an Agg canvas, never pyplot: nothing
 global is switched (a caller's own backend stays as it was) and the app may
 draw from a worker thread. matplotlib is imported inside the functions that
 draw, so the command line starts without paying for it.
+
+Over 400 lines because one report is several files that must agree: splitting the
+writers apart would spread one table's formatting over modules.
 """
 
 from __future__ import annotations

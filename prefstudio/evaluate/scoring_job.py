@@ -21,16 +21,18 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from prefstudio.errors import PrefstudioError
+from prefstudio.jobs import kinds
+from prefstudio.jobs.layout import CHECKPOINTS, CONFIG, PAIRS, is_job, latest_checkpoint, read_config
+from prefstudio.jobs.parts import part_files
 
-PAIRS = "pairs.parquet"
-PARTS = "predictions"
+PARTS = "predictions"  # the folder of reward parts, in the job folder
 PART_SIZE = 2048  # pairs per part file: what a kill can cost
 
 
 class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = "eval"
+    kind: str = kinds.EVAL
     subject: str  # a training job's id, or "raw:NAME"
     checkpoint: str  # the model folder scored
     checkpoint_name: str  # "step-N", or "raw"
@@ -44,9 +46,13 @@ class EvalConfig(BaseModel):
 
 def _training_config(job_folder: Path) -> dict:
     try:
-        return tomllib.loads((job_folder / "config.toml").read_text(encoding="utf-8"))
+        return read_config(job_folder)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PrefstudioError(f"{job_folder / 'config.toml'}: not a readable training config ({exc})") from None
+        raise PrefstudioError(f"{job_folder / CONFIG}: not a readable training config ({exc})") from None
+
+
+def load_config(folder: Path) -> EvalConfig:
+    return EvalConfig(**read_config(folder))
 
 
 def eval_config(ws, job_id: str | None = None, *, raw_backbone: str | None = None, checkpoint: str | None = None,
@@ -57,8 +63,6 @@ def eval_config(ws, job_id: str | None = None, *, raw_backbone: str | None = Non
     A raw backbone is named raw:`raw_name`, by default raw:<its folder's name> (a folder called `model`
     says little: give a name).
     """
-    from prefstudio.train.loop import CHECKPOINTS, latest_checkpoint
-
     if (job_id is None) == (raw_backbone is None):
         raise PrefstudioError("name a training job to score, or --raw BACKBONE for an untrained baseline")
     if raw_backbone is not None:
@@ -71,11 +75,11 @@ def eval_config(ws, job_id: str | None = None, *, raw_backbone: str | None = Non
         return EvalConfig(subject=f"raw:{name}", checkpoint=str(path.resolve()), checkpoint_name="raw",
                           split=split, batch_size=batch_size, max_length=max_length or 512)
     folder = ws.jobs_dir / job_id
-    if not (folder / "config.toml").is_file():
-        known = sorted(p.name for p in ws.jobs_dir.iterdir() if (p / "config.toml").is_file())
+    if not is_job(folder):
+        known = sorted(p.name for p in ws.jobs_dir.iterdir() if is_job(p))
         raise PrefstudioError(f"no job {job_id!r} in {ws.path} (jobs: {', '.join(known) or 'none'})")
     trained = _training_config(folder)
-    if trained.get("kind", "train") != "train" or "backbone" not in trained:
+    if trained.get("kind", kinds.TRAIN) != kinds.TRAIN or "backbone" not in trained:
         raise PrefstudioError(f"job {job_id} is not a training job; only trained reward models can be scored")
     if checkpoint:
         chosen = Path(checkpoint) if Path(checkpoint).is_absolute() else folder / CHECKPOINTS / checkpoint
@@ -93,7 +97,7 @@ def eval_config(ws, job_id: str | None = None, *, raw_backbone: str | None = Non
 
 def create_eval_job(ws, config: EvalConfig, *, name: str | None = None, con=None):
     """A queued job that scores `config.split`'s pairs; the pairs are written into its folder now."""
-    from prefstudio.train import jobs
+    from prefstudio.jobs import new_job
 
     con = con or ws.cursor()
     n = con.execute("SELECT count(*) FROM pairs WHERE split = ?", [config.split]).fetchone()[0]
@@ -111,7 +115,7 @@ def create_eval_job(ws, config: EvalConfig, *, name: str | None = None, con=None
             for batch in reader:
                 writer.write_batch(batch, row_group_size=config.batch_size)
 
-    return jobs.new_job(ws, "eval", config.model_dump(), "eval", write_pairs,
+    return new_job(ws, kinds.EVAL, config.model_dump(), kinds.EVAL, write_pairs,
                         name=name or f"eval {config.subject} {config.checkpoint_name} on {config.split}", con=con)
 
 
@@ -119,7 +123,7 @@ def scored_ids(folder: Path) -> set[int]:
     import pyarrow.parquet as pq
 
     done: set[int] = set()
-    for part in sorted((folder / PARTS).glob("part-*.parquet")):
+    for part in part_files(folder / PARTS):
         done.update(pq.read_table(part, columns=["pair_id"]).column("pair_id").to_pylist())
     return done
 
@@ -134,16 +138,15 @@ def run(folder: Path, *, should_stop, on_progress) -> None:
     import pyarrow.parquet as pq
     import torch
 
-    from prefstudio.train.loop import Progress
+    from prefstudio.jobs.parts import PartWriter
+    from prefstudio.jobs.progress import Progress
     from prefstudio.train.scoring import score_pairs
 
-    config = EvalConfig(**tomllib.loads((folder / "config.toml").read_text(encoding="utf-8")))
-    parts = folder / PARTS
-    parts.mkdir(exist_ok=True)
+    config = load_config(folder)
+    parts = PartWriter(folder / PARTS)
     done = scored_ids(folder)
     source = pq.ParquetFile(folder / PAIRS)
     total = source.metadata.num_rows
-    next_part = len(list(parts.glob("part-*.parquet")))
     on_progress(Progress(len(done), total, None))
 
     def rows():
@@ -155,16 +158,12 @@ def run(folder: Path, *, should_stop, on_progress) -> None:
     buffer: list[tuple[int, float, float]] = []
 
     def flush() -> None:
-        nonlocal next_part, buffer
+        nonlocal buffer
         if not buffer:
             return
         ids, chosen, rejected = zip(*buffer)
-        table = pa.table({"pair_id": pa.array(ids, pa.int64()), "r_chosen": pa.array(chosen, pa.float64()),
-                          "r_rejected": pa.array(rejected, pa.float64())})
-        tmp = parts / f".part-{next_part:06d}.tmp"
-        pq.write_table(table, tmp)
-        tmp.replace(parts / f"part-{next_part:06d}.parquet")
-        next_part += 1
+        parts.write(pa.table({"pair_id": pa.array(ids, pa.int64()), "r_chosen": pa.array(chosen, pa.float64()),
+                              "r_rejected": pa.array(rejected, pa.float64())}))
         done.update(ids)
         buffer = []
         on_progress(Progress(len(done), total, None))

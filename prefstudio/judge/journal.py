@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from prefstudio.db import transaction
 from prefstudio.errors import PrefstudioError, first_line
 
 FLUSH_SECONDS = 0.5
@@ -86,13 +87,8 @@ def replay_journals(con, workspace: Path) -> int:
             except json.JSONDecodeError:
                 continue  # the line being written when the process died: its call was never acknowledged
         if rows:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 _insert_calls(con, rows)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
         path.unlink()
         replayed += len(rows)
     return replayed
@@ -187,16 +183,11 @@ class RunWriter:
             self._journal.close()
 
     def _flush(self) -> None:
-        self._cur.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(self._cur):
             for sql, params in self._statements:
                 self._cur.execute(sql, params)
             if self._calls:
                 _insert_calls(self._cur, self._calls)
             if self._labels:
                 _insert_annotations(self._cur, self._labels)
-            self._cur.execute("COMMIT")
-        except BaseException:
-            self._cur.execute("ROLLBACK")
-            raise
         self._calls, self._labels, self._statements = [], [], []

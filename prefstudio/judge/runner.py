@@ -6,6 +6,9 @@ made durable the moment it returns (prefstudio.judge.journal), so an
 interrupted run loses at most the calls in flight and a rerun pays for nothing
 twice. A pair's label is written once both of its calls are known. The event
 loop never waits on the disk or on DuckDB: a writer thread does.
+
+Over 400 lines because the run's three parts (selection, the async calls with
+retries, the writer thread) share one state object and one shutdown path.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from typing import Callable
 import openai
 
 from prefstudio.config import JudgeConfig, MarginConfig
+from prefstudio.db import source_split_where, transaction
 from prefstudio.errors import PrefstudioError
 from prefstudio.judge.journal import RunWriter, now_text, replay_journals
 from prefstudio.judge.prompts import JudgePrompt
 from prefstudio.judge.verdict import Judgement, combine, parse_verdict
+from prefstudio.labels import signed_margin
 
 EXPECTED_OUTPUT_TOKENS = 60  # one sentence and a verdict line, for the estimate
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -126,12 +131,8 @@ def select_pairs(
     """Pairs this judge (model + prompt) has not annotated yet, in id order."""
     where, params = ["NOT EXISTS (SELECT 1 FROM annotations a WHERE a.pair_id = p.id AND a.annotator_kind = 'llm' "
                      "AND a.annotator_id = ? AND a.prompt_version = ?)"], [model, prompt_identity]
-    if source:
-        where.append("p.source = ?")
-        params.append(source)
-    if split:
-        where.append("p.split = ?")
-        params.append(split)
+    picked, picked_params = source_split_where(source, split)
+    where, params = where + picked, params + picked_params
     if pair_ids is not None:
         where.append("list_contains(?, p.id)")
         params.append(pair_ids)
@@ -329,7 +330,7 @@ class JudgeRun:
         ab, ba = task.results["A"], task.results["B"]
         margin = None
         if judgement.level is not None:
-            margin = self.margins.margin(judgement.level) * (-1 if judgement.flip else 1)
+            margin = signed_margin(self.margins, judgement.level, judgement.flip)
         return {
             "pair_id": task.pair_id, "annotator_id": self.settings.model, "outcome": judgement.outcome,
             "level": judgement.level, "flip": judgement.flip, "margin": margin, "prompt_version": self.prompt.identity,
@@ -441,13 +442,12 @@ def reparse(con, margins: MarginConfig) -> tuple[int, int]:
         """
     ).fetchall()
     fixed = 0
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for ann_id, pair_id, model, version, raw_ab, raw_ba, tin, tout, cost, run_id in rows:
             judgement = combine(parse_verdict(raw_ab), parse_verdict(raw_ba))
             if judgement.outcome == "parse_error":
                 continue
-            margin = margins.margin(judgement.level) * (-1 if judgement.flip else 1)
+            margin = signed_margin(margins, judgement.level, judgement.flip)
             con.execute(
                 "INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, flip, margin, "
                 "prompt_version, raw_response_ab, raw_response_ba, tokens_in, tokens_out, cost_usd, run_id, extra) "
@@ -456,8 +456,4 @@ def reparse(con, margins: MarginConfig) -> tuple[int, int]:
                  raw_ab, raw_ba, run_id, f'{{"reparsed_from": {ann_id}}}'],
             )
             fixed += 1
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return len(rows), fixed

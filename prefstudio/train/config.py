@@ -19,15 +19,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from prefstudio.config import describe_validation_error
 from prefstudio.errors import PrefstudioError
+from prefstudio.settings import Objective, RankingLoss, Sampling, sampling_mismatch
 
 
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backbone: str
-    objective: Literal["bt", "margin", "adaptive", "more"] = "bt"
-    more_loss: Literal["bt", "margin", "adaptive"] = "bt"  # MORE's per-source ranking loss
-    sampling: Literal["single", "multitask", "balanced"] = "multitask"
+    objective: Objective = "bt"
+    more_loss: RankingLoss = "bt"  # MORE's per-source ranking loss
+    sampling: Sampling = "multitask"
     sources: list[str] | None = None  # None: every source in the workspace
     quota: int | None = None  # pairs per source after resampling (MORE: 40,000)
     split: str = "train"
@@ -54,8 +55,9 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
-        if self.objective == "more" and self.sampling != "balanced":
-            raise ValueError("objective 'more' needs sampling 'balanced' (one sub-batch per source)")
+        mismatch = sampling_mismatch(self.objective, self.sampling)
+        if mismatch:
+            raise ValueError(mismatch)
         if self.sampling == "single" and (not self.sources or len(self.sources) != 1):
             raise ValueError("sampling 'single' needs exactly one source")
         for name in ("max_length", "batch_size", "grad_accum"):

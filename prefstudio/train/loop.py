@@ -2,7 +2,7 @@
 
 It reads a job folder's snapshot of pairs (never the workspace database,
 docs/methods.md, "Jobs and the workspace database"), trains a reward model with one of the objectives, and writes
-metrics.jsonl and checkpoints into the job folder. Accelerate places it on the
+its metrics and checkpoints into the job folder (prefstudio/jobs/layout.py). Accelerate places it on the
 CPU, one GPU or many (`accelerate launch`): every process takes every n-th
 batch, and MORE's per-source head gradients are averaged across processes
 before λ is solved, so all of them use the same λ.
@@ -15,7 +15,6 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +22,8 @@ import pyarrow.parquet as pq
 import torch
 
 from prefstudio.errors import PrefstudioError
+from prefstudio.jobs.layout import METRICS, PAIRS, TRAINER_STATE, checkpoint_dir, checkpoint_tmp_dir, latest_checkpoint
+from prefstudio.jobs.progress import Progress
 from prefstudio.train.config import TrainConfig
 from prefstudio.train.data import collate, encode_pairs, plan_batches
 from prefstudio.train.min_norm import min_norm_weights
@@ -30,35 +31,16 @@ from prefstudio.train.objectives import head_gradients, more_loss, pair_losses
 from prefstudio.train.reward_model import RewardModel, load_tokenizer
 from prefstudio.train.truncation import TruncationReport
 
-SNAPSHOT = "pairs.parquet"
-METRICS = "metrics.jsonl"
-CHECKPOINTS = "checkpoints"
-STATE = "trainer_state.pt"
-
-
-@dataclass
-class Progress:
-    step: int
-    total: int
-    loss: float
-
-
-def latest_checkpoint(job_dir: Path) -> Path | None:
-    """The newest complete checkpoint (one being written is under a .tmp name)."""
-    folder = job_dir / CHECKPOINTS
-    done = [p for p in folder.glob("step-*") if p.is_dir() and (p / STATE).exists()] if folder.is_dir() else []
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
-
 
 def load_training_rows(job_dir: Path, config: TrainConfig) -> list[dict]:
-    table = pq.read_table(job_dir / SNAPSHOT)
+    table = pq.read_table(job_dir / PAIRS)
     rows = [r for r in table.to_pylist() if r["split"] == config.split]
     if config.sources:
         rows = [r for r in rows if r["source"] in config.sources]
     if config.uses_margins and config.unlabelled == "drop":
         rows = [r for r in rows if r["level"] is not None]
     if not rows:
-        raise PrefstudioError(f"{job_dir / SNAPSHOT}: no {config.split!r} pairs to train on with these settings")
+        raise PrefstudioError(f"{job_dir / PAIRS}: no {config.split!r} pairs to train on with these settings")
     return rows
 
 
@@ -111,7 +93,7 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     step, momentum = 0, None
     if resume_from is not None:
-        state = torch.load(resume_from / STATE, map_location="cpu", weights_only=False)
+        state = torch.load(resume_from / TRAINER_STATE, map_location="cpu", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, momentum = state["step"], state["momentum"]
@@ -239,15 +221,15 @@ def _adamw(params, config: TrainConfig) -> torch.optim.AdamW:
 def _save(accelerator, core: RewardModel, tokenizer, optimizer, scheduler, step: int, momentum, job_dir: Path) -> Path:
     """Write a checkpoint under a temporary name, then rename it: a failed write leaves the older ones whole."""
     accelerator.wait_for_everyone()
-    final = job_dir / CHECKPOINTS / f"step-{step}"
+    final = checkpoint_dir(job_dir, step)
     if accelerator.is_main_process:
-        tmp = job_dir / CHECKPOINTS / f".step-{step}.tmp"
+        tmp = checkpoint_tmp_dir(job_dir, step)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
             core.save(tmp, tokenizer)
             torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "step": step, "momentum": momentum}, tmp / STATE)
+                        "step": step, "momentum": momentum}, tmp / TRAINER_STATE)
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
         except OSError as exc:

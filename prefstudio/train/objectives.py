@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-OBJECTIVES = ("bt", "margin", "adaptive")
+from prefstudio.settings import RANKING_LOSSES
 
 
 def pair_losses(d: torch.Tensor, objective: str, margins: torch.Tensor | None = None) -> torch.Tensor:
@@ -28,7 +28,7 @@ def pair_losses(d: torch.Tensor, objective: str, margins: torch.Tensor | None = 
         mu = d.detach().mean()
         shifted = d - mu
         return torch.where(shifted < 0, F.softplus(-shifted), F.softplus(-d))
-    raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(RANKING_LOSSES)}")
 
 
 def more_loss(sub_losses: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:

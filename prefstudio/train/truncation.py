@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-FILE = "truncation.json"
+from prefstudio.jobs.layout import TRUNCATION
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,13 @@ class TruncationReport:
         return text
 
     def write(self, job_dir: Path, max_length: int) -> None:
-        (job_dir / FILE).write_text(json.dumps({**asdict(self), "max_length": max_length}))
+        (job_dir / TRUNCATION).write_text(json.dumps({**asdict(self), "max_length": max_length}))
 
 
 def read_line(job_dir: Path) -> str:
     """The job's truncation line, or "" before its pairs are encoded (or for a job kind that has none)."""
     try:
-        values = json.loads((job_dir / FILE).read_text())
+        values = json.loads((job_dir / TRUNCATION).read_text())
         max_length = values.pop("max_length")
         return TruncationReport(**values).line(max_length)
     except (OSError, ValueError, TypeError, KeyError):

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import math
 
-import duckdb
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
@@ -25,6 +23,7 @@ from prefstudio import agreement
 from prefstudio.agreement import Agreement
 from prefstudio.config import LEVEL_NAMES
 from prefstudio.tui.widgets import WorkspaceHeader, literal_text, visible
+from prefstudio.tui.workers import ReportsFailedWorkers, query_work
 
 BAR_WIDTH = 40
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -129,38 +128,8 @@ class ComparisonLoaded(Message):
         self.result = result
 
 
-class AgreementScreen(Screen):
-    DEFAULT_CSS = """
-    AgreementScreen #pickers {
-        height: 1;
-        padding: 0 1;
-        margin: 1 0;
-    }
-    AgreementScreen #pickers Static {
-        width: auto;
-        padding: 0 1 0 0;
-        color: $text-muted;
-    }
-    AgreementScreen #pickers Select {
-        width: 1fr;
-        margin-right: 2;
-    }
-    AgreementScreen #comparison {
-        height: auto;
-    }
-    AgreementScreen #body Static {
-        height: auto;
-        border: round $primary 50%;
-        padding: 0 1;
-    }
-    AgreementScreen #confusion {
-        width: auto;
-        min-width: 46;
-    }
-    AgreementScreen #scores {
-        width: 1fr;
-    }
-    """
+class AgreementScreen(ReportsFailedWorkers, Screen):
+    CSS_PATH = "agreement_screen.tcss"
 
     def compose(self) -> ComposeResult:
         yield WorkspaceHeader()
@@ -186,17 +155,11 @@ class AgreementScreen(Screen):
     def on_screen_resume(self) -> None:
         self._load_overview()
 
-    @work(thread=True, exclusive=True, group="agreement-overview")
+    @query_work(group="agreement-overview", exclusive=True)
     def _load_overview(self) -> None:
-        try:
-            with self.app.cursor("agreement-overview") as con:
-                names = [f"{kind}:{name}" for kind, name, _ in agreement.annotators(con)]
-                loaded = OverviewLoaded(names, agreement.judge_consistency(con), agreement.level_distribution(con))
-        except duckdb.InterruptException:
-            return
-        except duckdb.Error as exc:
-            self.app.report_query_error(exc)
-            return
+        with self.app.cursor("agreement-overview") as con:
+            names = [f"{kind}:{name}" for kind, name, _ in agreement.annotators(con)]
+            loaded = OverviewLoaded(names, agreement.judge_consistency(con), agreement.level_distribution(con))
         self.post_message(loaded)
 
     def on_overview_loaded(self, message: OverviewLoaded) -> None:
@@ -221,16 +184,10 @@ class AgreementScreen(Screen):
         if a is not None and b is not None:
             self._compare(a, b)
 
-    @work(thread=True, exclusive=True, group="agreement-compare")
+    @query_work(group="agreement-compare", exclusive=True)
     def _compare(self, a: str, b: str) -> None:
-        try:
-            with self.app.cursor("agreement-compare") as con:
-                result = agreement.compare(con, a, b)
-        except duckdb.InterruptException:
-            return
-        except duckdb.Error as exc:
-            self.app.report_query_error(exc)
-            return
+        with self.app.cursor("agreement-compare") as con:
+            result = agreement.compare(con, a, b)
         self.post_message(ComparisonLoaded(result))
 
     def on_comparison_loaded(self, message: ComparisonLoaded) -> None:

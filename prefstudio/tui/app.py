@@ -11,11 +11,15 @@ Browse, Label, Judge, Agreement and Jobs are Textual modes (F1-F5 on every
 screen): each keeps its own screen alive while another is shown, so a judge run
 goes on while its owner labels, and the labelling screen keeps its place.
 Evaluate is F6, Best-of-N F7.
+
+A query worker that fails raises, and the app's one handler
+(report_failed_worker) says so in a notification and the log (tui/workers.py).
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 import threading
 from contextlib import contextmanager
@@ -23,10 +27,11 @@ from pathlib import Path
 from typing import Iterator
 
 import duckdb
-from textual import events, work
+from textual import events, on
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.worker import Worker, WorkerState
 
 from prefstudio import browse
 from prefstudio.errors import PrefstudioError, first_line
@@ -37,7 +42,10 @@ from prefstudio.tui.eval_screen import EvalScreen
 from prefstudio.tui.jobs_screen import JobsScreen
 from prefstudio.tui.judge_screen import JudgeScreen
 from prefstudio.tui.label_screen import LabelScreen
+from prefstudio.tui.workers import query_work
 from prefstudio.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 
 class PrefstudioApp(App):
@@ -143,18 +151,24 @@ class PrefstudioApp(App):
             if running is not None:
                 running.interrupt()
 
-    def report_query_error(self, exc: duckdb.Error) -> None:
-        """Show a failed query as a notification (call from any thread)."""
-        self.call_from_thread(self.notify, first_line(exc), title="query failed", severity="error", markup=False)
+    @on(Worker.StateChanged)
+    def report_failed_worker(self, event: Worker.StateChanged) -> None:
+        """A worker raised: one notification with the error's first line, and the whole of it in the log.
 
-    @work(thread=True, group="summary")
-    def _load_summary(self) -> None:
-        try:
-            with self.cursor("summary") as con:
-                counts = browse.source_counts(con)
-        except duckdb.Error as exc:
-            self.report_query_error(exc)
+        The one handler of failed workers (tui/workers.py): Worker.StateChanged goes only to
+        the node that runs the worker, and screens and widgets hand theirs over.
+        """
+        if event.state != WorkerState.ERROR:
             return
+        error = event.worker.error
+        log.error("worker %s failed", event.worker.name, exc_info=error)
+        title = "query failed" if isinstance(error, duckdb.Error) else "failed"
+        self.notify(first_line(error), title=title, severity="error", markup=False)
+
+    @query_work(group="summary")
+    def _load_summary(self) -> None:
+        with self.cursor("summary") as con:
+            counts = browse.source_counts(con)
         parts = [self.ws.name, f"{sum(counts.values()):,} pairs"]
         parts += [f"{source} {n:,}" for source, n in counts.items()]
         self.call_from_thread(setattr, self, "summary", " · ".join(parts))

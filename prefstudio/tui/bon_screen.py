@@ -25,10 +25,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Select, Static
 
+from prefstudio import jobs
 from prefstudio.bon import report, runs, winrate
 from prefstudio.evaluate.compare import colour_slots, slots_for
 from prefstudio.errors import PrefstudioError, first_line
-from prefstudio.train import jobs
 from prefstudio.tui.jobs_screen import JobTable
 from prefstudio.tui.widgets import Column, DrawnChart, WorkspaceHeader, literal_text, slot_styles
 
@@ -97,36 +97,7 @@ def _reward(value: float | None) -> str:
 
 
 class BonScreen(Screen):
-    DEFAULT_CSS = """
-    BonScreen #bon-top {
-        height: 1;
-    }
-    BonScreen #bon-run {
-        width: 34;
-    }
-    BonScreen #bon-status {
-        width: 1fr;
-        padding: 0 1;
-    }
-    BonScreen #bon-left {
-        width: 3fr;
-    }
-    BonScreen #bon-right {
-        width: 2fr;
-        padding: 0 1;
-    }
-    BonScreen #bon-prompt-box {
-        height: 7;
-        border-bottom: solid $primary;
-    }
-    BonScreen #bon-spread {
-        height: auto;
-        color: $text-muted;
-    }
-    BonScreen #bon-response-box {
-        height: 1fr;
-    }
-    """
+    CSS_PATH = "bon_screen.tcss"
     BINDINGS = [
         Binding("n", "move_prompt(1)", "Next prompt"),
         Binding("p", "move_prompt(-1)", "Previous prompt"),
@@ -174,7 +145,7 @@ class BonScreen(Screen):
     def load_runs(self) -> None:
         try:
             with self.app.write_cursor() as con:
-                jobs.sync_jobs(self.app.ws, con=con)  # a finished sampling or scoring job comes in now
+                jobs.bring_in(self.app.ws, con=con)  # a finished sampling or scoring job comes in now
                 found = runs.list_runs(con)
         except (duckdb.Error, PrefstudioError) as exc:
             self.post_message(RunsLoaded([], first_line(exc)))

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import duckdb
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
@@ -23,7 +22,8 @@ from textual.widgets import Footer, Static
 from prefstudio import browse
 from prefstudio.browse import PAGE_SIZE, PairFilter, PairRow
 from prefstudio.tui.pair_view import PairScreen
-from prefstudio.tui.widgets import Column, FilterBar, PageTable, WorkspaceHeader
+from prefstudio.tui.widgets import Column, FilterBar, PlainTextTable, WorkspaceHeader
+from prefstudio.tui.workers import ReportsFailedWorkers, query_work
 
 # A page fetch: (page index, rows, total matching pairs if it had to count them).
 PageFetch = Callable[[duckdb.DuckDBPyConnection], tuple[int, list[PairRow], int | None]]
@@ -74,14 +74,8 @@ class ChoicesLoaded(Message):
         self.sources, self.splits = sources, splits
 
 
-class BrowserScreen(Screen):
-    DEFAULT_CSS = """
-    BrowserScreen #status {
-        height: 1;
-        padding: 0 1;
-        background: $boost;
-    }
-    """
+class BrowserScreen(ReportsFailedWorkers, Screen):
+    CSS_PATH = "browser.tcss"
 
     BINDINGS = [
         Binding("n", "next_page", "Next page"),
@@ -104,12 +98,12 @@ class BrowserScreen(Screen):
     def compose(self) -> ComposeResult:
         yield WorkspaceHeader()
         yield FilterBar()
-        yield PageTable(COLUMNS)
+        yield PlainTextTable(COLUMNS)
         yield Static("loading…", id="status")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(PageTable).focus()
+        self.query_one(PlainTextTable).focus()
         self._apply(self.filter)
         self._load_choices()
 
@@ -131,39 +125,28 @@ class BrowserScreen(Screen):
             shown = self._status_line()
             self.query_one("#status", Static).update(f"{shown} · loading…" if shown else "loading…")
 
-    @work(thread=True, exclusive=True, group="page")
+    @query_work(group="page", exclusive=True)
     def _load_page(self, request: PageRequest) -> None:
         try:
             with self.app.cursor("page") as con:
                 index, rows, total = request.fetch(con)
         except duckdb.InterruptException:
             return
-        except duckdb.Error as exc:
-            self.app.report_query_error(exc)
+        except Exception:  # the screen stops waiting; the app reports it
             self.post_message(PageFailed(request))
-            return
+            raise
         self.post_message(PageLoaded(request, index, rows, total))
 
-    @work(thread=True, exclusive=True, group="count")
+    @query_work(group="count", exclusive=True)
     def _count(self, pair_filter: PairFilter) -> None:
-        try:
-            with self.app.cursor("count") as con:
-                total = browse.count_pairs(con, pair_filter)
-        except duckdb.InterruptException:
-            return
-        except duckdb.Error as exc:
-            self.app.report_query_error(exc)
-            return
+        with self.app.cursor("count") as con:
+            total = browse.count_pairs(con, pair_filter)
         self.post_message(CountLoaded(pair_filter, total))
 
-    @work(thread=True, group="choices")
+    @query_work(group="choices")
     def _load_choices(self) -> None:
-        try:
-            with self.app.cursor("choices") as con:
-                choices = ChoicesLoaded(browse.sources(con), browse.splits(con))
-        except duckdb.Error as exc:
-            self.app.report_query_error(exc)
-            return
+        with self.app.cursor("choices") as con:
+            choices = ChoicesLoaded(browse.sources(con), browse.splits(con))
         self.post_message(choices)
 
     def on_page_loaded(self, message: PageLoaded) -> None:
@@ -205,11 +188,11 @@ class BrowserScreen(Screen):
     def on_filter_bar_changed(self, message: FilterBar.Changed) -> None:
         if message.filter != self.filter:
             self._apply(message.filter)
-            self.query_one(PageTable).focus()
+            self.query_one(PlainTextTable).focus()
 
     # -- showing -------------------------------------------------------------------
     def _fill_table(self, request: PageRequest) -> None:
-        table = self.query_one(PageTable)
+        table = self.query_one(PlainTextTable)
         cells = [
             (str(r.id), r.source, r.split, str(r.n_annotations or ""),
              browse.data_margin_text(r.data_value, r.data_level), r.prompt, r.chosen, r.rejected)
@@ -278,22 +261,22 @@ class BrowserScreen(Screen):
 
     def action_clear_search(self) -> None:
         if self.query_one(FilterBar).clear_search():
-            self.query_one(PageTable).focus()
+            self.query_one(PlainTextTable).focus()
 
-    def on_page_table_past_end(self) -> None:
+    def on_plain_text_table_past_end(self) -> None:
         self.action_next_page(cursor_row=0)
 
-    def on_page_table_past_start(self) -> None:
+    def on_plain_text_table_past_start(self) -> None:
         self.action_previous_page(cursor_row=-1)
 
-    def on_page_table_selected(self, event: PageTable.Selected) -> None:
+    def on_plain_text_table_selected(self, event: PlainTextTable.Selected) -> None:
         self.app.push_screen(PairScreen(self.filter, event.key), self._back_from_pair)
 
     def _back_from_pair(self, pair_id: int | None) -> None:
         """Show the pair last seen on the pair screen: it may be pages away from where it was opened."""
         if pair_id is None:
             return
-        table = self.query_one(PageTable)
+        table = self.query_one(PlainTextTable)
         if pair_id in table.keys:
             table.move_cursor(table.keys.index(pair_id))
             return

@@ -29,14 +29,14 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Select, Static
 
-from prefstudio import textplot
+from prefstudio import jobs, textplot
 from prefstudio.browse import PairFilter
 from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.evaluate import charts, compare, metrics, predictions
-from prefstudio.train import jobs
 from prefstudio.tui.jobs_screen import JobTable
 from prefstudio.tui.pair_view import PairScreen
-from prefstudio.tui.widgets import Column, DrawnChart, PageTable, WorkspaceHeader, literal_text, slot_styles
+from prefstudio.tui.widgets import Column, DrawnChart, PlainTextTable, WorkspaceHeader, literal_text, slot_styles
+from prefstudio.tui.workers import ReportsFailedWorkers, query_work
 
 BIN_CHOICES = (5, 10, 20)
 DEFAULT_SPLIT = "test"
@@ -78,60 +78,8 @@ FIGURE_COLUMNS = [Column("model"), Column("mean d", 7, right=True), Column("std"
 kurtosis, out ± the Tukey outliers above and below; fits 100 columns."""
 
 
-class EvalScreen(Screen):
-    DEFAULT_CSS = """
-    EvalScreen #eval-top {
-        height: 1;
-    }
-    EvalScreen #eval-split {
-        width: 22;
-    }
-    EvalScreen #eval-source {
-        width: 26;
-    }
-    EvalScreen #eval-status {
-        width: 1fr;
-        padding: 0 1;
-        color: $text-muted;
-    }
-    EvalScreen #eval-table {
-        height: 4;
-    }
-    EvalScreen #eval-figures {
-        height: 1fr;
-        display: none;
-    }
-    EvalScreen.-figures #eval-figures {
-        display: block;
-    }
-    EvalScreen.-figures #eval-plots {
-        display: none;
-    }
-    EvalScreen #eval-plots {
-        height: 1fr;
-        min-height: 8;
-    }
-    EvalScreen #eval-ece-note {
-        height: auto;
-        padding: 0 1;
-        color: $text-muted;
-        display: none;
-    }
-    EvalScreen #eval-histogram {
-        width: 3fr;
-    }
-    EvalScreen #eval-reliability {
-        width: 2fr;
-    }
-    EvalScreen #eval-outliers-box {
-        height: 9;
-    }
-    EvalScreen #eval-outliers-title {
-        height: 1;
-        text-style: bold;
-        padding: 0 1;
-    }
-    """
+class EvalScreen(ReportsFailedWorkers, Screen):
+    CSS_PATH = "eval_screen.tcss"
     BINDINGS = [
         Binding("space", "pick", "Pick model"),
         Binding("o", "toggle_overlay", "Overlay/stack"),
@@ -163,7 +111,7 @@ class EvalScreen(Screen):
         with Horizontal(id="eval-plots"):
             yield DrawnChart(id="eval-histogram")
             yield DrawnChart(id="eval-reliability")
-        yield PageTable(FIGURE_COLUMNS, id="eval-figures")
+        yield PlainTextTable(FIGURE_COLUMNS, id="eval-figures")
         yield Static(id="eval-ece-note")
         with Vertical(id="eval-outliers-box"):
             yield Static(id="eval-outliers-title")
@@ -184,7 +132,7 @@ class EvalScreen(Screen):
     def load_models(self) -> None:
         try:
             with self.app.write_cursor() as con:
-                jobs.sync_jobs(self.app.ws, con=con)  # a scoring job that finished comes in now
+                jobs.bring_in(self.app.ws, con=con)  # a scoring job that finished comes in now
                 found = predictions.scored_models(con)
         except (duckdb.Error, PrefstudioError) as exc:
             self.post_message(ModelsLoaded([], first_line(exc)))
@@ -204,14 +152,10 @@ class EvalScreen(Screen):
             return
         self.post_message(ComparisonLoaded(comparison))
 
-    @work(thread=True, group="eval-outliers", exclusive=True)
+    @query_work(group="eval-outliers", exclusive=True)
     def load_outliers(self, result: compare.ModelResult, source: str | None) -> None:
-        try:
-            with self.app.cursor("eval-outliers") as con:
-                found = compare.outlier_pairs(con, result, source, limit=OUTLIERS_SHOWN)
-        except duckdb.Error as exc:
-            self.app.report_query_error(exc)
-            return
+        with self.app.cursor("eval-outliers") as con:
+            found = compare.outlier_pairs(con, result, source, limit=OUTLIERS_SHOWN)
         self.post_message(OutliersLoaded(result.label, source, found))
 
     # -- messages ------------------------------------------------------------------------------------
@@ -284,7 +228,7 @@ class EvalScreen(Screen):
             if self._focused_result() is not None:
                 self._show_outliers()
 
-    def on_page_table_selected(self, message: JobTable.Selected) -> None:
+    def on_plain_text_table_selected(self, message: JobTable.Selected) -> None:
         message.stop()
         if message.control.id == "eval-outliers":
             self.app.push_screen(PairScreen(PairFilter(split=self.split), message.key))
@@ -361,7 +305,7 @@ class EvalScreen(Screen):
             rows.append((label, _cell(dist.mean, 3), "—" if dist.std != dist.std else f"{dist.std:.3f}",
                          _cell(dist.skewness, 2), _cell(dist.excess_kurtosis, 2), _percent(dist.share_negative),
                          *(f"{s.ece[b]:.4f}" for b in metrics.ECE_BINS), f"{out.n_positive:,}", f"{out.n_negative:,}"))
-        self.query_one("#eval-figures", PageTable).show_rows(rows, list(range(len(rows))))
+        self.query_one("#eval-figures", PlainTextTable).show_rows(rows, list(range(len(rows))))
 
     def _show_plots(self) -> None:
         self._show_figures()

@@ -1,21 +1,23 @@
 """Training jobs from the app: the queue, one job's live curves and log, and a form to launch another.
 
 Everything shown is read from the job folders, never from a job process: a job
-runs detached and outlives the app (train/jobs.py). Once a second a thread
-worker reads each job's small status.json and, for the selected job, only the
-bytes metrics.jsonl gained since the last look (a long run's file is never read
-twice). A resumed job writes again the steps after its last checkpoint; the
-newest line of a step wins. Launching takes a snapshot of the pairs, so it runs
-in a thread worker too; the form checks the settings first, on the spot, then
-against the workspace's pairs in a worker (train/checks.py, as `prefstudio train`).
+runs detached and outlives the app (prefstudio/jobs/). Once a second a thread
+worker reads each job's small status file and, for the selected job, only the
+bytes its metrics file gained since the last look (jobs/metrics_log.py); when a
+job's state changes it brings the jobs in (jobs/sync.py). Launching takes a
+snapshot of the pairs, so it runs in a thread worker too; the form checks the
+settings first, on the spot, then against the workspace's pairs in a worker
+(train/checks.py, as `prefstudio train`).
+
+Over 400 lines: the queue table, the curves, the log and the launch form; the job
+mechanics live in prefstudio/jobs/.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -27,11 +29,16 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Select, Static
 
-from prefstudio import textplot
+from prefstudio import jobs, textplot
 from prefstudio.errors import PrefstudioError, first_line
-from prefstudio.train import jobs, truncation
+from prefstudio.settings import OBJECTIVES, SAMPLINGS, parse_gpus, parse_sources, sampling_needed
+from prefstudio.jobs import kinds
+from prefstudio.jobs.layout import read_config
+from prefstudio.jobs.metrics_log import MetricsLog
+from prefstudio.train import truncation
 from prefstudio.train.config import TrainConfig, make_config
-from prefstudio.tui.widgets import Column, DrawnChart, PageTable, WorkspaceHeader, literal_text, visible
+from prefstudio.train.jobs import create_training_job
+from prefstudio.tui.widgets import Column, DrawnChart, PlainTextTable, WorkspaceHeader, literal_text, visible
 
 POLL_S = 1.0
 LOG_LINES = 15
@@ -41,46 +48,19 @@ BAR_WIDTH = 12
 
 # -- reading the job folders (worker thread) ----------------------------------------------------------
 
-@dataclass
-class _Metrics:
-    """What one job's metrics.jsonl said so far, and where to go on reading it."""
-
-    offset: int = 0
-    by_step: dict[int, dict] = field(default_factory=dict)
-
-    def read_more(self, path: Path) -> bool:
-        """Read the complete lines added since the last call; True if there were any."""
-        try:
-            with open(path, "rb") as file:
-                if file.seek(0, 2) < self.offset:  # a new file: start over
-                    self.offset, self.by_step = 0, {}
-                file.seek(self.offset)
-                data = file.read()
-        except OSError:
-            return False
-        complete = data[: data.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        for line in complete.splitlines():
-            try:
-                record = json.loads(line)
-                self.by_step[int(record["step"])] = record
-            except (ValueError, KeyError, TypeError):
-                continue  # a line a crash cut short
-        return bool(complete)
-
-    def series(self) -> tuple[dict[str, list[textplot.Point]], dict[str, list[textplot.Point]]]:
-        """(loss and loss per source, λ per source), each name -> (step, value) in step order."""
-        loss: dict[str, list[textplot.Point]] = {"loss": []}
-        weights: dict[str, list[textplot.Point]] = {}
-        for step in sorted(self.by_step):
-            record = self.by_step[step]
-            loss["loss"].append((step, _number(record.get("loss"))))
-            for source, value in (record.get("loss_by_source") or {}).items():
-                loss.setdefault(source, []).append((step, _number(value)))
-            for source, value in (record.get("lambda") or {}).items():
-                weights.setdefault(source, []).append((step, _number(value)))
-        thin = {name: textplot.thin(points, MAX_POINTS) for name, points in loss.items()}
-        return thin, {name: textplot.thin(points, MAX_POINTS) for name, points in weights.items()}
+def curves(metrics: MetricsLog) -> tuple[dict[str, list[textplot.Point]], dict[str, list[textplot.Point]]]:
+    """(loss and loss per source, λ per source), each name -> (step, value) in step order."""
+    loss: dict[str, list[textplot.Point]] = {"loss": []}
+    weights: dict[str, list[textplot.Point]] = {}
+    for step in sorted(metrics.by_step):
+        record = metrics.by_step[step]
+        loss["loss"].append((step, _number(record.get("loss"))))
+        for source, value in (record.get("loss_by_source") or {}).items():
+            loss.setdefault(source, []).append((step, _number(value)))
+        for source, value in (record.get("lambda") or {}).items():
+            weights.setdefault(source, []).append((step, _number(value)))
+    thin = {name: textplot.thin(points, MAX_POINTS) for name, points in loss.items()}
+    return thin, {name: textplot.thin(points, MAX_POINTS) for name, points in weights.items()}
 
 
 def _number(value) -> float:
@@ -139,7 +119,7 @@ def job_cells(row: JobRow) -> tuple[str, ...]:
             "—" if s.loss is None else f"{s.loss:.4f}", row.objective, s.id, Path(row.backbone).name)
 
 
-class JobTable(PageTable):
+class JobTable(PlainTextTable):
     """The jobs, oldest first; says when the cursor lands on another row."""
 
     BINDINGS = [Binding("enter", "select", show=False)]
@@ -204,19 +184,6 @@ def form_spelling(key: str, value) -> str:
     return f"{key.replace('_', ' ')} {value}"
 
 
-def parse_gpus(text: str) -> list[int] | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        gpus = [int(part) for part in text.split(",")]
-    except ValueError:
-        gpus = [-1]
-    if any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
-        raise PrefstudioError("GPUs: device numbers separated by commas, e.g. 0,1 (or empty for none)")
-    return gpus
-
-
 def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(value, value) for value in values]
 
@@ -224,48 +191,7 @@ def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
 class NewJobForm(ModalScreen[LaunchRequest | None]):
     """The settings of a new training job; Launch checks them and gives them back, Escape gives nothing."""
 
-    DEFAULT_CSS = """
-    NewJobForm {
-        align: center middle;
-    }
-    NewJobForm > Vertical {
-        width: 84;
-        height: auto;
-        padding: 1 2;
-        border: round $primary;
-        background: $surface;
-    }
-    NewJobForm Grid {
-        grid-size: 4;
-        grid-columns: 13 1fr 13 1fr;
-        grid-rows: 1;
-        grid-gutter: 1 1;
-        height: auto;
-    }
-    NewJobForm .name {
-        color: $text-muted;
-    }
-    NewJobForm #backbone-row {
-        height: 1;
-        margin-bottom: 1;
-    }
-    NewJobForm #backbone-row .name {
-        width: 14;
-    }
-    NewJobForm #form-error {
-        color: $error;
-        text-style: bold;
-        height: auto;
-        margin-top: 1;
-    }
-    NewJobForm #form-buttons {
-        height: 1;
-        margin-top: 1;
-    }
-    NewJobForm #form-buttons Button {
-        margin-right: 2;
-    }
-    """
+    CSS_PATH = "jobs_screen.tcss"
     BINDINGS = [Binding("escape", "dismiss_form", "Close")]
     FIELDS = {"batch-size": "batch_size", "lr": "lr", "epochs": "epochs", "max-length": "max_length"}
 
@@ -284,10 +210,10 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
                             id="backbone")
             with Grid():
                 yield Static("objective", classes="name")
-                yield Select(_choices(("bt", "margin", "adaptive", "more")), value="bt", allow_blank=False,
+                yield Select(_choices(OBJECTIVES), value="bt", allow_blank=False,
                              compact=True, id="objective")
                 yield Static("sampling", classes="name")
-                yield Select(_choices(("single", "multitask", "balanced")), value="multitask", allow_blank=False,
+                yield Select(_choices(SAMPLINGS), value="multitask", allow_blank=False,
                              compact=True, id="sampling")
                 yield Static("batch size", classes="name")
                 yield Input(str(defaults["batch_size"].default), compact=True, id="batch-size")
@@ -317,8 +243,8 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
         self.query_one("#backbone", Input).focus()
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "objective" and event.value == "more":
-            self.query_one("#sampling", Select).value = "balanced"  # MORE weighs one sub-batch per source
+        if event.select.id == "objective" and (needed := sampling_needed(event.value)):
+            self.query_one("#sampling", Select).value = needed  # MORE weighs one sub-batch per source
 
     def read_form(self) -> LaunchRequest:
         """The request in the form; PrefstudioError, one line, on a value a job cannot use."""
@@ -334,7 +260,7 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
             text = self.query_one(f"#{input_id}", Input).value.strip()
             if text:
                 values[key] = text
-        sources = [s.strip() for s in self.query_one("#sources", Input).value.split(",") if s.strip()]
+        sources = parse_sources(self.query_one("#sources", Input).value)
         if sources:
             values["sources"] = sources
         unlabelled = self.query_one("#unlabelled", Select).value
@@ -393,48 +319,7 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
 # -- the screen ---------------------------------------------------------------------------------------
 
 class JobsScreen(Screen):
-    DEFAULT_CSS = """
-    JobsScreen #jobs {
-        height: auto;
-        max-height: 9;
-    }
-    JobsScreen #detail {
-        height: 1fr;
-    }
-    JobsScreen #charts {
-        width: 3fr;
-        padding: 0 1;
-    }
-    JobsScreen #side {
-        width: 2fr;
-        padding: 0 1;
-    }
-    JobsScreen #lambda.-hidden {
-        display: none;
-    }
-    JobsScreen #job-title {
-        text-style: bold;
-        height: auto;
-    }
-    JobsScreen #job-message {
-        height: auto;
-    }
-    JobsScreen #job-truncation {
-        height: auto;
-        color: $text-muted;
-        margin-bottom: 1;
-    }
-    JobsScreen #job-message.-failed {
-        color: $error;
-        text-style: bold;
-    }
-    JobsScreen #log {
-        height: 1fr;
-        color: $text-muted;
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-    }
-    """
+    CSS_PATH = "jobs_screen.tcss"
     BINDINGS = [
         Binding("n", "new_job", "New job"),
         Binding("c", "cancel_job", "Cancel job"),
@@ -452,7 +337,7 @@ class JobsScreen(Screen):
         self._scanning = False
         self._scan_again = False
         # Read and written by the scan worker only; scan() runs one at a time:
-        self._metrics: dict[str, _Metrics] = {}
+        self._metrics: dict[str, MetricsLog] = {}
         self._configs: dict[str, tuple[str, str]] = {}  # job id -> (objective, backbone)
         self._synced_states: dict[str, str] = {}  # job id -> state, as last copied into the jobs table
 
@@ -492,9 +377,9 @@ class JobsScreen(Screen):
     def _read_jobs(self, selected: str | None) -> None:
         statuses = jobs.list_jobs(self.app.ws.jobs_dir)
         states = {s.id: s.state for s in statuses}
-        if states != self._synced_states:  # the workspace's jobs table follows the folders, for SQL users
+        if states != self._synced_states:  # a job finished (or started): the database follows the folders
             with self.app.write_cursor() as con:
-                jobs.sync_jobs(self.app.ws, con=con)
+                statuses = jobs.bring_in(self.app.ws, con=con)
             self._synced_states = states
         rows = [JobRow(s, *self._config_of(s)) for s in statuses]
         if selected not in {s.id for s in statuses}:
@@ -502,16 +387,16 @@ class JobsScreen(Screen):
         detail = None
         if selected is not None:
             status = next(s for s in statuses if s.id == selected)
-            metrics = self._metrics.setdefault(selected, _Metrics())
-            metrics.read_more(status.folder / "metrics.jsonl")
-            detail = JobDetail(selected, *metrics.series(), status.log_tail(LOG_LINES), truncation.read_line(status.folder))
+            metrics = self._metrics.setdefault(selected, MetricsLog())
+            metrics.read_more(status.folder)
+            detail = JobDetail(selected, *curves(metrics), status.log_tail(LOG_LINES), truncation.read_line(status.folder))
         self.post_message(JobsScanned(rows, detail))
 
     def _config_of(self, status: jobs.JobStatus) -> tuple[str, str]:
         if status.id not in self._configs:
             try:
-                config = tomllib.loads((status.folder / jobs.CONFIG).read_text(encoding="utf-8"))
-                what = config.get("objective", "bt") if status.kind == "train" else status.kind
+                config = read_config(status.folder)
+                what = config.get("objective", "bt") if status.kind == kinds.TRAIN else status.kind
                 model = config.get("backbone") or config.get("checkpoint") or config.get("policy")
                 self._configs[status.id] = (str(what), str(model or "?"))
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError):
@@ -574,14 +459,14 @@ class JobsScreen(Screen):
         if action == "resume_job":
             return True if state in ("failed", "cancelled") else None
         if action == "evaluate_job":  # a training job with a checkpoint: done, or stopped after saving one
-            return True if self.selected and self.selected.status.kind == "train" and state != "queued" else None
+            return True if self.selected and self.selected.status.kind == kinds.TRAIN and state != "queued" else None
         return True
 
     def action_new_job(self) -> None:
         # the newest training job's backbone is the likeliest next one; before any, the demo's small model
         from prefstudio.demo import small_backbone
 
-        trained = [row for row in self._rows if row.status.kind == "train" and row.backbone != "?"]
+        trained = [row for row in self._rows if row.status.kind == kinds.TRAIN and row.backbone != "?"]
         backbone = trained[-1].backbone if trained else (small_backbone() or "")
         self.app.push_screen(NewJobForm(backbone), self._launch_requested)
 
@@ -596,9 +481,9 @@ class JobsScreen(Screen):
     def _launch(self, request: LaunchRequest) -> None:
         try:
             with self.app.write_cursor() as con:
-                made = jobs.create_job(self.app.ws, request.config, gpus=request.gpus,
-                                       num_processes=len(request.gpus) if request.gpus else 1, name=request.name,
-                                       con=con)
+                made = create_training_job(self.app.ws, request.config, gpus=request.gpus,
+                                           num_processes=len(request.gpus) if request.gpus else 1, name=request.name,
+                                           con=con)
             jobs.start_next(self.app.ws.jobs_dir)
         except (PrefstudioError, OSError) as exc:
             self.post_message(JobActionDone(f"launch failed: {first_line(exc)}"))

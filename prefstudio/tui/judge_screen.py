@@ -32,7 +32,9 @@ from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.judge.history import PastRun, past_runs
 from prefstudio.judge.prompts import JudgePrompt, available_prompts
 from prefstudio.judge.runner import JudgeRun, RunPlan, RunStats, prepare_run
-from prefstudio.tui.widgets import Column, PageTable, SourceSplitPicker, WorkspaceHeader, literal_text
+from prefstudio.settings import judge_settings
+from prefstudio.tui.widgets import Column, PlainTextTable, SourceSplitPicker, WorkspaceHeader, literal_text
+from prefstudio.tui.workers import ReportsFailedWorkers, query_work
 
 REDRAW_S = 0.2  # live numbers are drawn at most this often
 STOP_WAIT_S = 10.0  # how long leaving the app waits for a cancelled run to write its last rows
@@ -59,8 +61,9 @@ class JudgeForm:
     concurrency: int
 
     def settings(self, defaults: JudgeConfig) -> JudgeConfig:
-        return defaults.model_copy(update={"model": self.model, "base_url": self.base_url, "prompt": self.prompt,
-                                           "concurrency": self.concurrency})
+        # A blank base URL field means none (the OpenAI API), not the workspace's default.
+        return judge_settings(defaults, model=self.model, base_url=self.base_url or "", prompt=self.prompt,
+                              concurrency=self.concurrency)
 
 
 @dataclass(frozen=True)
@@ -102,68 +105,8 @@ class RunEnded(Message):
         self.stats, self.why = stats, why  # stats None: the run could not start or broke off, and why says so
 
 
-class JudgeScreen(Screen):
-    DEFAULT_CSS = """
-    JudgeScreen #form {
-        height: auto;
-        padding: 1 1 0 1;
-    }
-    JudgeScreen .row {
-        height: 1;
-        margin-bottom: 1;
-    }
-    JudgeScreen .row > .name {
-        width: 13;
-        color: $text-muted;
-    }
-    JudgeScreen .row > .second {
-        margin-left: 2;
-    }
-    JudgeScreen .row Input, JudgeScreen .row Select {
-        width: 1fr;
-    }
-    JudgeScreen #buttons {
-        height: 1;
-        padding: 0 1;
-        margin-bottom: 1;
-    }
-    JudgeScreen #buttons Button {
-        margin-right: 2;
-    }
-    JudgeScreen #run {
-        height: auto;
-        padding: 0 1;
-    }
-    JudgeScreen #run Static {
-        height: auto;
-    }
-    JudgeScreen #plan {
-        margin-bottom: 1;
-    }
-    JudgeScreen #progress {
-        margin-bottom: 1;
-        display: none;
-    }
-    JudgeScreen #progress.-shown {
-        display: block;
-    }
-    JudgeScreen #state {
-        margin-top: 1;
-    }
-    JudgeScreen #message {
-        color: $error;
-        text-style: bold;
-    }
-    JudgeScreen #history-title {
-        margin-top: 1;
-        padding: 0 1;
-        text-style: bold;
-    }
-    JudgeScreen #history {
-        height: 1fr;
-        min-height: 3;
-    }
-    """
+class JudgeScreen(ReportsFailedWorkers, Screen):
+    CSS_PATH = "judge_screen.tcss"
 
     BINDINGS = [Binding("c", "cancel_run", "Cancel run")]
     AUTO_FOCUS = "#estimate"  # not a text box: the screen's keys (and q) work on arrival
@@ -213,20 +156,16 @@ class JudgeScreen(Screen):
             yield Static(id="state")
             yield Static(id="message")
         yield Static("past runs, newest first", id="history-title")
-        yield PageTable(HISTORY_COLUMNS, id="history")
+        yield PlainTextTable(HISTORY_COLUMNS, id="history")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._load_history()
 
-    @work(thread=True, group="judge-history", exclusive=True)
+    @query_work(group="judge-history", exclusive=True)
     def _load_history(self) -> None:
-        try:
-            with self.app.cursor("judge-history") as con:
-                found = past_runs(con)
-        except duckdb.Error as exc:
-            self.app.report_query_error(exc)
-            return
+        with self.app.cursor("judge-history") as con:
+            found = past_runs(con)
         self.app.call_from_thread(self._show_history, found)
 
     def _show_history(self, found: list[PastRun]) -> None:
@@ -234,7 +173,7 @@ class JudgeScreen(Screen):
                  f"{r.n_pairs:,}", f"{r.n_calls:,}", f"{r.n_cached:,}",
                  "—" if r.n_pairs == 0 else f"{r.inconsistent_share:.1%}", f"{r.n_parse_errors:,}",
                  f"${r.cost_usd:,.2f}") for r in found]
-        self.query_one("#history", PageTable).show_rows(rows, list(range(len(rows))))
+        self.query_one("#history", PlainTextTable).show_rows(rows, list(range(len(rows))))
 
     def on_unmount(self) -> None:
         # The app is closing: stop the run and let it write its last rows before the workspace closes.

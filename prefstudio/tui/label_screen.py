@@ -13,11 +13,13 @@ Blind mode shows the two responses as A and B in an order fixed per pair by a
 seeded hash, so a person cannot learn that the left one is the dataset's
 choice. Which one was chosen is said only once the label is stored, and the
 label keeps the order it was given under (extra.chosen_shown_as).
+
+Over 400 lines: the screen, its worker steps and its key bindings; the rules
+themselves (queue, flips, sides) live in prefstudio/labels.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -39,9 +41,11 @@ from textual.widgets import Footer, ProgressBar, Select, Static
 from prefstudio import browse, labels
 from prefstudio.browse import PairDetail
 from prefstudio.config import LEVEL_NAMES
-from prefstudio.labels import HumanDecision, QueueName
+from prefstudio.labels import (HumanDecision, QueueFilter, QueueName, better_side, chosen_shown_as,
+                               next_in_queue, stored_flip)
 from prefstudio.tui.pair_view import TextBox
-from prefstudio.tui.widgets import Column, PageTable, SourceSplitPicker, WorkspaceHeader, literal_text
+from prefstudio.tui.widgets import Column, PlainTextTable, SourceSplitPicker, WorkspaceHeader, literal_text
+from prefstudio.tui.workers import ReportsFailedWorkers, query_work
 
 RECENT_SHOWN = 8
 QUEUE_TITLES: dict[QueueName, str] = {
@@ -73,29 +77,6 @@ s skips a pair you cannot judge now (it goes to the skipped queue). u undoes you
 
 This file is the workspace's own: press e to edit it.
 """
-
-
-def chosen_shown_as(seed: int, pair_id: int) -> str:
-    """Where blind mode shows a pair's chosen response, 'A' (left) or 'B' (right), fixed by (seed, pair)."""
-    return "A" if hashlib.sha256(f"{seed}:{pair_id}".encode()).digest()[0] % 2 == 0 else "B"
-
-
-def stored_flip(level: int, right_better: bool, blind_side: str | None) -> bool:
-    """The flip a label stores: whether the response said to be better is the rejected one.
-
-    `blind_side` is where blind mode shows the chosen response, None in normal
-    mode (chosen on the left). Level 0 says the two are as good: no direction.
-    """
-    if level == 0:
-        return False
-    return right_better != (blind_side == "B")
-
-
-def better_side(flip: bool, blind_side: str | None) -> str:
-    """The side on screen a stored label says is better: left/right, or A/B in blind mode."""
-    if blind_side is None:
-        return "right" if flip else "left"
-    return blind_side if not flip else ("B" if blind_side == "A" else "A")
 
 
 def decision_text(decision: HumanDecision, blind_side: str | None) -> str:
@@ -131,21 +112,6 @@ def direction_text(blind: bool, right_better: bool) -> Text:
     )
 
 
-@dataclass(frozen=True)
-class QueueFilter:
-    queue: QueueName = "unlabelled"
-    source: str | None = None
-    split: str | None = None
-
-
-def next_in_queue(con: duckdb.DuckDBPyConnection, annotator: str, f: QueueFilter, after: int) -> int | None:
-    """The first pair of the queue after pair `after`, wrapping round to its start; None if it is empty."""
-    ids = labels.queue_page(con, annotator, f.queue, source=f.source, split=f.split, after_id=after, limit=1)
-    if not ids and after > 0:
-        ids = labels.queue_page(con, annotator, f.queue, source=f.source, split=f.split, limit=1)
-    return ids[0] if ids else None
-
-
 @dataclass(frozen=True, eq=False)
 class Step:
     """One trip to the database; the screen takes its result only if it is the step it asked for last."""
@@ -156,7 +122,7 @@ class Step:
     done_note: str = ""  # said once the step is done
 
 
-class RecentDecisions(PageTable):
+class RecentDecisions(PlainTextTable):
     """The annotator's latest decisions; enter brings one's pair back to be labelled again."""
 
     BINDINGS = [Binding("enter", "select", "Relabel")]
@@ -187,81 +153,8 @@ class GuidelinesLoaded(Message):
         self.text = text
 
 
-class LabelScreen(Screen):
-    DEFAULT_CSS = """
-    LabelScreen #controls {
-        height: 1;
-        padding: 0 1;
-    }
-    LabelScreen #queue {
-        width: 26;
-        margin-right: 1;
-    }
-    LabelScreen #label-pairs {
-        width: 1fr;
-    }
-    LabelScreen #annotator {
-        width: auto;
-        padding: 0 1;
-        text-style: bold;
-    }
-    LabelScreen #progress-row {
-        height: 1;
-        padding: 0 1;
-    }
-    LabelScreen #progress {
-        width: 42;
-    }
-    LabelScreen #counts {
-        width: 1fr;
-    }
-    LabelScreen #status {
-        height: 1;
-        padding: 0 1;
-        background: $boost;
-    }
-    LabelScreen #body {
-        height: 1fr;
-    }
-    LabelScreen #prompt {
-        height: auto;
-        max-height: 30%;
-    }
-    LabelScreen #responses {
-        height: 1fr;
-    }
-    LabelScreen #responses TextBox {
-        width: 1fr;
-    }
-    LabelScreen #responses TextBox.-better {
-        border: round $success;
-        border-title-style: bold;
-    }
-    LabelScreen #side {
-        width: 34%;
-        min-width: 30;
-        max-width: 52;
-    }
-    LabelScreen #guidelines {
-        height: 3fr;
-    }
-    LabelScreen #recent {
-        height: 2fr;
-        min-height: 5;
-        max-height: 11;
-        border: round $primary 50%;
-    }
-    LabelScreen #recent:focus {
-        border: round $primary;
-    }
-    LabelScreen Footer.-compact FooterLabel {
-        margin-right: 1;
-    }
-    LabelScreen #legend, LabelScreen #direction {
-        height: 1;
-        padding: 0 1;
-    }
-    """
+class LabelScreen(ReportsFailedWorkers, Screen):
+    CSS_PATH = "label_screen.tcss"
 
     BINDINGS = [
         Binding("1", "label(0)", LEVEL_NAMES[0], group=LEVEL_KEYS),
@@ -339,7 +232,7 @@ class LabelScreen(Screen):
         self._pending = step
         self._run_step(step, self.app.annotator)
 
-    @work(thread=True, group="label")
+    @query_work(group="label")
     def _run_step(self, step: Step, annotator: str) -> None:
         try:
             with (self.app.write_cursor() if step.writes else self.app.cursor("label")) as con:
@@ -349,22 +242,15 @@ class LabelScreen(Screen):
                 recent = labels.recent_decisions(con, annotator, RECENT_SHOWN)
         except duckdb.InterruptException:
             return  # a newer step took over
-        except duckdb.Error as exc:
-            self.app.report_query_error(exc)
+        except Exception:  # the screen stops waiting; the app reports it
             self.post_message(StepFailed(step))
-            return
+            raise
         self.post_message(StepDone(step, pair, decision, recent))
 
-    @work(thread=True, exclusive=True, group="label-counts")
+    @query_work(group="label-counts", exclusive=True)
     def _load_counts(self, annotator: str, queue_filter: QueueFilter) -> None:
-        try:
-            with self.app.cursor("label-counts") as con:
-                counts = labels.queue_counts(con, annotator, source=queue_filter.source, split=queue_filter.split)
-        except duckdb.InterruptException:
-            return
-        except duckdb.Error as exc:
-            self.app.report_query_error(exc)
-            return
+        with self.app.cursor("label-counts") as con:
+            counts = labels.queue_counts(con, annotator, source=queue_filter.source, split=queue_filter.split)
         self.post_message(CountsLoaded(queue_filter, counts))
 
     def on_step_done(self, message: StepDone) -> None:
@@ -484,7 +370,7 @@ class LabelScreen(Screen):
         self.notify("blind mode on: A/B order hides the chosen response" if self.blind else "blind mode off",
                     timeout=2)
 
-    def on_page_table_selected(self, event: PageTable.Selected) -> None:
+    def on_plain_text_table_selected(self, event: PlainTextTable.Selected) -> None:
         chosen = next((d for d in self.recent if d.annotation_id == event.key), None)
         if chosen is not None and self._pending is None:
             self.show_pair(chosen.pair_id)

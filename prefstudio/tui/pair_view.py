@@ -12,7 +12,6 @@ import json
 
 import duckdb
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -24,6 +23,7 @@ from prefstudio import browse
 from prefstudio.browse import AnnotationRow, PairDetail, PairFilter
 from prefstudio.config import LEVEL_NAMES
 from prefstudio.tui.widgets import WorkspaceHeader, literal_text
+from prefstudio.tui.workers import ReportsFailedWorkers, query_work
 
 
 class PairLoaded(Message):
@@ -63,33 +63,10 @@ class TextBox(VerticalScroll):
         self.scroll_home(animate=False)
 
 
-class PairScreen(Screen[int]):
+class PairScreen(ReportsFailedWorkers, Screen[int]):
     """Dismisses with the id of the pair shown last."""
 
-    DEFAULT_CSS = """
-    PairScreen #prompt {
-        height: auto;
-        max-height: 30%;
-    }
-    PairScreen #responses {
-        height: 1fr;
-    }
-    PairScreen #responses TextBox {
-        width: 1fr;
-    }
-    PairScreen #details {
-        height: auto;
-        max-height: 12;
-    }
-    PairScreen #annotations {
-        width: 3fr;
-        height: auto;
-    }
-    PairScreen #metadata {
-        width: 2fr;
-        height: auto;
-    }
-    """
+    CSS_PATH = "pair_view.tcss"
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -121,7 +98,7 @@ class PairScreen(Screen[int]):
         self._load(self.pair_id)
         self.query_one("#chosen", TextBox).focus()
 
-    @work(thread=True, exclusive=True, group="pair")
+    @query_work(group="pair", exclusive=True)
     def _load(self, pair_id: int, *, step_forward: bool | None = None) -> None:
         """Load `pair_id`, or with `step_forward` the pair after (or before) it in the filter."""
         try:
@@ -136,10 +113,9 @@ class PairScreen(Screen[int]):
                 annotations = browse.annotations_for(con, pair_id)
         except duckdb.InterruptException:
             return
-        except duckdb.Error as exc:
-            self.app.report_query_error(exc)
+        except Exception:  # the screen stops waiting; the app reports it
             self.post_message(PairNotLoaded(""))
-            return
+            raise
         if pair is None:
             self.post_message(PairNotLoaded(f"pair {pair_id} is no longer in the workspace"))
             return

@@ -3,17 +3,19 @@
 Pair texts come from arbitrary datasets: they may hold Rich markup, which must
 show as typed, and terminal escape sequences, which must never reach the
 terminal. Every user string is shown through visible() or literal_text().
+
+Over 400 lines because it holds every small shared widget; each is short and
+stands alone, and one import site keeps the screens' look consistent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.text import Text
-from textual import events, work
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -26,6 +28,7 @@ from textual.widgets import Input, Select
 
 from prefstudio import browse, textplot
 from prefstudio.browse import PairFilter
+from prefstudio.tui.workers import ReportsFailedWorkers, query_work
 
 SERIES_STYLES = ("bold white", "cyan", "magenta", "yellow", "green", "red", "blue", "bright_cyan", "bright_magenta")
 """The colour of series i of a chart: the same model or source has the same colour on every plot of a screen."""
@@ -161,39 +164,39 @@ class Column:
     right: bool = False
 
 
-class PageTable(ScrollView, can_focus=True):
-    """One page of plain-text rows under a header, with a row cursor.
+class PlainTextTable(ScrollView, can_focus=True):
+    """A table of plain-text rows under a header, with a row cursor: the lists of every screen.
 
-    Drawn straight from segments: Textual's DataTable renders each cell through
-    Rich (about 0.3 ms a cell), so redrawing a screenful of pairs took ~100 ms,
-    the whole budget of a page move; this takes about 1 ms. Running the cursor
-    off either end asks for the next or previous page.
+    It holds one page; running the cursor off either end asks for the next or
+    previous one. Drawn straight from segments: Textual's DataTable renders each
+    cell through Rich (about 0.3 ms a cell), so redrawing a screenful of pairs
+    took ~100 ms, the whole budget of a page move; this takes about 1 ms.
     """
 
     DEFAULT_CSS = """
-    PageTable {
+    PlainTextTable {
         background: $surface;
         color: $foreground;
         overflow-x: hidden;
-        & > .page-table--header {
+        & > .plain-text-table--header {
             text-style: bold;
             background: $panel;
         }
-        & > .page-table--even-row {
+        & > .plain-text-table--even-row {
             background: $surface-lighten-1 50%;
         }
-        & > .page-table--cursor {
+        & > .plain-text-table--cursor {
             background: $block-cursor-blurred-background;
             color: $block-cursor-blurred-foreground;
         }
-        &:focus > .page-table--cursor {
+        &:focus > .plain-text-table--cursor {
             background: $block-cursor-background;
             color: $block-cursor-foreground;
             text-style: $block-cursor-text-style;
         }
     }
     """
-    COMPONENT_CLASSES = {"page-table--header", "page-table--even-row", "page-table--cursor"}
+    COMPONENT_CLASSES = {"plain-text-table--header", "plain-text-table--even-row", "plain-text-table--cursor"}
     BINDINGS = [
         Binding("enter", "select", "Open pair"),
         Binding("up", "move(-1)", "Up", show=False),
@@ -207,13 +210,13 @@ class PageTable(ScrollView, can_focus=True):
     class Selected(Message):
         """Enter (or a click) on the row with this key."""
 
-        def __init__(self, key: int, table: PageTable | None = None) -> None:
+        def __init__(self, key: int, table: PlainTextTable | None = None) -> None:
             super().__init__()
             self.key = key
             self.table = table
 
         @property
-        def control(self) -> PageTable | None:
+        def control(self) -> PlainTextTable | None:
             """The table, so a screen with two tells them apart (and `@on(..., "#id")` works)."""
             return self.table
 
@@ -301,16 +304,16 @@ class PageTable(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         base = self.rich_style
         if y == 0:
-            cells, style = [c.label for c in self.columns], base + self.get_component_rich_style("page-table--header")
+            cells, style = [c.label for c in self.columns], base + self.get_component_rich_style("plain-text-table--header")
         else:
             index = self.scroll_offset.y + y - 1
             if index >= len(self.rows):
                 return Strip.blank(width, base)
             cells, style = self.rows[index], base
             if index % 2:
-                style += self.get_component_rich_style("page-table--even-row")
+                style += self.get_component_rich_style("plain-text-table--even-row")
             if index == self._cursor:
-                style += self.get_component_rich_style("page-table--cursor")
+                style += self.get_component_rich_style("plain-text-table--cursor")
         text = "".join(
             f" {_fit(value, w, column.right)} " for column, w, value in zip(self.columns, self._widths(width), cells)
         )
@@ -399,7 +402,7 @@ class FilterBar(Horizontal):
         self.post_message(self.Changed(self.filter))
 
 
-class SourceSplitPicker(Horizontal):
+class SourceSplitPicker(ReportsFailedWorkers, Horizontal):
     """Source and split pickers that fill themselves from the workspace; posts Changed on a pick."""
 
     DEFAULT_CSS = """
@@ -435,14 +438,10 @@ class SourceSplitPicker(Horizontal):
     def on_mount(self) -> None:
         self._load_choices()
 
-    @work(thread=True, group="choices")
+    @query_work(group="choices")
     def _load_choices(self) -> None:
-        try:
-            with self.app.cursor(f"choices:{self.id}") as con:
-                sources, splits = browse.sources(con), browse.splits(con)
-        except duckdb.Error as exc:
-            self.app.report_query_error(exc)
-            return
+        with self.app.cursor(f"choices:{self.id}") as con:
+            sources, splits = browse.sources(con), browse.splits(con)
         self.app.call_from_thread(self._set_choices, sources, splits)
 
     def _set_choices(self, sources: list[str], splits: list[str]) -> None:

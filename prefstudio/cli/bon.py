@@ -1,7 +1,7 @@
 """`prefstudio bon …`: best-of-N from the command line (sample, import, score, show, winrate, list).
 
-Kept out of prefstudio/cli.py, which only mounts it, so the main parser stays
-a table of contents. Each action is a thin wrapper over the bon modules.
+One module of the command-line package like the others; `bon` is one command with actions of its
+own. Each action is a thin wrapper over the bon modules.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 import textwrap
 from pathlib import Path
 
+from prefstudio.cli.common import add_workspace, confirm, follow_job, progress_bar
 from prefstudio.errors import PrefstudioError
 
 EPILOG = """examples:
@@ -32,7 +33,6 @@ def _fill(text: str) -> str:
 
 def add_parser(sub) -> None:
     """Mount `bon` and its actions on the main parser's subcommands."""
-    from prefstudio.cli import _add_workspace
 
     p = sub.add_parser(
         "bon",
@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
         "job (batched generation, on the GPU when there is one; resumable). With --base-url the policy is a model "
         "behind an OpenAI-compatible endpoint (key from OPENAI_API_KEY, never stored). Each --rm scores the samples "
         "in the same job once they are made."), epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_workspace(a)
+    add_workspace(a)
     a.add_argument("--policy", required=True, metavar="MODEL", help="causal LM folder or hub name; with --base-url, "
                    "the endpoint's model name")
     a.add_argument("--base-url", help="sample from this OpenAI-compatible endpoint instead of a local model")
@@ -80,7 +80,7 @@ def add_parser(sub) -> None:
         "responses in sample order (the first is the win rate's baseline). Into run --run (default: the file's "
         "name), made if missing. Importing again adds nothing; extra responses for a prompt are appended; a "
         "different text at a stored position is an error.")
-    _add_workspace(a)
+    add_workspace(a)
     a.add_argument("file", type=Path, help="JSONL file")
     a.add_argument("--run", metavar="NAME", help="run to import into (default: the file's name)")
     a.set_defaults(func=cmd_import)
@@ -89,7 +89,7 @@ def add_parser(sub) -> None:
         "score", help="score a run's candidates with trained reward models (a background job)",
         description="Score every candidate of a run that lacks a reward from these models, as a background job "
         "(each model scores as it was trained: same template and length). Scoring again adds nothing twice.")
-    _add_workspace(a)
+    add_workspace(a)
     a.add_argument("run", help="the run (see `prefstudio bon list`)")
     a.add_argument("--rm", action="append", default=[], required=True, metavar="JOB[@step-N]",
                    help="a training job's checkpoint (latest unless @step-N); repeatable")
@@ -99,13 +99,13 @@ def add_parser(sub) -> None:
 
     a = actions.add_parser("list", help="list best-of-N runs", description="List the runs: origin, policy, "
                            "prompts, candidates, largest N and the reward models that scored them.")
-    _add_workspace(a)
+    add_workspace(a)
     a.set_defaults(func=cmd_list)
 
     a = actions.add_parser("show", help="one prompt's candidates ranked by each reward model",
                            description="Print a prompt of a run with its candidates, best first by the first reward "
                            "model, with every model's reward and rank and the reward spread.")
-    _add_workspace(a)
+    add_workspace(a)
     a.add_argument("run", help="the run")
     a.add_argument("--prompt", type=int, default=0, metavar="K", help="the K-th prompt of the run, from 0 (default 0)")
     a.set_defaults(func=cmd_show)
@@ -118,7 +118,7 @@ def add_parser(sub) -> None:
         "instead (win if it rewards best-of-N higher, half if equal). Where best-of-N is sample 0 it counts half "
         "with no call. Draws the curve; --out writes winrate.csv, winrate.md and winrate.png."),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_workspace(a)
+    add_workspace(a)
     a.add_argument("run", help="the run")
     a.add_argument("--rm", action="append", default=[], metavar="JOB[@step-N]",
                    help="reward models whose best-of-N to judge (default: every one that scored the run but the evaluator)")
@@ -137,26 +137,21 @@ def add_parser(sub) -> None:
 
 
 def _follow(args, job, started, description: str) -> int:
-    """Say where the job is; with --wait, follow it, bring its results in and list the runs."""
-    from prefstudio.cli import follow_job
-    from prefstudio.train import jobs
-    from prefstudio.workspace import Workspace
+    """Say where the job is; with --wait, follow it and list the runs (opening the workspace brings its results in)."""
 
     if not args.wait:
         print("running" if started and started.id == job.id else "queued: it starts when the running job ends",
               f"- follow it with: prefstudio jobs {args.workspace} --follow {job.id}")
         return 0
     follow_job(job, description)
-    with Workspace.open(args.workspace) as ws:
-        jobs.sync_jobs(ws)
     return cmd_list(args)
 
 
 def cmd_sample(args) -> int:
+    from prefstudio import jobs
     from prefstudio.bon import job as bon_job
     from prefstudio.bon import runs
     from prefstudio.bon.sampling import SampleConfig
-    from prefstudio.train import jobs
     from prefstudio.workspace import Workspace
 
     sample = SampleConfig(policy=args.policy, origin="endpoint" if args.base_url else "hf", base_url=args.base_url,
@@ -182,8 +177,8 @@ def cmd_import(args) -> int:
 
 
 def cmd_score(args) -> int:
+    from prefstudio import jobs
     from prefstudio.bon import job as bon_job
-    from prefstudio.train import jobs
     from prefstudio.workspace import Workspace
 
     with Workspace.open(args.workspace) as ws:
@@ -198,11 +193,9 @@ def cmd_score(args) -> int:
 
 def cmd_list(args) -> int:
     from prefstudio.bon import runs
-    from prefstudio.train import jobs
     from prefstudio.workspace import Workspace
 
-    with Workspace.open(args.workspace) as ws:
-        jobs.sync_jobs(ws)  # a finished job's candidates and rewards come in now
+    with Workspace.open(args.workspace) as ws:  # a finished job's candidates and rewards come in as it opens
         found = runs.list_runs(ws.con)
     if not found:
         print("no best-of-N runs; make one with `prefstudio bon sample` or `prefstudio bon import`")
@@ -274,11 +267,11 @@ def cmd_winrate(args) -> int:
 def _judge(args, ws, run, chosen, asyncio):
     """Judge what is missing (asking first unless --yes); the stored outcomes and who judged them."""
     from prefstudio.bon import winrate
-    from prefstudio.cli import _confirm, _progress
 
-    overrides = {k: v for k, v in {"model": args.model, "base_url": args.base_url, "prompt": args.prompt,
-                                   "concurrency": args.concurrency}.items() if v is not None}
-    settings = ws.config.judge.model_copy(update=overrides)
+    from prefstudio.settings import judge_settings
+
+    settings = judge_settings(ws.config.judge, model=args.model, base_url=args.base_url, prompt=args.prompt,
+                              concurrency=args.concurrency)
     judging = winrate.plan_judging(ws, run.id, chosen, settings, n_max=args.n_max)
     if judging.n_comparisons:
         print(f"{judging.n_comparisons:,} comparisons of best-of-N with sample 0 to judge: "
@@ -286,8 +279,8 @@ def _judge(args, ws, run, chosen, asyncio):
     else:
         print(f"every comparison is judged already (by {settings.model}, prompt {judging.prompt.identity}): "
               "nothing to pay")
-    if judging.plan.tasks and (args.yes or _confirm("go on?")):
-        with _progress("judging") as on_progress:
+    if judging.plan.tasks and (args.yes or confirm("go on?")):
+        with progress_bar("judging") as on_progress:
             def progress(stats):
                 if on_progress:
                     on_progress(stats.pairs_done, stats.pairs_total, f"${stats.cost_usd:.4f}")
