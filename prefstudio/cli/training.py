@@ -113,7 +113,7 @@ def _settings(args) -> dict:
 
 def cmd_train(args) -> int:
     from prefstudio import jobs
-    from prefstudio.train.checks import check_launch
+    from prefstudio.train.checks import check_launch, training_pairs
     from prefstudio.train.config import make_config
     from prefstudio.train.jobs import create_training_job
     from prefstudio.workspace import Workspace
@@ -121,11 +121,10 @@ def cmd_train(args) -> int:
     values = _settings(args)
     gpus = parse_gpus(args.gpus, "--gpus")
     with Workspace.open(args.workspace) as ws:
-        split = values.get("split", "train")
-        present = [r[0] for r in ws.con.execute("SELECT DISTINCT source FROM pairs WHERE split = ? ORDER BY 1",
-                                                [split]).fetchall()]
-        config = make_config(values, str(args.config) if args.config else "training settings", sources=present)
-        notes = check_launch(ws, config, given=values)  # refused here, not once the job has loaded its backbone
+        counts = training_pairs(ws, values.get("split", "train"))  # the sources a preset's batch depends on
+        config = make_config(values, str(args.config) if args.config else "training settings", sources=list(counts))
+        # refused here, not once the job has loaded its backbone
+        notes = check_launch(ws, config, given=values, counts=counts)
         job = create_training_job(ws, config, gpus=gpus, num_processes=len(gpus) if gpus else args.processes,
                                   name=args.name)
         started = None if args.no_start else jobs.start_next(ws.jobs_dir)

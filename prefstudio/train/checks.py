@@ -47,15 +47,16 @@ def cli_spelling(key: str, value) -> str:
 
 
 def check_launch(ws, config: TrainConfig, *, given: Collection[str] = (), con=None,
-                 spell: Callable[[str, object], str] = cli_spelling) -> list[str]:
+                 spell: Callable[[str, object], str] = cli_spelling,
+                 counts: dict[str, SourcePairs] | None = None) -> list[str]:
     """Refuse (PrefstudioError, one line) a job the workspace cannot train as asked; else the notes to show.
 
     `given`: the settings the user set (flags, --set, --config, the form's fields), so that a default
     `unlabelled = "zero"` is told from one chosen on purpose. `spell(key, value)` writes a setting the way
-    the caller's user gives it.
+    the caller's user gives it. `counts`: training_pairs() of the split, where the caller has it already.
     """
     split = config.split
-    counts = training_pairs(ws, split, con)
+    counts = training_pairs(ws, split, con) if counts is None else counts
     if not counts:
         con = con or ws.cursor()
         splits = [r[0] for r in con.execute("SELECT DISTINCT split FROM pairs ORDER BY 1").fetchall()]
