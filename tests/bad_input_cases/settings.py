@@ -1,4 +1,4 @@
-"""Settings, numbers and paths given to train, eval and report: refused with one line that says what is expected."""
+"""Training settings, numbers, checkpoints and paths given to train, eval and report: one line that says what is expected."""
 
 from __future__ import annotations
 
