@@ -4,13 +4,15 @@ Pages are keyset pages on `id` (no OFFSET, which rescans every skipped row),
 and a page is found in two steps: first the ids of the page from the narrow
 `id` column and the filter columns, then the wide text columns of just those
 rows. Row previews are cut and cleaned in SQL so that no full response text
-ever crosses into Python for a table row.
+ever crosses into Python for a table row; a pair's own screen gets the first
+SHOWN_CHARS of each text and the size of the rest (a 50 MB response stays in
+the database until someone asks for all of it, full_text).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -22,6 +24,8 @@ LabelState = Literal["any", "unlabelled", "labelled"]
 LABEL_STATES: tuple[LabelState, ...] = ("any", "unlabelled", "labelled")
 PREVIEW_CHARS = 120
 PAGE_SIZE = 100
+SHOWN_CHARS = 32 * 1024  # of each text on a pair's screen: 600 wrapped lines, drawn in under 0.1 s
+PAIR_TEXTS = ("prompt", "chosen", "rejected", "meta")  # the columns of a pair that can be too big to show
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class PairRow:
 
 @dataclass(frozen=True, slots=True)
 class PairDetail:
+    """A pair to read: each text whole, or its first SHOWN_CHARS characters when `left_out` names it."""
+
     id: int
     source: str
     split: str
@@ -63,7 +69,8 @@ class PairDetail:
     rejected: str
     import_batch: int | None
     content_hash: str
-    meta: dict
+    meta: dict  # empty when the metadata is too big to show
+    left_out: dict[str, int] = field(default_factory=dict)  # a cut text's name: its UTF-8 bytes not fetched
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,16 +259,43 @@ def _rows(con: duckdb.DuckDBPyConnection, ids: list[int]) -> list[PairRow]:
     return [PairRow(*row) for row in rows]
 
 
-def get_pair(con: duckdb.DuckDBPyConnection, pair_id: int) -> PairDetail | None:
+def get_pair(con: duckdb.DuckDBPyConnection, pair_id: int, *, shown_chars: int = SHOWN_CHARS) -> PairDetail | None:
+    """The pair with each text cut to `shown_chars` characters in SQL: a huge one never reaches Python whole."""
     row = con.execute(
-        "SELECT id, source, split, prompt, chosen, rejected, import_batch, content_hash, meta "
-        "FROM pairs WHERE id = ?",
-        [pair_id],
+        """
+        SELECT id, source, split, substr(prompt, 1, $n), substr(chosen, 1, $n), substr(rejected, 1, $n),
+               import_batch, content_hash, CASE WHEN length(meta) <= $n THEN meta END,
+               strlen(prompt) - strlen(substr(prompt, 1, $n)), strlen(chosen) - strlen(substr(chosen, 1, $n)),
+               strlen(rejected) - strlen(substr(rejected, 1, $n)),
+               CASE WHEN length(meta) > $n THEN strlen(meta) ELSE 0 END
+        FROM pairs WHERE id = $id
+        """,
+        {"n": shown_chars, "id": pair_id},
     ).fetchone()
     if row is None:
         return None
     meta = json.loads(row[8]) if row[8] is not None else {}
-    return PairDetail(*row[:8], meta=meta if isinstance(meta, dict) else {"value": meta})
+    left_out = {name: n for name, n in zip(PAIR_TEXTS, row[9:]) if n}
+    return PairDetail(*row[:8], meta=meta if isinstance(meta, dict) else {"value": meta}, left_out=left_out)
+
+
+def full_text(con: duckdb.DuckDBPyConnection, pair_id: int, name: str) -> str | None:
+    """One of the pair's texts (PAIR_TEXTS) whole, however big; None when the pair is gone."""
+    if name not in PAIR_TEXTS:
+        raise ValueError(f"name must be one of {', '.join(PAIR_TEXTS)}, got {name!r}")
+    row = con.execute(f"SELECT coalesce({name}::VARCHAR, '') FROM pairs WHERE id = ?", [pair_id]).fetchone()
+    return None if row is None else row[0]
+
+
+def size_text(n_bytes: int) -> str:
+    """A size as people read it: '812 bytes', '64.0 KB', '49.9 MB' (powers of 1000, as file managers say)."""
+    if n_bytes < 1000:
+        return f"{n_bytes} byte{'' if n_bytes == 1 else 's'}"
+    for unit in ("KB", "MB", "GB"):
+        n_bytes /= 1000
+        if n_bytes < 999.95 or unit == "GB":
+            return f"{n_bytes:.1f} {unit}"
+    raise AssertionError("unreachable")
 
 
 def annotations_for(con: duckdb.DuckDBPyConnection, pair_id: int) -> list[AnnotationRow]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prefstudio.errors import PrefstudioError
 
@@ -63,6 +63,10 @@ class MarginConfig(_Strict):
         if self.scale == "custom":
             if self.custom is None or len(self.custom) != 4:
                 raise ValueError("margins.custom must list 4 margins, for levels 0, 1, 2, 3")
+            bad = next((m for m in self.custom if not (abs(m) < float("inf") and m >= 0)), None)  # nan fails both
+            if bad is not None:
+                raise ValueError(f"margins.custom: {bad}: expected 4 finite margins of at least 0, for levels 0, 1, "
+                                 "2, 3 (e.g. [0, 1, 2, 3])")
         for kind, thresholds in self.data_levels.items():
             if kind not in DATA_LEVELS:
                 raise ValueError(f"margins.data_levels: unknown kind {kind!r}; kinds: {', '.join(DATA_LEVELS)}")
@@ -104,13 +108,15 @@ class JudgeConfig(_Strict):
     model: str = "gpt-4o"
     base_url: str | None = None
     prompt: str = "general"
-    concurrency: int = 8
-    max_retries: int = 6
-    timeout_s: float = 120.0
-    max_tokens: int = 200
-    temperature: float = 0.0
-    price_input_per_mtok: float | None = None
-    price_output_per_mtok: float | None = None
+    concurrency: int = Field(8, ge=1)
+    max_retries: int = Field(6, ge=0)
+    timeout_s: float = Field(120.0, gt=0, allow_inf_nan=False)
+    # A server's Retry-After is honoured up to this many seconds: a proxy's "retry in a day" must not stall a run.
+    retry_after_cap_s: float = Field(120.0, gt=0, allow_inf_nan=False)
+    max_tokens: int = Field(200, ge=1)
+    temperature: float = Field(0.0, ge=0, allow_inf_nan=False)
+    price_input_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+    price_output_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
 
     def prices(self, model: str) -> tuple[float, float] | None:
         """(input, output) USD per million tokens, or None when unknown."""
@@ -138,11 +144,19 @@ class AnnotationConfig(_Strict):
             return "me"
 
 
+class BackupConfig(_Strict):
+    """Automatic backups (prefstudio/backup.py): one a day on open, the newest `keep` daily ones kept."""
+
+    daily: bool = True
+    keep: int = Field(7, ge=1)
+
+
 class WorkspaceConfig(_Strict):
     name: str
     margins: MarginConfig = MarginConfig()
     judge: JudgeConfig = JudgeConfig()
     annotation: AnnotationConfig = AnnotationConfig()
+    backup: BackupConfig = BackupConfig()
 
 
 def describe_validation_error(err: ValidationError, where: str, unknown: str = "key", hint: str = "") -> str:
@@ -151,7 +165,10 @@ def describe_validation_error(err: ValidationError, where: str, unknown: str = "
     field = ".".join(str(p) for p in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
         return f"{where}: unknown {unknown} '{field}'; {hint or 'remove it or check its spelling'}"
-    return f"{where}: {field}: {first['msg']}"
+    given = first.get("input")
+    got = f" (got {given!r})" if isinstance(given, (bool, int, float, str)) and len(repr(given)) <= 60 else ""
+    message = first["msg"].removeprefix("Value error, ")  # our own validators' words need no pydantic prefix
+    return f"{where}: {field}: {message}{got}"
 
 
 def load_config(path: Path) -> WorkspaceConfig:

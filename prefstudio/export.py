@@ -12,11 +12,15 @@ default, or swapped, or dropped; an unlabelled pair gets margin 0 or is dropped.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Literal
 
-from prefstudio.errors import PrefstudioError
+import duckdb
+
+from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.labels import RESOLVED_LABELS_SQL
+from prefstudio.paths import cannot_write
 
 Flips = Literal["keep", "swap", "drop"]
 Unlabelled = Literal["zero", "drop"]
@@ -66,22 +70,50 @@ def export_pairs(ws, out: Path, *, fmt: str = "auto", flips: Flips = "keep", unl
     empty_folder = out.is_dir() and not any(out.iterdir())
     if out.exists() and not empty_folder:
         raise PrefstudioError(f"{out}: already exists; give a new path (nothing is overwritten)")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable_parent(out)
     values = tuple(ws.config.margins.margin(level) for level in range(4))
     sql, params = export_query(values, flips, unlabelled, split, data=ws.config.margins.data)
     cursor = ws.cursor()  # its own cursor, for every statement: the shared connection may hold an unfinished result
     try:
         table = cursor.sql(sql, params=params).to_arrow_table()
-        if fmt == "jsonl":
-            cursor.register("_export", table)
-            cursor.execute(f"COPY _export TO '{_quote(out)}' (FORMAT json)")
+        try:
+            _write(cursor, table, out, fmt)
+        except BaseException as exc:
+            _remove(out, keep_folder=empty_folder)  # nothing half-written is left behind
+            if isinstance(exc, (OSError, duckdb.IOException)) or type(exc).__module__.startswith("pyarrow"):
+                reason = getattr(exc, "strerror", None) or first_line(exc)
+                raise PrefstudioError(f"{out}: could not write the export ({reason}); nothing was kept") from None
+            raise
     finally:
         cursor.close()
-    if fmt == "parquet":
+    return table.num_rows, fmt
+
+
+def check_writable_parent(out: Path) -> None:
+    """Refuse, in one line, an output path whose folder is missing, is a file, or cannot be written."""
+    parent = out.parent
+    if not parent.is_dir():
+        blocking = parent
+        while not blocking.exists() and blocking != blocking.parent:
+            blocking = blocking.parent
+        if blocking.exists() and not blocking.is_dir():
+            raise PrefstudioError(f"{out}: {blocking} is a file, not a folder; give another path")
+        raise PrefstudioError(f"{out}: folder {parent} does not exist; make it first (mkdir -p {parent}) "
+                              "or check the path")
+    reason = cannot_write(parent)
+    if reason:
+        raise PrefstudioError(f"{out}: cannot write into {parent} ({reason}); give a folder you can write to")
+
+
+def _write(cursor, table, out: Path, fmt: str) -> None:
+    if fmt == "jsonl":
+        cursor.register("_export", table)
+        cursor.execute(f"COPY _export TO '{_quote(out)}' (FORMAT json)")
+    elif fmt == "parquet":
         import pyarrow.parquet as pq
 
         pq.write_table(table, out)
-    elif fmt == "hf":
+    else:
         import datasets
         import pyarrow.compute as pc
 
@@ -90,7 +122,15 @@ def export_pairs(ws, out: Path, *, fmt: str = "auto", flips: Flips = "keep", unl
             for name in sorted(set(table["split"].to_pylist()))
         }
         datasets.DatasetDict(splits).save_to_disk(str(out))
-    return table.num_rows, fmt
+
+
+def _remove(out: Path, keep_folder: bool) -> None:
+    if out.is_dir():
+        shutil.rmtree(out, ignore_errors=True)
+        if keep_folder:
+            out.mkdir(exist_ok=True)
+    else:
+        out.unlink(missing_ok=True)
 
 
 def _quote(path: Path) -> str:

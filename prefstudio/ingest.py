@@ -19,7 +19,9 @@ labels; cutting it would split one invariant (all or nothing) across modules.
 from __future__ import annotations
 
 import json
+import math
 import queue
+import re
 import threading
 import time
 from collections import Counter
@@ -27,14 +29,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Iterator, Literal, Protocol
 
+import duckdb
 import pyarrow as pa
 
 from prefstudio.db import transaction
 from prefstudio.errors import PrefstudioError
 from prefstudio.labels import signed_margin
-from prefstudio.workspace import Workspace
+from prefstudio.workspace import DB_NAME, Workspace
 
 CHUNK_ROWS = 50_000
+# What the OS says when a write does not fit: no space, a quota, a file size limit (ulimit -f).
+DISK_FULL = r"No space left on device|Disk quota exceeded|File too large"
 MAX_NAME_LEN = 64
 SplitBy = Literal["prompt", "pair"]
 SPLIT_BY: tuple[SplitBy, ...] = ("prompt", "pair")
@@ -42,6 +47,10 @@ SPLIT_BY: tuple[SplitBy, ...] = ("prompt", "pair")
 # The prompt as --test-fraction groups it and `info` compares it across splits:
 # case and runs of whitespace do not make two prompts different.
 PROMPT_KEY_SQL = "lower(regexp_replace(trim({col}), '\\s+', ' ', 'g'))"
+
+
+class DiskFull(PrefstudioError):
+    """An import that ran out of disk; it was rolled back, and `reclaim_space` gives the file's growth back."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -109,15 +118,21 @@ class ImportReport:
     by_source: dict[str, int] = field(default_factory=dict)
     by_split: dict[str, int] = field(default_factory=dict)
     split_rule: str = ""  # why the pairs went to the splits they did, for the summary
+    locations_name_files: bool = False  # a reader of several files puts the file in each location
     data_labels: dict[str, list[int]] = field(default_factory=dict)  # annotator -> pairs per level 0..3
     seconds: float = 0.0
 
     def summary(self) -> str:
         rate = self.n_read / self.seconds if self.seconds > 0 else 0.0
         return (
-            f"{self.label}: imported {self.n_imported:,} pairs, {self.n_duplicate:,} already present, "
+            f"{self.label}: imported {self.n_imported:,} pair{'' if self.n_imported == 1 else 's'}, "
+            f"{self.n_duplicate:,} already present, "
             f"{self.n_skipped:,} skipped ({self.n_read:,} read in {self.seconds:.1f}s, {rate:,.0f} pairs/s)"
         )
+
+    def place(self, skip: Skip) -> str:
+        """Where a skipped record is, for messages: 'pairs.jsonl:line 7', 'data/test.jsonl:line 3'."""
+        return skip.location if self.locations_name_files else f"{self.label}:{skip.location}"
 
     def splits_line(self) -> str:
         """Which split the new pairs went to, and why."""
@@ -134,19 +149,45 @@ class ImportReport:
         ]
 
 
+def is_missing(value: object) -> bool:
+    """None, or the NaN / infinity that JSON, pandas or a float column put where a value is missing."""
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def kind_of(value: object) -> str:
+    """What a value that should be text is, for a skip reason: 'a number (4)', 'a list', 'an object'."""
+    if isinstance(value, bool):
+        return f"a boolean ({json.dumps(value)})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__} value"
+
+
+def not_text(value: object, name: str) -> str | None:
+    """Why the field is not usable text (missing, a number, a list ...), or None when it is text.
+
+    A number is refused, not stringified: a column of numbers where a text
+    belongs is a mapping or export mistake, and "4" stored as a response would hide it.
+    """
+    if isinstance(value, str):
+        return None
+    if is_missing(value):
+        return f"missing field '{name}'" + ("" if value is None else f" ({json.dumps(value)})")
+    return f"'{name}' is {kind_of(value)}, expected text"
+
+
 def _text(value: object, name: str) -> tuple[str | None, str | None]:
     """The field as text, or (None, reason) when it is not usable text."""
-    if value is None:
-        return None, f"missing field '{name}'"
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        text = str(value)
-    else:
-        return None, f"field '{name}' is {type(value).__name__}, expected text"
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-    return text, None
+    why = not_text(value, name)
+    if why:
+        return None, why
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return value, None
 
 
 def validate(raw: RawPair) -> tuple[tuple[str, str, str] | None, str | None]:
@@ -169,11 +210,34 @@ def validate(raw: RawPair) -> tuple[tuple[str, str, str] | None, str | None]:
     return (prompt, chosen, rejected), None
 
 
+def _bad_name(text: str, what: str) -> str | None:
+    """Why a source or split name cannot be stored, or None."""
+    if not text:
+        return f"empty {what} name"
+    if len(text) > MAX_NAME_LEN:
+        return f"{what} name {text[:40] + '...'!r} is {len(text):,} characters; at most {MAX_NAME_LEN}"
+    if any(ord(c) < 32 for c in text):
+        return f"{what} name {text[:80]!r} has control characters"
+    return None
+
+
 def _name(value: object, what: str, where: str) -> str:
+    """A name the user gave (--name, --split) or the reader's default: refused as a whole when unusable."""
     text = str(value).strip()
-    if not text or len(text) > MAX_NAME_LEN or any(ord(c) < 32 for c in text):
+    if _bad_name(text, what):
         raise PrefstudioError(f"{where}: {what} name {text[:80]!r} must be 1-{MAX_NAME_LEN} printable characters")
     return text
+
+
+def _record_name(value: object, what: str) -> tuple[str | None, str | None]:
+    """A record's own source or split: (name, None), (None, None) when it has none, or (None, why) to skip it."""
+    if is_missing(value) or value == "":
+        return None, None
+    if not isinstance(value, str):
+        return None, f"'{what}' is {kind_of(value)}, expected text"
+    text = value.strip()
+    why = _bad_name(text, what) if text else None
+    return (text or None), why
 
 
 _CHUNK_SCHEMA = pa.schema(
@@ -246,54 +310,91 @@ def import_pairs(
     started = datetime.now(timezone.utc).replace(tzinfo=None)
     t0 = time.perf_counter()
     batch_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM import_batches").fetchone()[0]
-    report = ImportReport(label=reader.label, format=reader.format, batch_id=batch_id)
+    report = ImportReport(label=reader.label, format=reader.format, batch_id=batch_id,
+                          locations_name_files=getattr(reader, "names_files", False))
 
     threshold = int(round(test_fraction * 2**32))
     margins = ws.config.margins
     n_valid = 0
-    with transaction(con):
-        chunks = _chunks(reader, report, forced_source, forced_split, default_source, on_progress,
-                         max_skip_examples, margins)
-        for chunk in _read_ahead(chunks):
-            n_valid += chunk.num_rows
-            _insert_chunk(con, chunk, batch_id, threshold, split_by)
+    try:
+        with transaction(con):
+            chunks = _chunks(reader, report, forced_source, forced_split, default_source, on_progress,
+                             max_skip_examples, margins)
+            for chunk in _read_ahead(chunks):
+                n_valid += chunk.num_rows
+                _insert_chunk(con, chunk, batch_id, threshold, split_by)
 
-        report.n_imported = con.execute("SELECT count(*) FROM pairs WHERE import_batch = ?", [batch_id]).fetchone()[0]
-        report.n_duplicate = n_valid - report.n_imported
-        report.by_source = dict(con.execute(
-            "SELECT source, count(*) FROM pairs WHERE import_batch = ? GROUP BY source ORDER BY source", [batch_id]
-        ).fetchall())
-        report.by_split = dict(con.execute(
-            "SELECT split, count(*) FROM pairs WHERE import_batch = ? GROUP BY split ORDER BY count(*) DESC, split",
-            [batch_id],
-        ).fetchall())
-        report.split_rule = _split_rule(reader, forced_split, test_fraction, split_by)
-        for annotator, level, n in con.execute(
-            "SELECT annotator_id, level, count(*) FROM annotations WHERE run_id = ? GROUP BY ALL ORDER BY ALL",
-            [_run_id(batch_id)],
-        ).fetchall():
-            report.data_labels.setdefault(annotator, [0, 0, 0, 0])[level] = n
-        con.execute(
-            "INSERT OR IGNORE INTO sources (name) SELECT DISTINCT source FROM pairs WHERE import_batch = ?", [batch_id]
-        )
-        finished = datetime.now(timezone.utc).replace(tzinfo=None)
-        con.execute(
-            "INSERT INTO import_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                batch_id,
-                reader.label,
-                reader.format,
-                json.dumps(options or {}),
-                started,
-                finished,
-                report.n_read,
-                report.n_imported,
-                report.n_duplicate,
-                report.n_skipped,
-            ],
-        )
+            report.n_imported = con.execute(
+                "SELECT count(*) FROM pairs WHERE import_batch = ?", [batch_id]).fetchone()[0]
+            report.n_duplicate = n_valid - report.n_imported
+            report.by_source = dict(con.execute(
+                "SELECT source, count(*) FROM pairs WHERE import_batch = ? GROUP BY source ORDER BY source",
+                [batch_id],
+            ).fetchall())
+            report.by_split = dict(con.execute(
+                "SELECT split, count(*) FROM pairs WHERE import_batch = ? "
+                "GROUP BY split ORDER BY count(*) DESC, split",
+                [batch_id],
+            ).fetchall())
+            report.split_rule = _split_rule(reader, forced_split, test_fraction, split_by)
+            for annotator, level, n in con.execute(
+                "SELECT annotator_id, level, count(*) FROM annotations WHERE run_id = ? GROUP BY ALL ORDER BY ALL",
+                [_run_id(batch_id)],
+            ).fetchall():
+                report.data_labels.setdefault(annotator, [0, 0, 0, 0])[level] = n
+            con.execute(
+                "INSERT OR IGNORE INTO sources (name) SELECT DISTINCT source FROM pairs WHERE import_batch = ?",
+                [batch_id],
+            )
+            finished = datetime.now(timezone.utc).replace(tzinfo=None)
+            con.execute(
+                "INSERT INTO import_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    batch_id,
+                    reader.label,
+                    reader.format,
+                    json.dumps(options or {}),
+                    started,
+                    finished,
+                    report.n_read,
+                    report.n_imported,
+                    report.n_duplicate,
+                    report.n_skipped,
+                ],
+            )
+    except duckdb.Error as exc:
+        reason = disk_full(exc)
+        if reason is None:
+            raise
+        raise DiskFull(f"{ws.path / DB_NAME}: disk full while importing {reader.label} ({reason}); nothing was "
+                       "imported; free space and run it again") from None
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """The OS's words when a DuckDB error (or the one it masks, e.g. a failed COMMIT) is a full disk."""
+    while exc is not None:
+        found = re.search(DISK_FULL, str(exc))
+        if found:
+            return found.group(0)
+        exc = exc.__context__
+    return None
+
+
+def reclaim_space(path) -> None:
+    """Give back the space a failed import took: DuckDB keeps the grown file until a checkpoint writes.
+
+    Called after the workspace that failed is closed (that connection still
+    counts the rolled-back blocks as used). Best effort: the data is intact either way.
+    """
+    try:
+        with Workspace.open(path) as ws:
+            ws.con.execute("CREATE TABLE _reclaim (x INTEGER)")
+            ws.con.execute("DROP TABLE _reclaim")
+            ws.con.execute("CHECKPOINT")
+    except (duckdb.Error, PrefstudioError, OSError):
+        pass
 
 
 def _run_id(batch_id: int) -> str:
@@ -324,15 +425,17 @@ def _chunks(reader: PairReader, report: ImportReport, forced_source: str | None,
             _note_skip(report, record, max_skip_examples)
         else:
             texts, why = validate(record)
+            source, split = forced_source, forced_split
+            if not why and source is None:
+                source, why = _record_name(record.source, "source")
+            if not why and split is None:
+                split, why = _record_name(record.split, "split")
             if why:
                 _note_skip(report, Skip(record.location, why), max_skip_examples)
             else:
-                where = f"{reader.label}:{record.location}"
                 cols["ord"].append(report.n_read)
-                cols["source"].append(forced_source or (
-                    _name(record.source, "source", where) if record.source not in (None, "") else default_source))
-                cols["split"].append(forced_split or (
-                    _name(record.split, "split", where) if record.split not in (None, "") else None))
+                cols["source"].append(source or default_source)
+                cols["split"].append(split)
                 cols["prompt"].append(texts[0])
                 cols["chosen"].append(texts[1])
                 cols["rejected"].append(texts[2])

@@ -11,7 +11,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from prefstudio.errors import WorkspaceBusy
+from prefstudio.errors import PrefstudioError, WorkspaceBusy
 
 LOCK_NAME = ".prefstudio.lock"
 
@@ -22,7 +22,11 @@ class WorkspaceLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise PrefstudioError(f"{self.path}: cannot take the workspace lock ({exc.strerror}); prefstudio needs "
+                                  "write access to the workspace folder") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -2,12 +2,14 @@
 
 Each schema version is a list of SQL statements that takes the database from
 the previous version to this one. A new workspace runs them all; an older one
-runs the missing ones in a single transaction, so a failed migration leaves the
-file as it was. docs/schema.md describes the tables for people who query the
+is backed up first (the workspace passes `before`), then runs the missing ones in
+a single transaction, so a failed migration leaves the file as it was. docs/schema.md describes the tables for people who query the
 file with the duckdb CLI; keep it in step with this file.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import duckdb
 
@@ -256,8 +258,13 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(con: duckdb.DuckDBPyConnection, where: str) -> tuple[int, int]:
-    """Bring the database to the latest schema; returns (from_version, to_version)."""
+def migrate(con: duckdb.DuckDBPyConnection, where: str,
+            before: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    """Bring the database to the latest schema; returns (from_version, to_version).
+
+    `before(found, latest)` runs first when a database with data is about to change (the workspace backs
+    it up there); if it raises, nothing is migrated.
+    """
     found, latest = current_version(con), latest_version()
     if found > latest:
         raise PrefstudioError(
@@ -266,6 +273,8 @@ def migrate(con: duckdb.DuckDBPyConnection, where: str) -> tuple[int, int]:
         )
     if found == latest:
         return found, latest
+    if before is not None and found > 0:
+        before(found, latest)
     try:
         with transaction(con):
             for version in range(found + 1, latest + 1):

@@ -25,6 +25,11 @@ RANKING_LOSSES: tuple[str, ...] = get_args(RankingLoss)
 OBJECTIVES: tuple[str, ...] = get_args(Objective)
 SAMPLINGS: tuple[str, ...] = get_args(Sampling)
 
+MIN_MAX_LENGTH = 16
+"""The fewest tokens a training text may have (max_length): the tokenizer's special tokens, the template's
+"Assistant:" and a few tokens of prompt and response. Below it nearly every pair is cut to nothing and most
+become identical (no signal)."""
+
 # MORE weighs one sub-batch per source, so its batches must hold one of each.
 _SAMPLING_NEEDED: dict[str, str] = {"more": "balanced"}
 

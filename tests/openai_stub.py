@@ -2,8 +2,11 @@
 
 It answers /v1/chat/completions with whatever `answer(prompt, response_a,
 response_b)` returns, and can be told to fail: a queue of status codes to
-return first (429, 500, ...), a latency, garbage answers, or to hang once it
-has answered a given number of calls (a dead API).
+return first (429, 500, ...), with a Retry-After of its choosing, a queue of
+200 replies that are no answer (empty or null content, `{}`, a proxy's HTML
+page), a latency, garbage answers, or to hang once it has answered a given
+number of calls (a dead API). It counts what it is asked per (prompt, A, B):
+one key per pair and order.
 """
 
 from __future__ import annotations
@@ -29,6 +32,25 @@ def default_answer(prompt: str, response_a: str, response_b: str) -> str:
     return f"One is more complete.\nVerdict: {'A' + op + 'B' if la > lb else 'B' + op + 'A'}"
 
 
+# 200 replies that are not answers, as (content type, body): what a flaky server or a proxy sends.
+def _completion(content) -> bytes:
+    return json.dumps({"id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": "stub",
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                    "finish_reason": "stop"}]}).encode()
+
+
+NO_ANSWERS: dict[str, tuple[str, bytes]] = {
+    "empty content": ("application/json", _completion("")),
+    "null content": ("application/json", _completion(None)),
+    "blank content": ("application/json", _completion(" \n ")),
+    "{} body": ("application/json", b"{}"),
+    "no choices": ("application/json", b'{"choices": []}'),
+    "HTML page": ("text/html", b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"),
+    "garbage JSON": ("application/json", b"<<not json>>"),
+    "empty body": ("text/plain", b""),
+}
+
+
 class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default 5 resets connections at concurrency 32
 
@@ -38,6 +60,9 @@ class StubOpenAI:
         self.answer = answer
         self.latency_s = latency_s
         self.fail_with: list[int] = []  # status codes returned, in order, before answering again
+        self.retry_after = "0"  # the Retry-After header sent with those
+        self.no_answers: list[str] = []  # NO_ANSWERS names, 200 replies sent in order before answering again
+        self.no_answer_for: set[str] = set()  # prompts whose calls always get an empty answer
         self.hang_after: int | None = None  # stop answering (hold the request) after this many answers
         self.answered: Counter = Counter()  # (prompt, A, B) -> times answered
         self.requests = 0
@@ -77,7 +102,9 @@ class StubOpenAI:
             self.tries[key] += 1
             if self.fail_with:
                 code = self.fail_with.pop(0)
-                return code, {"error": {"message": f"stub failure {code}", "type": "stub"}}, {"retry-after": "0"}
+                return code, {"error": {"message": f"stub failure {code}", "type": "stub"}}, {"retry-after": self.retry_after}
+            if self.no_answers or key[0] in self.no_answer_for:
+                return 200, NO_ANSWERS[self.no_answers.pop(0) if self.no_answers else "empty content"], {}
             # decided and counted at once: requests in flight together cannot all slip under the limit
             hang = self.hang_after is not None and self._admitted >= self.hang_after
             self._admitted += not hang
@@ -108,12 +135,17 @@ class StubOpenAI:
 
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length))
+                try:
+                    body = json.loads(self.rfile.read(length))
+                except (ValueError, ConnectionError):  # a client killed while sending: nothing to answer
+                    self.close_connection = True
+                    return
                 stub.auth_headers.append(self.headers.get("authorization", ""))
                 code, payload, headers = stub._respond(body)
-                data = json.dumps(payload).encode()
+                content_type, data = payload if isinstance(payload, tuple) else ("application/json",
+                                                                                 json.dumps(payload).encode())
                 self.send_response(code)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(data)))
                 for name, value in headers.items():
                     self.send_header(name, value)

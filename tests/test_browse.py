@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from prefstudio import browse
@@ -189,9 +191,35 @@ def test_get_pair_returns_full_texts_and_meta(con):
     assert (pair.id, pair.source, pair.split) == (14, "beta", "train")
     assert (pair.prompt, pair.chosen, pair.rejected) == SPECIAL[14]
     assert pair.meta == {"i": 14, "tags": ["x"]}
+    assert pair.left_out == {}
     assert pair.import_batch == 1
     assert len(pair.content_hash) == 64
     assert browse.get_pair(con, 999) is None
+
+
+def test_get_pair_cuts_each_big_text_in_sql_and_says_how_many_bytes_it_left_out(ws):
+    records = [RawPair("é" * 10, "x" * 4, "€" * 5 + "y", "line 1", meta={"k": "v" * 20})]
+    import_pairs(ws, RecordsReader(label="mem", format="test", default_source="mem", records=records))
+    pair = browse.get_pair(ws.con, 1, shown_chars=4)
+    # cut by characters, the rest counted in UTF-8 bytes: é is 2 bytes, € is 3
+    assert (pair.prompt, pair.chosen, pair.rejected) == ("éééé", "xxxx", "€€€€")
+    meta = browse.full_text(ws.con, 1, "meta")
+    assert json.loads(meta) == {"k": "v" * 20}
+    assert pair.left_out == {"prompt": 12, "rejected": 4, "meta": len(meta)}  # meta: none of it shown
+    assert pair.meta == {}  # too big to show: not parsed from a cut
+    assert browse.full_text(ws.con, 1, "prompt") == "é" * 10
+    assert browse.full_text(ws.con, 1, "rejected") == "€" * 5 + "y"
+    assert browse.full_text(ws.con, 2, "chosen") is None
+    with pytest.raises(ValueError):
+        browse.full_text(ws.con, 1, "content_hash")
+    assert browse.get_pair(ws.con, 1, shown_chars=30).left_out == {}
+
+
+@pytest.mark.parametrize("n_bytes, text", [(0, "0 bytes"), (1, "1 byte"), (999, "999 bytes"), (1000, "1.0 KB"),
+                                           (65_536, "65.5 KB"), (999_960, "1.0 MB"), (49_967_232, "50.0 MB"),
+                                           (49_934_464, "49.9 MB"), (3 * 10**12, "3000.0 GB")])
+def test_size_text(n_bytes, text):
+    assert browse.size_text(n_bytes) == text
 
 
 def test_annotations_for_in_time_order(con):

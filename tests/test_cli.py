@@ -104,3 +104,13 @@ def test_train_with_the_more_paper_preset_freezes_its_settings(small_ws, backbon
     assert (config["more_normalize"], config["more_momentum"], config["lr"]) == ("l2", 0.99, 1e-6)
     assert config["quota"] == 90 and config["preset"] == "more-paper"  # a setting given beside the preset wins
     assert "job " in capsys.readouterr().out
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    main(["init", str(tmp_path / "ws")])
+    reader = subprocess.Popen([sys.executable, "-m", "prefstudio", "info", str(tmp_path / "ws")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader.stdout.close()  # as `prefstudio info ws | head -0` does
+    err = reader.stderr.read()
+    assert reader.wait(timeout=60) == 141
+    assert err == ""

@@ -1,6 +1,5 @@
 """Faults a real user meets: a killed import, a killed app with a job running, a full disk at a checkpoint."""
 
-import errno
 import json
 import os
 import signal
@@ -13,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from prefstudio import ingest, jobs
-from prefstudio.errors import PrefstudioError
 from prefstudio.jobs import layout
-from prefstudio.train import loop
 from prefstudio.train.config import make_config
+from prefstudio.train.jobs import create_training_job
+from prefstudio.train.reward_model import RewardModel
 from prefstudio.workspace import Workspace
 from tests.test_jobs import wait_for
 
@@ -97,28 +96,83 @@ def test_a_job_outlives_a_killed_app_and_the_reopened_app_shows_it(small_ws, bac
         assert ws.con.execute("SELECT name, state FROM jobs").fetchall() == [("survivor", "done")]
 
 
-def test_a_full_disk_at_a_checkpoint_is_one_clear_error_and_the_last_checkpoint_stays(small_ws, backbone, tmp_path,
-                                                                                     monkeypatch):
-    from prefstudio.train.snapshot import write_snapshot
+# A job process whose disk fills once its first checkpoint is on disk: from then on no file may grow past `limit`
+# bytes (RLIMIT_FSIZE, which any user may lower), so every later write past it really fails in the kernel (EFBIG).
+FILLS_AFTER_THE_FIRST_CHECKPOINT = """
+import resource, signal, sys
+from prefstudio.jobs.process import main
+from prefstudio.train import loop
 
-    folder = tmp_path / "job"
-    folder.mkdir()
-    write_snapshot(small_ws, folder / layout.PAIRS)
-    config = make_config({"backbone": str(backbone), "batch_size": 8, "lr": 1e-3, "max_length": 64,
-                          "checkpoint_every": 2, "epochs": 1})
-    real_save, saves = loop.torch.save, []
+save = loop.save_checkpoint
 
-    def save_until_the_disk_fills(obj, target, *args, **kwargs):
-        saves.append(target)
-        if len(saves) == 2:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_save(obj, target, *args, **kwargs)
+def then_the_disk_fills(*args, **kwargs):
+    saved = save(*args, **kwargs)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of the process being killed
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+    return saved
 
-    monkeypatch.setattr(loop.torch, "save", save_until_the_disk_fills)
-    with pytest.raises(PrefstudioError) as failed:
-        loop.train(folder, config)
-    message = str(failed.value)
-    assert message == (f"{folder / layout.CHECKPOINTS / 'step-4'}: could not write the checkpoint "
-                       f"(No space left on device); the previous checkpoints are intact")
-    assert sorted(p.name for p in (folder / layout.CHECKPOINTS).iterdir()) == ["step-2"]  # no half-written .tmp
-    assert layout.latest_checkpoint(folder).name == "step-2"
+loop.save_checkpoint = then_the_disk_fills
+raise SystemExit(main(sys.argv[1:2]))
+"""
+
+
+def disk_config(backbone):
+    """6 steps of the small demo workspace, a checkpoint every 2: the disk fills after step-2, at step 4."""
+    return make_config({"backbone": str(backbone), "batch_size": 8, "lr": 1e-3, "max_length": 64,
+                        "warmup_ratio": 0.0, "checkpoint_every": 2, "epochs": 0.3})
+
+
+def model_bytes(backbone):
+    return (backbone / "model.safetensors").stat().st_size
+
+
+def checkpoint_names(folder):
+    return sorted(p.name for p in (folder / layout.CHECKPOINTS).iterdir())
+
+
+# The model file (safetensors: a SafetensorError) or the optimiser's state (torch's zip writer: a RuntimeError, no
+# errno) is the first file that no longer fits: the optimiser's state is twice the model's size.
+@pytest.mark.parametrize("limit", [lambda m: m // 2, lambda m: m * 3 // 2], ids=["model-file", "optimiser-file"])
+def test_a_full_disk_at_a_checkpoint_is_one_clear_error_and_the_last_checkpoint_stays(small_ws, backbone, limit):
+    job = create_training_job(small_ws, disk_config(backbone))
+    small_ws.close()
+    with open(job.folder / layout.LOG, "ab") as log:
+        ran = subprocess.run([sys.executable, "-c", FILLS_AFTER_THE_FIRST_CHECKPOINT, str(job.folder),
+                              str(limit(model_bytes(backbone)))], stdout=log, stderr=subprocess.STDOUT, timeout=600)
+    failed = jobs.read_status(job.folder)
+    assert ran.returncode == 1 and failed.state == "failed", failed.log_tail()
+    assert failed.message.startswith("disk full at step 4, last good checkpoint step-2 (")
+    assert "resume" in failed.message and "\n" not in failed.message
+    assert checkpoint_names(job.folder) == ["step-2"]  # the half-written .step-4.tmp is gone
+    kept = layout.latest_checkpoint(job.folder)
+    assert kept.name == "step-2" and (kept / layout.OPTIMIZER_STATE).is_file()
+    assert RewardModel.from_pretrained(kept).pooling == "last"  # whole
+    listed = subprocess.run([sys.executable, "-m", "prefstudio", "jobs", str(small_ws.path)], capture_output=True,
+                            text=True, timeout=600)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr
+    assert "failed" in listed.stdout and "disk full at step 4, last good checkpoint step-2" in listed.stdout
+
+
+def test_a_really_full_file_system_at_a_checkpoint_then_room_made_and_the_job_resumed(small_ws, backbone):
+    """A tmpfs that holds one checkpoint and a half (where this machine lets a test mount one)."""
+    job = create_training_job(small_ws, disk_config(backbone))
+    room = job.folder / layout.CHECKPOINTS
+    room.mkdir()
+    one = 3 * model_bytes(backbone) + (backbone / "tokenizer.json").stat().st_size  # model + AdamW's two moments
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={one * 3 // 2}", "tmpfs", str(room)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        jobs.start_next(small_ws.jobs_dir)
+        failed = wait_for(job.folder, lambda s: s.state == "failed" and s.finished)
+        assert failed.message.startswith("disk full at step 4, last good checkpoint step-2 ("), failed.log_tail()
+        assert checkpoint_names(job.folder) == ["step-2"]
+        subprocess.run(["mount", "-o", "remount,size=64m", str(room)], check=True)  # room made
+        jobs.resume(job.folder)
+        done = wait_for(job.folder, lambda s: s.state == "done")
+        assert [json.loads(line)["step"] for line in (job.folder / layout.METRICS).read_text().splitlines()] == \
+            list(range(1, done.total_steps + 1))  # steps 3 and 4 trained again, logged once
+        assert checkpoint_names(job.folder) == ["step-2", "step-4", f"step-{done.total_steps}"]
+    finally:
+        subprocess.run(["umount", "-l", str(room)], capture_output=True)

@@ -194,6 +194,34 @@ def test_csv_with_header_mapping_and_quoted_newlines(ws, tmp_path):
     assert reader.position == reader.total == path.stat().st_size
 
 
+@pytest.mark.parametrize("text, message", [
+    ('q1,a,b\nq2,"a2,b2\n' + "q,a,b\n" * 50, "line 3: a quote opened here is never closed; the rest of the file"),
+    ('q1,"a1\nstill a1",b\nq2,"a2,b2\nq3,a3,b3\nq4,"a4",b4\n',
+     "line 4: a quote opened here is not closed on its line; it runs on to line 6, where the quoting breaks"),
+    ('q1,"he said "hi" twice",b\n', "line 2: text follows the closing quote of a field"),
+    ('prompt,"chosen\n', "line 1: a quote opened here is never closed"),
+])
+def test_broken_csv_quoting_refuses_the_file_naming_where_the_quote_opens(ws, tmp_path, text, message):
+    path = tmp_path / "q.csv"
+    path.write_text(text if text.startswith("prompt") else "prompt,chosen,rejected\n" + text)
+    with pytest.raises(PrefstudioError) as info:
+        import_pairs(ws, open_reader(str(path)))
+    assert str(info.value).startswith(f"{path}: {message}")
+    assert str(info.value).endswith("nothing was imported") and "\n" not in str(info.value)
+    assert ws.count_pairs() == 0
+
+
+def test_a_json_array_with_a_key_twice_is_refused(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text('[{"prompt": "p", "chosen": "a", "rejected": "b", "rejected": "c"}]')
+    with pytest.raises(PrefstudioError, match=r"a.json: key 'rejected' appears twice in one object; .* keep one"):
+        open_reader(str(path))
+    lines = tmp_path / "a.jsonl"  # one object per line: that line is skipped; with none left, the reason is shown
+    lines.write_text('{"prompt": "p", "chosen": "a", "chosen": "b", "rejected": "c"}\n')
+    with pytest.raises(PrefstudioError, match=r"a.jsonl: no readable records \(line 1: key 'chosen' appears twice"):
+        open_reader(str(lines))
+
+
 def test_parquet_is_read_in_batches_with_row_locations(ws, tmp_path):
     folder = tmp_path / "my-prefs" / "data"
     folder.mkdir(parents=True)
@@ -227,17 +255,63 @@ def test_json_array_and_json_lines_in_a_json_file(ws, tmp_path):
 # -- datasets ---------------------------------------------------------------------------------
 
 
-def test_folder_of_jsonl_files_goes_through_load_dataset(ws, tmp_path):
+def test_folder_of_files_is_read_file_by_file_with_splits_from_the_names(ws, tmp_path, monkeypatch):
     folder = tmp_path / "local-prefs"
     write_jsonl(folder / "train.jsonl", [{"prompt": "p1", "chosen": "c1", "rejected": "r1"}, {"prompt": "p2", "chosen": "c2", "rejected": "c2"}])
     write_jsonl(folder / "test.jsonl", [{"prompt": "p3", "chosen": "c3", "rejected": "r3"}])
-    reader = open_reader(str(folder))
-    assert (reader.format, reader.default_source, reader.total) == ("pairs", "local-prefs", 3)
-    report = import_pairs(ws, reader)
-    assert skips(report) == [("train:row 2", "'chosen' and 'rejected' are the same text")]
-    assert sorted(row[:3] for row in stored(ws)) == [("local-prefs", "test", "p3"), ("local-prefs", "train", "p1")]
-    through_hf = open_reader(f"hf:{folder}")  # load_dataset takes local paths too
+    write_jsonl(folder / "data" / "dev-00000-of-00001.jsonl", [{"prompt": "p4", "chosen": "c4", "rejected": "r4"}])
+    write_jsonl(folder / ".cache" / "train.jsonl", [{"prompt": "hidden", "chosen": "c", "rejected": "r"}])
+    (folder / "README.md").write_text("not data")
+    through_hf = open_reader(f"hf:{folder}")  # load_dataset takes local paths too, when asked to with hf:
     assert (through_hf.label, through_hf.default_source) == (f"hf:{folder}", "local-prefs")
+    monkeypatch.setitem(sys.modules, "datasets", None)  # a plain folder never needs datasets (nor its cache)
+    reader = open_reader(str(folder))
+    size = sum(f.stat().st_size for f in folder.rglob("*.jsonl") if ".cache" not in f.parts)
+    assert (reader.format, reader.default_source, reader.total) == ("pairs", "local-prefs", size)
+    report = import_pairs(ws, reader)
+    assert skips(report) == [(f"{folder}/train.jsonl:line 2", "'chosen' and 'rejected' are the same text")]
+    assert report.place(report.skip_examples[0]) == f"{folder}/train.jsonl:line 2"
+    assert reader.position == size
+    assert sorted(row[:3] for row in stored(ws)) == [
+        ("local-prefs", "test", "p3"), ("local-prefs", "train", "p1"), ("local-prefs", "validation", "p4")]
+    assert open_reader(str(folder), hf_split="test").total == (folder / "test.jsonl").stat().st_size
+    with pytest.raises(PrefstudioError, match=r"no split 'dev' \(splits: test, train, validation\); fix --hf-split"):
+        open_reader(str(folder), hf_split="dev")
+    with pytest.raises(PrefstudioError, match="--hf-config applies to hf:NAME only"):
+        open_reader(str(folder), hf_config="default")
+
+
+def test_a_bad_file_in_a_folder_is_named_with_its_path(ws, tmp_path):
+    folder = tmp_path / "prefs"
+    write_jsonl(folder / "a.jsonl", [{"prompt": "p1", "chosen": "c1", "rejected": "r1"}])
+    (folder / "b.csv").write_bytes('prompt,chosen,rejected\np2,"c2,r2\n'.encode())
+    with pytest.raises(PrefstudioError, match=rf"^{folder}/b.csv: line 2: a quote opened here is never closed"):
+        import_pairs(ws, open_reader(str(folder)))
+    assert ws.count_pairs() == 0
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PrefstudioError, match=r"no \.jsonl, \.json, \.parquet or \.csv files in this folder"):
+        open_reader(str(tmp_path / "empty"))
+
+
+def test_several_files_or_a_glob_are_one_import_read_file_by_file(ws, tmp_path, monkeypatch):
+    base = tmp_path / "helpful-base"
+    write_jsonl(base / "train-0.jsonl", [{"prompt": "p1", "chosen": "c1", "rejected": "r1"}])
+    write_jsonl(base / "train-1.jsonl", [{"prompt": "p2", "chosen": "c2", "rejected": "r2"}, "{broken"])
+    write_jsonl(base / "test.jsonl", [{"prompt": "p3", "chosen": "c3", "rejected": "r3"}])
+    monkeypatch.chdir(tmp_path)
+    reader = open_reader("helpful-base/train-*.jsonl")
+    assert (reader.label, reader.default_source) == ("helpful-base/train-*.jsonl", "helpful-base")
+    report = import_pairs(ws, reader)
+    assert skips(report) == [("helpful-base/train-1.jsonl:line 2", "not valid JSON (Expecting property name "
+                                                                   "enclosed in double quotes at column 2)")]
+    reader = open_reader(["helpful-base/test.jsonl", "helpful-base/train-0.jsonl"])
+    assert reader.label == "helpful-base/test.jsonl (+1 more)"
+    report = import_pairs(ws, reader)
+    assert (report.n_imported, report.n_duplicate, report.by_split) == (1, 1, {"test": 1})
+    with pytest.raises(PrefstudioError, match=r"^nothing-\*\.jsonl: no \.jsonl, .* match this pattern"):
+        open_reader("nothing-*.jsonl")
+    with pytest.raises(PrefstudioError, match="^gone.jsonl: no such file"):
+        open_reader(["helpful-base/test.jsonl", "gone.jsonl"])
 
 
 def test_saved_dataset_dict_keeps_split_names(ws, tmp_path):

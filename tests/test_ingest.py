@@ -1,7 +1,15 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from prefstudio.errors import PrefstudioError
 from prefstudio.ingest import DataLabel, RawPair, RecordsReader, Skip, import_pairs
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def reader(records, source="mem"):
@@ -30,7 +38,7 @@ def test_import_validates_dedups_and_reports(ws):
         "'chosen' and 'rejected' are the same text": 1,
         "missing field 'prompt'": 1,
         "not valid JSON": 1,
-        "field 'chosen' is dict, expected text": 1,
+        "'chosen' is an object, expected text": 1,
     }
     assert [s.location for s in report.skip_examples] == ["line 2", "line 3", "line 4", "line 5", "line 7"]
     assert pairs(ws) == [(1, "mem", "train", "p1", "good", "bad"), (2, "other", "test", "p8", "g", "b")]
@@ -84,6 +92,92 @@ def test_failure_mid_import_leaves_workspace_unchanged(ws):
 def test_bad_source_name_is_refused(ws):
     with pytest.raises(PrefstudioError, match="--name: source name"):
         import_pairs(ws, reader([RawPair("p", "a", "b", "line 1")]), source="  ")
+    with pytest.raises(PrefstudioError, match="--name: source name 'sss"):
+        import_pairs(ws, reader([RawPair("p", "a", "b", "line 1")]), source="s" * 65)
+
+
+def test_missing_values_and_non_texts_skip_their_row_and_nothing_is_stringified(ws):
+    records = [
+        RawPair("p1", float("nan"), "b", "line 1"),
+        RawPair("p2", "a", float("-inf"), "line 2"),
+        RawPair(None, "a", "b", "line 3"),
+        RawPair("p4", 4, "b", "line 4"),
+        RawPair("p5", "a", 2.5, "line 5"),
+        RawPair(True, "a", "b", "line 6"),
+        RawPair("p7", ["a"], "b", "line 7"),
+        RawPair("p8", "a", "b", "line 8", source=5),
+        RawPair("p9", "a", "b", "line 9", split=["test"]),
+        RawPair("None", "nan", "inf", "line 10", source=float("nan"), split=None),  # texts stay texts
+    ]
+    report = import_pairs(ws, reader(records))
+    assert [(s.location, s.reason) for s in report.skip_examples] == [
+        ("line 1", "missing field 'chosen' (NaN)"),
+        ("line 2", "missing field 'rejected' (-Infinity)"),
+        ("line 3", "missing field 'prompt'"),
+        ("line 4", "'chosen' is a number (4), expected text"),
+        ("line 5", "'rejected' is a number (2.5), expected text"),
+        ("line 6", "'prompt' is a boolean (true), expected text"),
+        ("line 7", "'chosen' is a list, expected text"),
+        ("line 8", "'source' is a number (5), expected text"),
+        ("line 9", "'split' is a list, expected text"),
+    ]
+    assert pairs(ws) == [(1, "mem", "train", "None", "nan", "inf")]
+
+
+def test_an_over_long_source_or_split_skips_its_row_not_the_import(ws):
+    records = [
+        RawPair("p1", "a", "b", "line 1", source="s" * 65),
+        RawPair("p2", "a", "b", "line 2", split="t" * 200),
+        RawPair("p3", "a", "b", "line 3", source="bad\x1bname"),
+        RawPair("p4", "a", "b", "line 4", source="s" * 64),
+    ]
+    report = import_pairs(ws, reader(records))
+    assert [(s.location, s.reason) for s in report.skip_examples] == [
+        ("line 1", f"source name {'s' * 40 + '...'!r} is 65 characters; at most 64"),
+        ("line 2", f"split name {'t' * 40 + '...'!r} is 200 characters; at most 64"),
+        ("line 3", "source name 'bad\\x1bname' has control characters"),
+    ]
+    assert pairs(ws) == [(1, "s" * 64, "train", "p4", "a", "b")]
+    assert report.summary().startswith("mem.jsonl: imported 1 pair, 0 already present, 3 skipped (4 read in ")
+
+
+FULL_DISK_IMPORT = """
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
+limit = os.path.getsize(sys.argv[1]) + int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+from prefstudio.cli.main import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def test_import_on_a_full_disk_is_one_line_and_the_file_shrinks_back(ws, tmp_path):
+    """A real file size limit (ulimit -f): DuckDB's writes past it fail as on a full disk."""
+    import_pairs(ws, reader([RawPair("kept", "a", "b", "line 1")]))
+    ws.con.execute("CHECKPOINT")
+    ws.close()
+    db = ws.path / "workspace.duckdb"
+    # 2 MB of text: more than the write-ahead log may grow at COMMIT; 123k pairs: DuckDB writes full row
+    # groups (122,880 rows) into the database file itself during the transaction, and the file grows.
+    wide = tmp_path / "wide.jsonl"
+    wide.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": f"{i} " + "x" * 2000, "rejected": "r"}) + "\n"
+                            for i in range(1000)))
+    many = tmp_path / "many.jsonl"
+    many.write_text("".join(f'{{"prompt": "q{i}", "chosen": "a", "rejected": "b"}}\n' for i in range(123_000)))
+    for path, room in ((wide, 0), (many, 200_000)):
+        before = os.path.getsize(db)
+        done = subprocess.run([sys.executable, "-c", FULL_DISK_IMPORT, str(db), str(room), "import", str(ws.path),
+                               str(path), "--quiet"], capture_output=True, text=True, cwd=REPO, timeout=300)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (f"prefstudio: error: {db}: disk full while importing {path} (File too large); nothing "
+                               "was imported; free space and run it again\n")
+        assert os.path.getsize(db) == before, path.name
+        from prefstudio.workspace import Workspace
+
+        with Workspace.open(ws.path) as again:
+            assert again.con.execute("SELECT prompt FROM pairs").fetchall() == [("kept",)]
+            assert again.con.execute("SELECT count(*) FROM import_batches").fetchone()[0] == 1
+    assert not (ws.path / "workspace.duckdb.wal").exists() or (ws.path / "workspace.duckdb.wal").stat().st_size == 0
 
 
 def data_rows(ws):

@@ -103,7 +103,7 @@ def test_a_failing_job_says_why(small_ws, tmp_path):
     failed = wait_for(job.folder, lambda s: s.state == "failed" and s.finished)  # the job's own word
     assert "no-such-model" in failed.message and "not a Hugging Face model folder" in failed.message
     assert "Traceback" in failed.log_tail(200)
-    with pytest.raises(PrefstudioError, match="only queued or running"):
+    with pytest.raises(PrefstudioError, match="only queued, held or running"):
         jobs.cancel(job.folder)
 
 

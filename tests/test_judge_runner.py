@@ -191,12 +191,12 @@ def test_answers_journaled_before_a_crash_are_replayed_not_paid_again(ws, monkey
     add_pairs(ws, ["q-consistent"])
     identity = load_prompt("general").identity
     writer = journal.RunWriter(ws.con, ws.path, "crashed-run")
-    writer.call({"cache_key": call_key("gpt-4o", identity, "q-consistent", "good answer to q-consistent",
+    writer.answer({"cache_key": call_key("gpt-4o", identity, "q-consistent", "good answer to q-consistent",
                                        "bad answer to q-consistent"),
                  "model": "gpt-4o", "prompt_version": identity, "pair_id": 1, "chosen_as": "A",
                  "response": "Chosen is far better.\nVerdict: A>>>B", "tokens_in": 10, "tokens_out": 5,
-                 "cost_usd": 0.0, "run_id": "crashed-run", "created_at": journal.now_text()})
-    wait_until(lambda: writer.path.stat().st_size > 0, "the answer reached the journal")
+                 "cost_usd": 0.0, "run_id": "crashed-run", "created_at": journal.now_text()}).result(SAFETY_NET_S)
+    assert writer.path.stat().st_size > 0  # acknowledged: on disk
     journal._active_runs.discard("crashed-run")  # the process that owned it is gone
     assert ws.con.execute("SELECT count(*) FROM judge_calls").fetchone()[0] == 0
     with StubOpenAI(scripted) as stub:
@@ -205,7 +205,7 @@ def test_answers_journaled_before_a_crash_are_replayed_not_paid_again(ws, monkey
         assert stub.n_answered == 1  # only the order that was never answered
     assert not writer.path.exists()
     assert annotations(ws) == [("q-consistent", "label", 3, False, 1.0)]
-    writer.close()  # the abandoned writer's late flush is an INSERT OR IGNORE: nothing doubles
+    writer.close()  # the abandoned writer's late flush replaces the same row: nothing doubles
     assert ws.con.execute("SELECT count(*) FROM judge_calls").fetchone()[0] == 2
 
 

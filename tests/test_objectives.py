@@ -196,7 +196,7 @@ def test_a_margin_in_the_snapshot_reaches_the_training_loss(tmp_path, backbone):
         folder = tmp_path / objective
         folder.mkdir()
         pq.write_table(table, folder / "pairs.parquet")
-        config = make_config({"backbone": str(backbone), "objective": objective, "batch_size": 8, "lr": 0.0,
+        config = make_config({"backbone": str(backbone), "objective": objective, "batch_size": 8, "lr": 1e-3,
                               "max_length": 32, "warmup_ratio": 0.0})
         train(folder, config)
         first_loss[objective] = json.loads((folder / "metrics.jsonl").read_text().splitlines()[0])["loss"]

@@ -3,17 +3,17 @@
 Each test waits for the job's own word (its status file), never for a time.
 """
 
-import json
 import re
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from prefstudio import jobs
 from prefstudio.cli import main
 from prefstudio.evaluate import predictions, scoring_job
-from prefstudio.jobs import kinds, layout
-from prefstudio.jobs.parts import PartWriter
+from prefstudio.jobs import layout
 from prefstudio.workspace import Workspace
+from tests.bad_input_cases.jobs import done_eval_job
 from tests.bon_helpers import fake_trained_job, write_jsonl
 from tests.eval_helpers import add_pairs
 from tests.test_jobs import wait_for
@@ -55,18 +55,6 @@ def test_an_eval_job_is_in_the_workspace_once_it_is_opened(tmp_path, backbone, c
     assert (job.folder / layout.INGESTED).exists()
 
 
-def done_eval_job(ws, pair_ids):
-    """A finished scoring job made by hand (no model run): its folder holds one part of rewards."""
-    config = scoring_job.EvalConfig(subject="raw:hand", checkpoint="/nowhere", checkpoint_name="raw")
-    job = jobs.new_job(ws, kinds.EVAL, config.model_dump(), kinds.EVAL, lambda folder: None)
-    status = json.loads((job.folder / layout.STATUS).read_text())
-    (job.folder / layout.STATUS).write_text(json.dumps({**status, "state": "done", "finished": status["created"]}))
-    PartWriter(job.folder / scoring_job.PARTS).write(pa.table({
-        "pair_id": pa.array(pair_ids, pa.int64()), "r_chosen": pa.array([1.0] * len(pair_ids), pa.float64()),
-        "r_rejected": pa.array([0.0] * len(pair_ids), pa.float64())}))
-    return job
-
-
 def test_a_broken_output_does_not_lock_the_workspace_and_is_tried_again(tmp_path, monkeypatch, capsys):
     path = tmp_path / "ws"
     with Workspace.init(path) as ws:
@@ -74,7 +62,7 @@ def test_a_broken_output_does_not_lock_the_workspace_and_is_tried_again(tmp_path
         job = done_eval_job(ws, ids)
     part = job.folder / scoring_job.PARTS / "part-000000.parquet"
     good = part.read_bytes()
-    part.write_bytes(b"not parquet")
+    pq.write_table(pa.table({"something": [1]}), part)  # whole, but not what the ingest reads
 
     with Workspace.open(path) as ws:  # opens all the same
         assert ws.con.execute("SELECT count(*) FROM predictions").fetchone()[0] == 0

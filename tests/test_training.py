@@ -177,3 +177,21 @@ def test_gradient_accumulation_bf16_checkpointing_and_freezing(tmp_path, demo_jo
     assert (after[frozen[0]] == before[strip(frozen[0])]).all()  # the bottom layer did not move
     assert not (after[trained[0]] == before[strip(trained[0])]).all()
     assert RewardModel.from_pretrained(final).pooling == "last"
+
+
+def test_the_log_counts_pairs_that_truncation_made_identical(tmp_path, backbone, capsys):
+    from prefstudio.train.truncation import read_line
+
+    shared = "the capital of France is Paris " * 6  # far past 16 tokens: cut, both sides read only this
+    records = [RawPair(f"q{i}", shared + "yes indeed", shared + "no never", f"line {i}", split="train")
+               for i in range(8)]
+    records += [RawPair(f"q{i}", "yes", "no", f"line {i}", split="train") for i in range(8, 16)]
+    with Workspace.init(tmp_path / "ws") as ws:
+        import_pairs(ws, RecordsReader("cut", "test", "cut", records))
+        folder = tmp_path / "job"
+        folder.mkdir()
+        write_snapshot(ws, folder / "pairs.parquet")
+    train(folder, make_config({"backbone": str(backbone), "batch_size": 8, "max_length": 16, "epochs": 1}))
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("max_length 16:"))  # the job's log
+    assert line.endswith("; 8 became identical on both sides and carry no signal")
+    assert read_line(folder) == line  # what the Jobs screen shows

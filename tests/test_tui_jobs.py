@@ -134,7 +134,7 @@ async def test_a_bad_setting_is_one_line_in_the_form_and_makes_no_job(small_ws, 
         await settle(pilot)
         assert pilot.app.screen is form
         assert form.query_one("#form-error", Static).visual.plain == (
-            "training settings: (top level): Value error, objective 'more' needs sampling 'balanced' "
+            "training settings: objective 'more' needs sampling 'balanced' "
             "(one sub-batch per source)"
         )
         form.query_one("#sampling", Select).value = "balanced"
@@ -213,3 +213,32 @@ async def test_the_first_launch_form_offers_the_demos_small_model(small_ws):
         await settle(pilot)
         form = pilot.app.screen
         assert isinstance(form, NewJobForm) and form.query_one("#backbone", Input).value == str(MINILM)
+
+
+async def test_a_damaged_job_shows_damaged_and_the_app_goes_on(small_ws, backbone):
+    from tests.bad_input_cases.jobs import cut_in_half, done_eval_job
+
+    ids = [row[0] for row in small_ws.con.execute("SELECT id FROM pairs WHERE split = 'test' ORDER BY id").fetchall()]
+    whole = done_eval_job(small_ws, ids, subject="raw:whole")
+    damaged = done_eval_job(small_ws, ids, subject="raw:cut")
+    cut_in_half(damaged.folder / "predictions" / "part-000000.parquet")
+    held = create_training_job(small_ws, config(backbone), held=True)
+    async with PrefstudioApp(small_ws).run_test(size=(120, 35)) as pilot:
+        screen = await open_jobs(pilot)
+        await wait_for(pilot, lambda: len(states(screen)) == 3)
+        assert dict(zip([r.status.id for r in screen._rows], states(screen))) == {
+            whole.id: "done", damaged.id: "damaged", held.id: "held"}
+        index = [r.status.id for r in screen._rows].index(damaged.id)
+        screen.query_one(JobTable).move_cursor(index)
+        await settle(pilot)
+        message = screen.query_one("#job-message", Static)
+        assert message.visual.plain.startswith("damaged: predictions/part-000000.parquet is cut short")
+        assert message.has_class("-failed")
+        for _ in range(3):  # the once-a-second reads go on over it
+            await pilot.pause(1.1)
+        assert pilot.app.is_running and pilot.app.screen is screen and states(screen)[index] == "damaged"
+        screen.query_one(JobTable).move_cursor([r.status.id for r in screen._rows].index(held.id))
+        await settle(pilot)
+        assert "not in the local queue (--no-start)" in screen.query_one("#job-message", Static).visual.plain
+        assert screen.check_action("resume_job", ()) and screen.check_action("evaluate_job", ()) is None
+    assert small_ws.con.execute("SELECT DISTINCT job_id FROM predictions").fetchall() == [("raw:whole",)]

@@ -186,3 +186,24 @@ async def test_unknown_prompt_file_is_one_line_on_screen(app):
         assert "missing text field(s) version, system, user" in line(screen, "message")
         assert line(screen, "plan") == "no estimate"
         assert screen.query_one("#start", Button).disabled
+
+
+async def test_a_rate_limit_counts_down_on_screen_and_is_capped(app):
+    app.ws.config.judge = app.ws.config.judge.model_copy(update={"retry_after_cap_s": 3.0})
+    with StubOpenAI() as stub:
+        stub.fail_with, stub.retry_after = [429], "86400"  # "come back tomorrow": the cap says 3 s
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_judge_screen(pilot, stub.base_url, concurrency="1")
+            await click(pilot, "estimate")
+            await pilot.click("#start")
+            seen = set()
+
+            def counting_down() -> bool:
+                seen.add(line(screen, "state"))
+                return "rate limited; retrying in 1 s" in seen
+
+            await wait_for(pilot, counting_down)
+            assert {"rate limited; retrying in 3 s", "rate limited; retrying in 2 s"} & seen
+            await wait_for(pilot, lambda: " done: " in line(screen, "state"))
+            assert "retries 1" in line(screen, "issues")
+        assert llm_rows(app.ws) == N_PAIRS

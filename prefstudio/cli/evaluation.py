@@ -139,6 +139,8 @@ def cmd_report(args) -> int:
             raise PrefstudioError(f"{option} {value}: expected at least 1 bin")
     report.check_out(args.out)
     with Workspace.open(args.workspace) as ws:  # a scoring job that finished since comes in as it opens
+        for line in report.damaged_lines(ws.jobs_dir):  # said, then the report goes on with the others
+            print(line)
         models = _report_models(ws.con, args.jobs, args.split)
         if args.source:
             check_sources(ws.con, args.source, args.split)

@@ -26,6 +26,9 @@ examples:
   prefstudio annotate ws --judge --source harmless-base --prompt harmless
   prefstudio annotate ws --judge --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --yes
   prefstudio annotate ws --reparse                           # re-read stored answers, no API call
+  prefstudio annotate ws --retry-errors --yes                # ask again where no verdict could be read
+
+A server's Retry-After is honoured up to [judge] retry_after_cap_s (120 s), with a countdown.
 """,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -33,6 +36,9 @@ examples:
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--judge", action="store_true", help="run the LLM judge")
     mode.add_argument("--reparse", action="store_true", help="parse the judge's stored raw answers again (no API call)")
+    mode.add_argument("--retry-errors", action="store_true",
+                      help="ask the judge again for the pairs whose latest label is a parse error; only their "
+                           "answers without a verdict are paid for again")
     p.add_argument("--model", help="judge model (default: [judge] model, gpt-4o)")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM, llama.cpp, Ollama)")
     p.add_argument("--prompt", help="prompt name in prompts/ (general, helpful, harmless) or a .toml path")
@@ -64,6 +70,10 @@ def cmd_annotate(args) -> int:
     from prefstudio.judge.runner import JudgeRun, prepare_run, reparse
     from prefstudio.workspace import Workspace
 
+    if args.limit is not None and args.limit < 1:
+        raise PrefstudioError(f"--limit {args.limit}: give a whole number of at least 1 (or leave it out for all pairs)")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise PrefstudioError(f"--concurrency {args.concurrency}: give a whole number of at least 1 (calls in flight)")
     with Workspace.open(args.workspace) as ws:
         if args.reparse:
             looked, fixed = reparse(ws.con, ws.config.margins)
@@ -71,7 +81,10 @@ def cmd_annotate(args) -> int:
             return 0
         settings = judge_settings(ws.config.judge, model=args.model, base_url=args.base_url, prompt=args.prompt,
                                   concurrency=args.concurrency)
-        prompt, plan = prepare_run(ws, settings, source=args.source, split=args.split, limit=args.limit)
+        prompt, plan = prepare_run(ws, settings, source=args.source, split=args.split, limit=args.limit,
+                                   retry_errors=args.retry_errors)
+        if args.retry_errors:
+            print(f"re-asking {len(plan.tasks):,} pairs whose stored answers had no verdict")
         print(f"{plan.describe(settings.model)} (prompt {prompt.identity})")
         if not plan.tasks:
             return 0
@@ -80,14 +93,12 @@ def cmd_annotate(args) -> int:
             return 1
         with progress_bar("judging", quiet=False) as on_progress:
             def progress(stats):
-                if on_progress:
-                    on_progress(stats.pairs_done, stats.pairs_total,
-                                f"{stats.calls_per_s:.1f} calls/s · {stats.tokens_in + stats.tokens_out:,} tokens · "
-                                f"${stats.cost_usd:.4f} · {stats.inconsistent} inconsistent · {stats.retries} retries")
+                if on_progress:  # "rate limited; retrying in 37 s · ..." while calls wait on a retry
+                    on_progress(stats.pairs_done, stats.pairs_total, stats.live_status())
             run = JudgeRun.for_workspace(ws, settings, prompt, plan, on_progress=progress)
             stats = asyncio.run(run.run())
         print(stats.summary())
-        return 0 if stats.state == "done" else 1
+        return 0 if stats.state == "done" and not stats.failed_pairs else 1
 
 
 def cmd_agreement(args) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefstudio.cli.common import add_workspace, progress_bar
 from prefstudio.errors import PrefstudioError
-from prefstudio.settings import OBJECTIVES, SAMPLINGS, parse_gpus, sampling_needed
+from prefstudio.settings import MIN_MAX_LENGTH, OBJECTIVES, SAMPLINGS, parse_gpus, sampling_needed
 
 
 def add_parsers(sub) -> None:
@@ -37,6 +37,11 @@ truncation: a text longer than --max-length keeps the start of its response and 
 prompt; both sides of a pair keep the same prompt tokens. The job log and the Jobs screen count the
 pairs that lost prompt or response tokens, and those whose two sides became identical (no signal).
 
+checkpoints: --set checkpoint_every=N saves one every N steps (and one is saved at the end, or on a
+cancel); the newest --set keep_checkpoints=K (default 3) are kept, and only the newest holds the
+optimiser's state (resume goes on from it); the older ones hold the model, for scoring. A full disk
+fails the job with "disk full at step N, last good checkpoint step-M"; free space, then resume.
+
 --set preset=more-paper: MORE's official run as closely as one job allows (one pair per source per
 micro-batch, 16 accumulation steps, l2 normalisation, momentum 0.99, lr 1e-6, 40k pairs per source);
 settings given beside it win. The differences left are in docs/methods.md.
@@ -44,8 +49,8 @@ settings given beside it win. The differences left are in docs/methods.md.
 Every setting has a --set KEY=VALUE form, and a TOML file (--config) may hold them all:
   backbone objective more_loss sampling sources quota split unlabelled pooling template max_length
   batch_size grad_accum epochs lr weight_decay warmup_ratio schedule mixed_precision
-  gradient_checkpointing freeze_layers more_momentum more_normalize checkpoint_every seed
-  group_by_length preset
+  gradient_checkpointing freeze_layers more_momentum more_normalize checkpoint_every keep_checkpoints
+  seed group_by_length preset
 
 examples:
   prefstudio train ws --backbone ./pythia-410m --objective more --sampling balanced --batch-size 80
@@ -62,24 +67,32 @@ examples:
     p.add_argument("--sampling", choices=SAMPLINGS)
     p.add_argument("--source", action="append", dest="sources", metavar="NAME", help="train on this source; repeatable")
     p.add_argument("--batch-size", type=int, help="pairs per step (balanced: divisible by the number of sources)")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--max-length", type=int)
+    p.add_argument("--lr", type=float, help="learning rate, above 0 (default 9e-6)")
+    p.add_argument("--epochs", type=float, help="passes over the pairs, above 0; a fraction trains part of one")
+    p.add_argument("--max-length", type=int, metavar="TOKENS",
+                   help=f"tokens per text (prompt + response), at least {MIN_MAX_LENGTH}; default 512. Longer texts "
+                   "are cut (see truncation below); pairs whose two sides become identical carry no signal, and the "
+                   "job log says how many")
     p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other setting; repeatable")
     p.add_argument("--gpus", help="GPUs the job takes, e.g. 0 or 0,1 (several: one process each, DDP)")
-    p.add_argument("--processes", type=int, default=1, help="processes on the CPU (torchrun, gloo); default 1")
+    p.add_argument("--processes", type=int, default=1, help="processes on the CPU (torchrun, gloo), at least 1; default 1")
     p.add_argument("--name", help="a name for the job")
     p.add_argument("--no-start", action="store_true", help="only make the job folder (to run it elsewhere)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("jobs", help="list jobs (training, scoring); cancel, resume or follow one",
                        description="List the workspace's jobs with their state and progress, or act on one. "
-                       "Finished scoring jobs' rewards are brought into the workspace on the way.")
+                       "Finished scoring jobs' rewards are brought into the workspace on the way. States: held "
+                       "(--no-start: run elsewhere, not in the local queue), queued, running (here, or on another "
+                       "host while its heartbeat is fresh), done, damaged (a Parquet file it wrote is cut short), "
+                       "failed, cancelled; see docs/cluster.md.")
     add_workspace(p)
     act = p.add_mutually_exclusive_group()
-    act.add_argument("--cancel", metavar="ID", help="stop a queued or running job (it saves a checkpoint first)")
-    act.add_argument("--resume", metavar="ID", help="go on with a failed or cancelled job from its last checkpoint")
+    act.add_argument("--cancel", metavar="ID", help="stop a queued, held or running job (it saves a checkpoint first; "
+                     "one on another host at its next heartbeat)")
+    act.add_argument("--resume", metavar="ID", help="go on with a failed or cancelled job from its last checkpoint, "
+                     "or run a held (--no-start) job here; refused while the job's runner lock is fresh")
     act.add_argument("--follow", metavar="ID", help="print the job's progress until it ends")
     p.set_defaults(func=cmd_jobs)
 
@@ -120,13 +133,15 @@ def cmd_train(args) -> int:
 
     values = _settings(args)
     gpus = parse_gpus(args.gpus, "--gpus")
+    if args.processes < 1:
+        raise PrefstudioError(f"--processes {args.processes}: expected a whole number of at least 1")
     with Workspace.open(args.workspace) as ws:
         counts = training_pairs(ws, values.get("split", "train"))  # the sources a preset's batch depends on
         config = make_config(values, str(args.config) if args.config else "training settings", sources=list(counts))
         # refused here, not once the job has loaded its backbone
         notes = check_launch(ws, config, given=values, counts=counts)
         job = create_training_job(ws, config, gpus=gpus, num_processes=len(gpus) if gpus else args.processes,
-                                  name=args.name)
+                                  name=args.name, held=args.no_start)
         started = None if args.no_start else jobs.start_next(ws.jobs_dir)
     for note in notes:
         print(f"note: {note}")

@@ -1,4 +1,4 @@
-"""Commands on a workspace and its pairs: init, import, demo, open, info, export."""
+"""Commands on a workspace and its pairs: init, import, demo, open, info, export, backup, restore."""
 
 from __future__ import annotations
 
@@ -38,8 +38,11 @@ A file named test.jsonl(.gz) (HH-RLHF's layout) or a folder test/ imports as
 split test; --test-fraction keeps each prompt's pairs in one split.
 
 SOURCE is a local file (.jsonl, .json, .parquet, .csv, optionally .gz), a folder
-of such files, a dataset saved with datasets' save_to_disk, or hf:NAME for any
-Hugging Face dataset that `datasets.load_dataset(NAME)` can load.
+of such files (read file by file, the split from each file's name), a dataset saved
+with datasets' save_to_disk, or hf:NAME for any Hugging Face dataset that
+`datasets.load_dataset(NAME)` can load. Text fields must be text: a missing value
+(null, NaN, an empty CSV cell) or a number skips the row; broken CSV quoting, a
+column named twice or a UTF-16 file refuses the file.
 """
 
 
@@ -68,7 +71,8 @@ examples:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_workspace(p)
-    p.add_argument("source", help="file, folder, saved dataset, or hf:NAME")
+    p.add_argument("source", nargs="+", help="file, folder, saved dataset, or hf:NAME; or several files (or a "
+                   "quoted glob such as 'data/train-*.jsonl'), read one after another as one import")
     p.add_argument("--name", help="source name for these pairs (default: a 'source' column; else the dataset's name "
                    "for webgpt, summarize, shp, chatbot-arena, oasst1 and hf:NAME; else the file's name, or its folder's when the file is called "
                    "train/test/validation, as in helpful-base/train.jsonl.gz)")
@@ -147,6 +151,24 @@ examples:
     p.add_argument("--split", help="only this split")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("backup", help="write a backup of a workspace's database", description=(
+        "Write a consistent copy of the workspace's database (DuckDB's EXPORT DATABASE, as Parquet, with "
+        "backup.json) into a new folder under WORKSPACE/backups/ (or --out). prefstudio also backs up before "
+        "each schema migration and, unless [backup] daily = false in workspace.toml, on the first open of a "
+        "day; the newest [backup] keep daily backups (default 7) are kept."))
+    add_workspace(p)
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="folder to write the backup folder into (default: WORKSPACE/backups)")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="replace a workspace's database with a backup", description=(
+        "Replace the workspace's database with a backup (default: the newest in WORKSPACE/backups). The "
+        "backup is imported into a fresh file and checked first; the database it replaces is kept beside it as "
+        "workspace.duckdb.before-restore-TIME, never deleted. Refused while the workspace is open elsewhere."))
+    add_workspace(p)
+    p.add_argument("backup", nargs="?", help="a backup folder, or its name in WORKSPACE/backups (default: the newest)")
+    p.set_defaults(func=cmd_restore)
+
 
 def _parse_map(items: list[str]) -> dict[str, str]:
     mapping = {}
@@ -169,24 +191,30 @@ def cmd_init(args) -> int:
 def cmd_import(args) -> int:
     mapping = _parse_map(args.map)
     from prefstudio.importers import open_reader
-    from prefstudio.ingest import import_pairs
+    from prefstudio.ingest import DiskFull, import_pairs, reclaim_space
     from prefstudio.workspace import Workspace
 
     from prefstudio.importers.margins import parse_levels
 
     levels = parse_levels(args.margin_levels) if args.margin_levels else None
-    with Workspace.open(args.workspace) as ws:
-        reader = open_reader(args.source, format=args.format, mapping=mapping,
-                             hf_split=args.hf_split, hf_config=args.hf_config, winner=args.winner,
-                             winner_values=args.winner_values, ties=args.ties, margin_from=args.margin_from,
-                             margin_levels=levels, margins=ws.config.margins, keep_order=args.keep_order)
-        options = {"format": args.format, "map": mapping, "name": args.name, "split": args.split,
-                   "test_fraction": args.test_fraction, "split_by": args.split_by, "hf_split": args.hf_split,
-                   "hf_config": args.hf_config, "winner": args.winner, "winner_values": args.winner_values,
-                   "ties": args.ties, "margin_from": args.margin_from, "margin_levels": levels}
-        with progress_bar(f"importing {reader.label}", quiet=args.quiet) as on_progress:
-            report = import_pairs(ws, reader, source=args.name, split=args.split, test_fraction=args.test_fraction,
-                                  split_by=args.split_by, on_progress=on_progress, options=options)
+    try:
+        with Workspace.open(args.workspace) as ws:
+            source = args.source[0] if len(args.source) == 1 else args.source
+            reader = open_reader(source, format=args.format, mapping=mapping,
+                                 hf_split=args.hf_split, hf_config=args.hf_config, winner=args.winner,
+                                 winner_values=args.winner_values, ties=args.ties, margin_from=args.margin_from,
+                                 margin_levels=levels, margins=ws.config.margins, keep_order=args.keep_order)
+            options = {"format": args.format, "map": mapping, "name": args.name, "split": args.split,
+                       "test_fraction": args.test_fraction, "split_by": args.split_by, "hf_split": args.hf_split,
+                       "hf_config": args.hf_config, "winner": args.winner, "winner_values": args.winner_values,
+                       "ties": args.ties, "margin_from": args.margin_from, "margin_levels": levels}
+            with progress_bar(f"importing {reader.label}", quiet=args.quiet) as on_progress:
+                report = import_pairs(ws, reader, source=args.name, split=args.split,
+                                      test_fraction=args.test_fraction, split_by=args.split_by,
+                                      on_progress=on_progress, options=options)
+    except DiskFull:
+        reclaim_space(args.workspace)  # the rolled-back import's growth, once its connection is closed
+        raise
     print(report.summary())
     for source, n in report.by_source.items():
         print(f"  {source}: +{n:,}")
@@ -197,7 +225,7 @@ def cmd_import(args) -> int:
     for reason, n in report.skip_reasons.most_common():
         print(f"  skipped {n:,}: {reason}")
     for skip in report.skip_examples:
-        print(f"  {report.label}:{skip.location}: {skip.reason}", file=sys.stderr)
+        print(f"  {report.place(skip)}: {skip.reason}", file=sys.stderr)
     if report.n_skipped > len(report.skip_examples):
         print(f"  ... and {report.n_skipped - len(report.skip_examples):,} more skipped rows", file=sys.stderr)
     return 0
@@ -250,4 +278,30 @@ def cmd_export(args) -> int:
     with Workspace.open(args.workspace) as ws:
         n, fmt = export_pairs(ws, args.out, fmt=args.format, flips=args.flips, unlabelled=args.unlabelled, split=args.split)
     print(f"wrote {n:,} pairs to {args.out} ({fmt})")
+    return 0
+
+
+def cmd_backup(args) -> int:
+    import time
+
+    from prefstudio.workspace import Workspace
+
+    with Workspace.open(args.workspace, daily_backup=False) as ws:
+        started = time.monotonic()
+        made = ws.back_up(args.out)
+        took = time.monotonic() - started
+    print(f"wrote backup {made.folder} ({made.pairs:,} pairs, {made.annotations:,} annotations, "
+          f"{made.size_bytes() / 1e6:.1f} MB, {took:.1f} s); restore it with "
+          f"`prefstudio restore {args.workspace} {made.folder}`")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from prefstudio.workspace import restore
+
+    chosen, aside = restore(args.workspace, args.backup)
+    print(f"restored {args.workspace} from backup {chosen.folder.name} ({chosen.when}: {chosen.pairs:,} pairs, "
+          f"{chosen.annotations:,} annotations)")
+    if aside is not None:
+        print(f"the database it replaced is kept as {aside}")
     return 0

@@ -239,8 +239,9 @@ def outlier_pairs(con, result: ModelResult, source: str | None = None, limit: in
     picked = picked[:limit]
     if not picked:
         return []
+    # the starts only (the table's cells, the report's excerpts): 200 outliers of 50 MB texts stay in the database
     texts = {row[0]: row[1:] for row in con.execute(
-        "SELECT id, prompt, chosen, rejected FROM pairs WHERE list_contains(?, id)",
+        "SELECT id, left(prompt, 2000), left(chosen, 2000), left(rejected, 2000) FROM pairs WHERE list_contains(?, id)",
         [[int(ids[i]) for i, _ in picked]]).fetchall()}
     return [OutlierPair(int(ids[i]), names[result.rewards.source_code[i]], float(d[i]), side, *texts.get(int(ids[i]), ("", "", "")))
             for i, side in picked]

@@ -73,6 +73,16 @@ def write_comparison(con, comparison: Comparison, out_dir: str | Path, *, hist_b
     ]
 
 
+def damaged_lines(jobs_dir: Path) -> list[str]:
+    """One line per scoring job whose output is damaged (a Parquet part cut short): the report goes on without it."""
+    from prefstudio.jobs import kinds, list_jobs
+    from prefstudio.jobs.layout import INGESTED
+
+    return [(f"note: scoring job {s.id} is {s.message} (its rewards came in before it was: they are used)"
+             if (s.folder / INGESTED).exists() else f"left out: scoring job {s.id} is {s.message} ({s.folder})")
+            for s in list_jobs(jobs_dir) if s.state == "damaged" and s.kind == kinds.EVAL]
+
+
 def check_out(out: Path) -> None:
     """Say before any work is done that the files have nowhere to go."""
     if out.exists() and not out.is_dir():

@@ -18,6 +18,7 @@ from typing import Iterator
 from prefstudio.config import MarginConfig
 from prefstudio.errors import PrefstudioError
 from prefstudio.importers.files import open_file
+from prefstudio.importers.folders import is_pattern, open_files, open_folder
 from prefstudio.importers.formats import FORMATS, PAIR_FIELDS, Format, ReadOptions, detect
 from prefstudio.importers.margins import MarginRule, parse_rule
 from prefstudio.importers.winner import (
@@ -47,6 +48,7 @@ class SourceReader:
         self.format = fmt.name
         self.default_source: str = fmt.dataset or rows.name
         self.name_split: str | None = getattr(rows, "name_split", None)  # from a file or folder named test/...
+        self.names_files: bool = getattr(rows, "names_files", False)  # its locations start with their file
         self._rows = rows
         self._convert = fmt.converter(options or ReadOptions())
         self._mapping = mapping
@@ -83,7 +85,7 @@ class SourceReader:
 
 
 def open_reader(
-    source: str,
+    source: str | list[str],
     *,
     format: str = "auto",
     mapping: dict[str, str] | None = None,
@@ -98,6 +100,9 @@ def open_reader(
     keep_order: bool = False,
 ) -> PairReader:
     """Open `source` for import_pairs; raises PrefstudioError (one line) for anything unusable.
+
+    `source` is a file, a folder, a saved dataset, hf:NAME, a glob pattern, or
+    a list of files and patterns (read one after another, as one import).
 
     `winner` orients each pair by that column (`winner_values` says what its
     values mean); `ties` skips or keeps (at level 0) what it calls a tie;
@@ -122,7 +127,7 @@ def open_reader(
                 f"--map {field}={column}: no field {field!r} to fill; fields: {', '.join(MAPPABLE_FIELDS)}"
             )
     rows = _open_rows(source, hf_split, hf_config)
-    original = _first_row(rows)
+    original, skipped = _first_row(rows)
     first = original
     if first is not None:
         for field, column in mapping.items():
@@ -133,10 +138,10 @@ def open_reader(
         first = _renamed(first, mapping)
 
     if winner is not None:
-        fmt = _winner_format(rows, original, mapping, winner, winner_values, ties)
+        fmt = _winner_format(rows, original, skipped, mapping, winner, winner_values, ties)
     elif format == "auto":
         if first is None:
-            raise PrefstudioError(f"{rows.label}: no records found; nothing to import")
+            raise PrefstudioError(_no_records(rows.label, skipped))
         _refuse_order_mapping(rows.label, original, mapping, keep_order)
         fmt = detect(first)
         if fmt is None:
@@ -203,11 +208,11 @@ def _refuse_order_mapping(label: str, row: dict | None, mapping: dict[str, str],
         )
 
 
-def _winner_format(rows, row: dict | None, mapping: dict[str, str], column: str, values: str | None,
-                   ties: str) -> Format:
+def _winner_format(rows, row: dict | None, skipped: Skip | None, mapping: dict[str, str], column: str,
+                   values: str | None, ties: str) -> Format:
     """--winner COL: fill prompt, a and b from the usual column names unless mapped, and check the first row."""
     if row is None:
-        raise PrefstudioError(f"{rows.label}: no records found; nothing to import")
+        raise PrefstudioError(_no_records(rows.label, skipped))
     if column not in row:
         raise PrefstudioError(f"{rows.label}: --winner {column}: no column {column!r} (found: {_names(row)})")
     if "prompt" not in mapping and "prompt" not in row:
@@ -229,7 +234,13 @@ def _winner_format(rows, row: dict | None, mapping: dict[str, str], column: str,
     return Format("winner", ("prompt", "a", "b", column), reader.convert, takes_ties=True)
 
 
-def _open_rows(source: str, hf_split: str | None, hf_config: str | None):
+def _open_rows(source: str | list[str], hf_split: str | None, hf_config: str | None):
+    sources = [source] if isinstance(source, str) else list(source)
+    if len(sources) > 1 or is_pattern(sources[0]):
+        if hf_config is not None:
+            raise PrefstudioError(f"{sources[0]}: --hf-config applies to hf:NAME only; drop it")
+        return open_files(sources, hf_split)
+    source = sources[0]
     if source.startswith("hf:"):
         from prefstudio.importers.hf import open_hub
 
@@ -239,9 +250,14 @@ def _open_rows(source: str, hf_split: str | None, hf_config: str | None):
         return open_hub(name, hf_config, hf_split)
     path = Path(source)
     if path.is_dir():
-        from prefstudio.importers.hf import open_folder
+        from prefstudio.importers.hf import is_saved_dataset, open_saved
 
-        return open_folder(path, source, hf_config, hf_split)
+        if is_saved_dataset(path):
+            return open_saved(path, source, hf_config, hf_split)
+        if hf_config is not None:
+            raise PrefstudioError(f"{source}: --hf-config applies to hf:NAME only; a folder's files are read as they "
+                                  "are; drop it")
+        return open_folder(path, source, hf_split)
     if not path.exists():
         raise PrefstudioError(f"{source}: no such file; for a Hugging Face dataset write hf:NAME")
     if hf_split is not None or hf_config is not None:
@@ -249,16 +265,24 @@ def _open_rows(source: str, hf_split: str | None, hf_config: str | None):
     return open_file(path, source)
 
 
-def _first_row(rows) -> dict | None:
-    """The first readable row, for detection; the pass is closed again (its file too)."""
+def _first_row(rows) -> tuple[dict | None, Skip | None]:
+    """The first readable row, for detection, and the first skip before it; the pass is closed again (its file too)."""
     items = iter(rows)
+    skipped = None
     try:
         for item in items:
             if type(item) is not Skip:
-                return item[1]
-        return None
+                return item[1], skipped
+            skipped = skipped or item
+        return None, skipped
     finally:
         items.close()
+
+
+def _no_records(label: str, skipped: Skip | None) -> str:
+    if skipped is None:
+        return f"{label}: no records found; nothing to import"
+    return f"{label}: no readable records ({skipped.location}: {skipped.reason}); nothing to import"
 
 
 def _names(row: dict) -> str:

@@ -32,6 +32,7 @@ MAX_NAME_LEN = 64
 SPLIT_LIKE = re.compile(r"(train|test|validation|dev)(-\d+-of-\d+)?", re.IGNORECASE)
 READ_ERRORS = (OSError, EOFError, zlib.error)
 LONE_SURROGATE = "has an unpaired \\u surrogate escape (not valid Unicode)"
+ENCODING_PROBE = 4096  # bytes read to tell UTF-16 from UTF-8
 
 Row = tuple[str, dict, "str | None"]  # location, fields, split
 
@@ -44,13 +45,13 @@ def container_of(path: Path) -> str | None:
 
 def source_name(path: Path) -> str:
     """Default source name: the file name without extensions, or its folder's for train.jsonl & co."""
-    stem = _stem(path)
+    stem = data_stem(path)
     if SPLIT_LIKE.fullmatch(stem):
         stem = path.resolve().parent.name or stem
     return stem[:MAX_NAME_LEN]
 
 
-def _stem(path: Path) -> str:
+def data_stem(path: Path) -> str:
     """The file name without its data extensions (.jsonl.gz -> '')."""
     stem = path.name
     while True:
@@ -74,7 +75,7 @@ def split_of_name(name: str) -> str | None:
 
 def split_of_path(path: Path) -> str | None:
     """HH-RLHF's layout: helpful-base/test.jsonl.gz is the test split; so is any file in a folder test/."""
-    stem = _stem(path)
+    stem = data_stem(path)
     if SPLIT_LIKE.fullmatch(stem):
         return split_of_name(stem)
     return split_of_name(path.resolve().parent.name)
@@ -129,6 +130,53 @@ def _read_all(path: Path, label: str) -> bytes:
             raise _damaged(label, exc) from None
 
 
+class DuplicateKey(ValueError):
+    """A JSON object that names one key twice: which value is meant is not said, so the row is not read."""
+
+    def __init__(self, key: str):
+        super().__init__(f"key {key!r} appears twice in one object; which value is meant is ambiguous")
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    row = dict(pairs)
+    if len(row) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return row
+
+
+# json.loads would keep the last of two equal keys without a word; one decoder, built once (it is per call in loads).
+_JSON = json.JSONDecoder(object_pairs_hook=_object)
+
+
+def _wide_encoding(head: bytes) -> tuple[str, str] | None:
+    """(what it looks like, iconv's name for it) when a file's first bytes are UTF-16 or UTF-32, else None."""
+    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        return "UTF-32", "UTF-32"
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "UTF-16", "UTF-16"  # the byte order mark tells iconv the order
+    sample = head[: len(head) // 2 * 2]
+    if len(sample) < 4:
+        return None
+    # UTF-16 puts a NUL beside every ASCII character; UTF-8 JSON and CSV have none.
+    half = len(sample) // 2
+    if sample[1::2].count(0) > half * 0.3:
+        return "UTF-16", "UTF-16LE"
+    if sample[0::2].count(0) > half * 0.3:
+        return "UTF-16", "UTF-16BE"
+    return None
+
+
+def check_utf8(label: str, head: bytes) -> None:
+    """Refuse a UTF-16 (or UTF-32) text file at once: read as UTF-8, every line would be garbage or nothing."""
+    wide = _wide_encoding(head)
+    if wide is not None:
+        raise PrefstudioError(f"{label}: not UTF-8 (looks like {wide[0]}); convert it with iconv -f {wide[1]} -t UTF-8")
+
+
 def _json_kind(value: object) -> str:
     if isinstance(value, list):
         return "an array"
@@ -160,6 +208,11 @@ class _ByteProgress:
             self.total: int | None = os.path.getsize(path)
         except OSError as exc:
             raise PrefstudioError(f"{label}: cannot open ({exc.strerror or exc})") from None
+        with _open_bytes(path, label) as (_, stream):
+            try:
+                check_utf8(label, stream.read(ENCODING_PROBE))
+            except READ_ERRORS as exc:
+                raise _damaged(label, exc) from None
         self._raw = None
         self._done = 0
 
@@ -191,9 +244,12 @@ class JsonLinesRows(_ByteProgress):
                     if text.isspace() or not text:
                         continue
                     try:
-                        row = json.loads(text)
+                        row = _JSON.decode(text)
                     except json.JSONDecodeError as exc:
                         yield Skip(f"line {number}", f"not valid JSON ({exc.msg} at column {exc.colno})")
+                        continue
+                    except DuplicateKey as exc:
+                        yield Skip(f"line {number}", str(exc))
                         continue
                     except RecursionError:
                         yield Skip(f"line {number}", "not valid JSON (nested too deeply)")
@@ -235,6 +291,7 @@ class JsonArrayRows:
 def _open_json(path: Path, label: str) -> JsonArrayRows | JsonLinesRows:
     """A .json file is an array of objects; failing that, it is read as JSON lines."""
     data = _read_all(path, label)
+    check_utf8(label, data[:ENCODING_PROBE])
     looks_like_array = data.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"["
     try:
         text = data.decode("utf-8-sig")
@@ -243,7 +300,11 @@ def _open_json(path: Path, label: str) -> JsonArrayRows | JsonLinesRows:
             raise PrefstudioError(f"{label}: not valid UTF-8 (byte {exc.start}); save it as UTF-8") from None
         return JsonLinesRows(path, label)
     try:
-        document = json.loads(text)
+        document = _JSON.decode(text)
+    except DuplicateKey as exc:
+        if looks_like_array:
+            raise PrefstudioError(f"{label}: {exc}; keep one of them") from None
+        return JsonLinesRows(path, label)  # one object per line: the line is named
     except (ValueError, RecursionError) as exc:
         if looks_like_array:
             if isinstance(exc, json.JSONDecodeError):
@@ -279,6 +340,10 @@ class ParquetRows:
         except pa.ArrowException as exc:
             raise PrefstudioError(f"{label}: not a readable Parquet file ({first_line(exc)})") from None
         self.total = self._file.metadata.num_rows
+        twice = _repeated(self._file.schema_arrow.names)
+        if twice is not None:
+            raise PrefstudioError(f"{label}: column {twice!r} appears twice; which one is meant is ambiguous; "
+                                  "rename one")
 
     def __iter__(self) -> Iterator[Row | Skip]:
         self.position = 0
@@ -315,7 +380,14 @@ class _Utf8Lines:
 
 
 class CsvRows(_ByteProgress):
-    """A CSV file with a header line; a record may span lines (quoted newlines)."""
+    """A CSV file with a header line; a record may span lines (quoted newlines).
+
+    Quoting is read strictly: a quote left open would otherwise swallow every
+    later line into one field (rows merged without a word), so broken quoting
+    refuses the file, naming the line where the open quote starts. An empty
+    cell is a missing value; any other cell is text exactly as written ("NaN",
+    "None" and "4" included).
+    """
 
     def __iter__(self) -> Iterator[Row | Skip]:
         # Whole transcripts can exceed the csv module's 128 KiB default field limit.
@@ -323,7 +395,8 @@ class CsvRows(_ByteProgress):
         with _open_bytes(self.path, self.label) as (raw, stream):
             self._raw, self._done = raw, 0
             lines = _Utf8Lines(stream)
-            records = csv.reader(lines)
+            records = csv.reader(lines, strict=True)
+            end = 0
             try:
                 header = next(records, None)
                 if header is None:
@@ -331,6 +404,10 @@ class CsvRows(_ByteProgress):
                 if lines.last_bad:
                     raise PrefstudioError(f"{self.label}: line 1 (the header) is not valid UTF-8; save it as UTF-8")
                 header[0] = header[0].removeprefix("\ufeff")
+                twice = _repeated(header)
+                if twice is not None:
+                    raise PrefstudioError(f"{self.label}: line 1: column {twice!r} appears twice in the header; "
+                                          "which one is meant is ambiguous; rename one")
                 width = len(header)
                 end = records.line_num
                 for record in records:
@@ -343,12 +420,64 @@ class CsvRows(_ByteProgress):
                     elif len(record) > width:
                         yield Skip(location, f"{len(record)} fields, but the header names {width}")
                     else:
-                        row = dict(zip(header, record))
+                        row = {name: value if value != "" else None for name, value in zip(header, record)}
                         for name in header[len(record):]:
                             row[name] = None
                         yield location, row, None
             except csv.Error as exc:
-                raise PrefstudioError(f"{self.label}: line {records.line_num}: {exc}; check the CSV quoting") from None
+                raise self._broken_quote(end + 1, exc) from None
             except READ_ERRORS as exc:
                 raise _damaged(self.label, exc, lines.number) from None
             self._done = self.total
+
+    def _broken_quote(self, first: int, exc: csv.Error) -> PrefstudioError:
+        """The error for quoting the csv module cannot parse, naming the line where the bad quoted field opens."""
+        opened, broken = _open_quote(self.path, self.label, first)
+        fix = 'write a quote inside a quoted field as ""; nothing was imported'
+        if broken is None:
+            return PrefstudioError(f"{self.label}: line {opened}: a quote opened here is never closed; the rest of "
+                                   f"the file would be read as one field; close it; {fix}")
+        if broken > opened:
+            return PrefstudioError(f"{self.label}: line {opened}: a quote opened here is not closed on its line; it "
+                                   f"runs on to line {broken}, where the quoting breaks; close it; {fix}")
+        if opened:
+            return PrefstudioError(f"{self.label}: line {opened}: text follows the closing quote of a field; {fix}")
+        return PrefstudioError(f"{self.label}: line {first}: {exc}; check the CSV quoting; nothing was imported")
+
+
+def _open_quote(path: Path, label: str, first: int) -> tuple[int, int | None]:
+    """Where the quoting of a CSV record starting at line `first` breaks: (line the quoted field opens, line it
+    breaks at, or None when the file ends inside it). Reads the file again: only when the strict parse failed."""
+    opened, state = 0, "start"  # start of a field, unquoted, quoted, quote (closing, or the first of "")
+    with _open_bytes(path, label) as (_, stream):
+        for number, line in enumerate(stream, start=1):
+            if number < first:
+                continue
+            for char in line.decode("utf-8", "replace"):
+                if state == "quoted":
+                    if char == '"':
+                        state = "quote"
+                elif state == "quote":
+                    if char == '"':
+                        state = "quoted"
+                    elif char in ",\r\n":
+                        state = "start"
+                    else:
+                        return opened, number
+                elif char == '"' and state == "start":
+                    state, opened = "quoted", number
+                elif char in ",\r\n":
+                    state = "start"
+                else:
+                    state = "unquoted"
+    return opened, None if state == "quoted" else opened
+
+
+def _repeated(names: list[str]) -> str | None:
+    """The first name given twice, if any."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None

@@ -25,7 +25,7 @@ from prefstudio.importers.winner import (
     Ties,
     oriented,
 )
-from prefstudio.ingest import DataLabel, RawPair, Skip
+from prefstudio.ingest import DataLabel, RawPair, Skip, not_text
 
 MAX_META_TEXT = 2000
 DEFAULT_LEVELS = {kind: MarginConfig().thresholds(kind) for kind in ("alpaca-eval", "shp", "webgpt")}
@@ -96,11 +96,9 @@ def _strip(value: object) -> object:
 
 def _not_text(row: dict, *names: str) -> str | None:
     for name in names:
-        value = row.get(name)
-        if value is None:
-            return f"missing field '{name}'"
-        if not isinstance(value, str):
-            return f"field '{name}' is {type(value).__name__}, expected text"
+        why = not_text(row.get(name), name)
+        if why:
+            return why
     return None
 
 

@@ -1,4 +1,4 @@
-"""Hugging Face datasets (hub names, save_to_disk folders, folders of data files) as rows.
+"""Hugging Face datasets (hub names, save_to_disk folders) as rows.
 
 `datasets` is imported here only, and only when such a source is opened: it is
 slow to import and plain file imports do not need it. Rows are read as Arrow
@@ -14,7 +14,7 @@ from typing import Iterator
 import pyarrow as pa
 
 from prefstudio.errors import PrefstudioError, first_line
-from prefstudio.importers.files import MAX_NAME_LEN, Row, split_of_name
+from prefstudio.importers.files import MAX_NAME_LEN, Row
 
 BATCH_ROWS = 1000
 SAVED_MARKERS = ("state.json", "dataset_dict.json")  # what save_to_disk writes for a Dataset / DatasetDict
@@ -26,11 +26,10 @@ class DatasetRows:
 
     Records take their HF split name as split, except 'train', which is left
     open so that --test-fraction can carve a test set out of it (it is stored
-    as 'train' otherwise). A folder named test/ (or validation/, dev/) whose
-    files datasets reads as its default 'train' split is that split.
+    as 'train' otherwise).
     """
 
-    def __init__(self, label: str, name: str, loaded, requested_split: str | None, folder_split: str | None = None):
+    def __init__(self, label: str, name: str, loaded, requested_split: str | None):
         from datasets import DatasetDict
 
         if isinstance(loaded, DatasetDict):
@@ -39,9 +38,6 @@ class DatasetRows:
             plain = requested_split if requested_split and PLAIN_SPLIT.fullmatch(requested_split) else None
             self._parts = [(plain, loaded)]
         self.name_split = None
-        if folder_split and requested_split is None and [split for split, _ in self._parts] == ["train"]:
-            self._parts = [(folder_split, self._parts[0][1])]
-            self.name_split = folder_split
         self._name_locations = len(self._parts) > 1
         self.label = label
         self.name = name[:MAX_NAME_LEN]
@@ -79,21 +75,16 @@ def open_hub(name: str, config: str | None, split: str | None) -> DatasetRows:
     return DatasetRows(label, name.rstrip("/").rsplit("/", 1)[-1], loaded, split)
 
 
-def open_folder(path: Path, label: str, config: str | None, split: str | None) -> DatasetRows:
-    """A save_to_disk folder through load_from_disk, any other folder through load_dataset."""
+def is_saved_dataset(path: Path) -> bool:
+    """A folder written by datasets' save_to_disk (read with load_from_disk; any other folder file by file)."""
+    return any((path / marker).exists() for marker in SAVED_MARKERS)
+
+
+def open_saved(path: Path, label: str, config: str | None, split: str | None) -> DatasetRows:
+    """A save_to_disk folder, through load_from_disk (memory-mapped where it lies: nothing is copied)."""
     import datasets
 
     name = path.resolve().name
-    if not any((path / marker).exists() for marker in SAVED_MARKERS):
-        try:
-            loaded = datasets.load_dataset(str(path), config, split=split)
-        except Exception as exc:  # see open_hub
-            raise PrefstudioError(
-                f"{label}: cannot load the folder with datasets ({first_line(exc)}); it should hold .jsonl, .json, "
-                ".parquet or .csv files with the same columns"
-            ) from None
-        return DatasetRows(label, name, loaded, split, folder_split=split_of_name(name))
-
     if config is not None:
         raise PrefstudioError(f"{label}: --hf-config does not apply to a dataset saved with save_to_disk; drop it")
     try:

@@ -3,7 +3,8 @@
 layout     what is where in a job folder (config, status, log, metrics, checkpoints)
 kinds      the kinds of job (train, eval, bon) and the code that runs and ingests each
 queue      making, starting, cancelling and resuming jobs
-status     what a folder says about its job; liveness, whether its process still runs
+status     what a folder says about its job; liveness, whether its process still runs (here, or by its heartbeat)
+runner_lock  one runner per folder, on any host
 process    the job process itself (`python -m prefstudio.jobs JOB_DIR`)
 parts      numbered Parquet part files, each whole or absent
 progress   what a runner reports; metrics_log, a training job's metrics read as they grow

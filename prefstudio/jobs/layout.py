@@ -22,13 +22,16 @@ LOG = "log.txt"  # the process's stdout and stderr
 CANCEL = "cancel.requested"  # a cancel outlives a signal that came too early to be handled
 INGESTED = "ingested"  # the job's output is in the workspace database
 INGEST_FAILED = "ingest-failed.txt"  # why bringing the output in failed; tried again at the next open
+RUNNER_LOCK = ".runner.lock"  # who runs the job now: host, pid, heartbeat (runner_lock.py)
+TMP_PREFIX = ".tmp-"  # a job folder being made: renamed to its id once whole, never listed
 
 # -- what training writes and others read --------------------------------------------------------------
 PAIRS = "pairs.parquet"  # the pairs the job reads: training's snapshot, scoring's split
 METRICS = "metrics.jsonl"  # one line per training step
 TRUNCATION = "truncation.json"  # what max_length cost the pairs (train/truncation.py)
 CHECKPOINTS = "checkpoints"  # step-N folders
-TRAINER_STATE = "trainer_state.pt"  # in a checkpoint: optimiser, scheduler, step; written last, so it marks it complete
+TRAINER_STATE = "trainer_state.pt"  # in a checkpoint: scheduler, step; written last, so it marks it complete
+OPTIMIZER_STATE = "optimizer.pt"  # in the newest checkpoint only: the optimiser's state, twice the model's size
 
 
 def read_config(job_dir: Path) -> dict:
@@ -46,7 +49,8 @@ def read_launch(job_dir: Path) -> dict:
 
 
 def is_job(folder: Path) -> bool:
-    return (folder / CONFIG).is_file()
+    """A finished job folder: one being made is under a TMP_PREFIX name."""
+    return not folder.name.startswith(".") and (folder / CONFIG).is_file()
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------

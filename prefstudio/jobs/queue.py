@@ -2,7 +2,10 @@
 
 A job's process is detached from whoever started it, so closing the app leaves it
 running; when it ends it starts the oldest queued job (process.py). A lock file
-serialises "is anything running? then start the next" across processes.
+serialises "is anything running? then start the next" across processes. A held
+job (`train --no-start`, to be run elsewhere: docs/cluster.md) is not in the queue:
+nothing starts it but `resume` or running its folder by hand, and a job running on
+another host does not hold the local queue up.
 """
 
 from __future__ import annotations
@@ -21,39 +24,62 @@ from pathlib import Path
 
 from prefstudio.errors import PrefstudioError
 from prefstudio.jobs import kinds
-from prefstudio.jobs.layout import CANCEL, LAUNCH, LOG, STATUS, read_launch, write_config
+from prefstudio.jobs.layout import CANCEL, LAUNCH, LOG, RUNNER_LOCK, STATUS, TMP_PREFIX, read_launch, write_config
+from prefstudio.jobs.liveness import describe, visible_here
+from prefstudio.jobs.runner_lock import holder
 from prefstudio.jobs.status import JobStatus, list_jobs, read_raw, read_status, write_json
 
 ENTRY = "prefstudio.jobs"  # `python -m prefstudio.jobs FOLDER` runs a job (process.py)
 QUEUE_LOCK = ".queue.lock"  # in the jobs folder, beside the job folders
+FROM_QUEUE_ENV = "PREFSTUDIO_JOB_FROM_QUEUE"  # set for a job the queue started: it starts the next when it ends
+ABANDONED_AFTER_S = 3600  # a folder still being made after this long was left by a killed launch
 
 
 def new_job(ws, kind: str, config: dict, label: str, write_inputs, *, gpus: list[int] | None = None,
-            num_processes: int = 1, name: str | None = None, con=None) -> JobStatus:
-    """A queued job of `kind`: its frozen config, the inputs `write_inputs(folder)` writes, a row in `jobs`.
+            num_processes: int = 1, name: str | None = None, con=None, held: bool = False) -> JobStatus:
+    """A queued job of `kind` (held: made to run elsewhere): its frozen config, the inputs
+    `write_inputs(folder)` writes, a row in `jobs`.
 
-    The folder only gets its status file, which makes it a job, once the inputs are written:
-    a failure on the way leaves no half-made job in the queue.
+    The folder is made whole under a temporary name (TMP_PREFIX) and renamed to its id at the
+    end: a failure or a kill -9 on the way leaves no half-made job, only a hidden folder that
+    is removed (`remove_abandoned`).
     """
     kinds.get(kind)
     con = con or ws.cursor()
     job_id = f"{datetime.now():%Y%m%d-%H%M%S}-{label}-{secrets.token_hex(2)}"
     folder = ws.jobs_dir / job_id
-    folder.mkdir(parents=True)
-    try:
-        write_config(folder, config)
-        write_inputs(folder)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    write_json(folder / LAUNCH, {"kind": kind, "gpus": gpus, "num_processes": num_processes})
+    making = ws.jobs_dir / f"{TMP_PREFIX}{job_id}"
+    making.mkdir(parents=True)
+    state = "held" if held else "queued"
     now = time.time()
-    write_json(folder / STATUS, {"state": "queued", "created": now, "name": name or job_id, "kind": kind})
+    try:
+        write_config(making, config)
+        write_inputs(making)
+        write_json(making / LAUNCH, {"kind": kind, "gpus": gpus, "num_processes": num_processes})
+        write_json(making / STATUS, {"state": state, "created": now, "name": name or job_id, "kind": kind})
+        making.rename(folder)
+    except BaseException:
+        shutil.rmtree(making, ignore_errors=True)
+        raise
     con.execute(
-        "INSERT INTO jobs (id, kind, name, state, config, created_at) VALUES (?, ?, ?, 'queued', ?, to_timestamp(?)::TIMESTAMP)",
-        [job_id, kind, name or job_id, json.dumps(config), now],
+        "INSERT INTO jobs (id, kind, name, state, config, created_at) VALUES (?, ?, ?, ?, ?, to_timestamp(?)::TIMESTAMP)",
+        [job_id, kind, name or job_id, state, json.dumps(config), now],
     )
     return read_status(folder)
+
+
+def remove_abandoned(jobs_dir: Path, older_than: float = ABANDONED_AFTER_S) -> list[Path]:
+    """Remove the folders launches killed half-way left (under TMP_PREFIX, untouched for `older_than` s)."""
+    removed = []
+    for making in jobs_dir.glob(f"{TMP_PREFIX}*") if jobs_dir.is_dir() else []:
+        try:
+            touched = max([making.stat().st_mtime] + [p.stat().st_mtime for p in making.iterdir()])
+            if time.time() - touched > older_than:  # a snapshot still being written is a file still growing
+                shutil.rmtree(making)
+                removed.append(making)
+        except OSError:
+            continue  # someone else's, or already gone: tried again at the next open
+    return removed
 
 
 class _QueueLock:
@@ -74,7 +100,7 @@ class _QueueLock:
 def command(folder: Path) -> tuple[list[str], dict]:
     """The command line and environment that run the job in `folder`: one process, or several for training."""
     launch = read_launch(folder)
-    env = dict(os.environ)
+    env = {**os.environ, FROM_QUEUE_ENV: "1"}
     gpus = launch.get("gpus")
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
@@ -92,6 +118,7 @@ def command(folder: Path) -> tuple[list[str], dict]:
 
 def _spawn(folder: Path) -> int:
     cmd, env = command(folder)
+    write_json(folder / STATUS, {**read_raw(folder), "heartbeat": None})  # an earlier run's, maybe on another host
     with open(folder / LOG, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
@@ -103,12 +130,12 @@ def _spawn(folder: Path) -> int:
 
 
 def start_next(jobs_dir: Path) -> JobStatus | None:
-    """Start the oldest queued job if none is running; returns it."""
+    """Start the oldest queued job if none runs on this host; returns it. Held jobs are not in the queue."""
     with _QueueLock(jobs_dir):
         jobs = list_jobs(jobs_dir)
-        if any(j.state == "running" for j in jobs):
+        if any(j.state == "running" and not j.elsewhere for j in jobs):
             return None
-        queued = [j for j in jobs if j.state == "queued"]
+        queued = [j for j in jobs if j.state == "queued" and holder(j.folder) is None]
         if not queued:
             return None
         _spawn(queued[0].folder)
@@ -117,27 +144,32 @@ def start_next(jobs_dir: Path) -> JobStatus | None:
 
 def cancel(folder: Path) -> JobStatus:
     status = read_status(folder)
-    if status.state == "queued":
+    if status.state in ("queued", "held"):
         write_json(folder / STATUS, {**read_raw(folder), "state": "cancelled", "finished": time.time(),
                                      "message": "cancelled before it started"})
     elif status.state == "running":
-        (folder / CANCEL).touch()
-        try:
-            os.killpg(status.pid, signal.SIGTERM)  # the job stops after its current step and saves
-        except ProcessLookupError:
-            pass
+        (folder / CANCEL).touch()  # a job on another host sees it at its next heartbeat
+        if status.heartbeat is None or visible_here(status.heartbeat):
+            try:
+                os.killpg(status.pid, signal.SIGTERM)  # the job stops after its current step and saves
+            except (ProcessLookupError, PermissionError, TypeError):
+                pass
     else:
-        raise PrefstudioError(f"job {status.id} is {status.state}; only queued or running jobs can be cancelled")
+        raise PrefstudioError(f"job {status.id} is {status.state}; only queued, held or running jobs can be cancelled")
     return read_status(folder)
 
 
 def resume(folder: Path) -> JobStatus:
-    """Queue a failed or cancelled job again; it goes on from its last checkpoint."""
+    """Queue a failed or cancelled job again (it goes on from its last checkpoint), or a held one to run here."""
     status = read_status(folder)
-    if status.state not in ("failed", "cancelled"):
-        raise PrefstudioError(f"job {status.id} is {status.state}; only failed or cancelled jobs can be resumed")
+    if status.state not in ("failed", "cancelled", "held"):
+        raise PrefstudioError(f"job {status.id} is {status.state}; only failed, cancelled or held jobs can be resumed")
+    if (running := holder(folder)) is not None:
+        raise PrefstudioError(f"job {status.id} still has a runner: {describe(running)}; a job runs once: "
+                              f"wait for its lock ({folder / RUNNER_LOCK}) to go stale, or cancel it")
     data = read_raw(folder)
     (folder / CANCEL).unlink(missing_ok=True)
-    write_json(folder / STATUS, {**data, "state": "queued", "message": "resumed", "pid": None, "finished": None})
+    write_json(folder / STATUS, {**data, "state": "queued", "message": "resumed", "pid": None, "finished": None,
+                                 "heartbeat": None})
     start_next(folder.parent)
     return read_status(folder)

@@ -1,8 +1,10 @@
 """What a job folder says about its job: state, progress, log; read by the queue, the app and the CLI.
 
 The job process writes its status file; a job whose status says running but whose
-process is gone (kill -9, out of memory) reads as failed, or as cancelled if a cancel
-was asked for, and can be resumed from its last checkpoint.
+process is gone (kill -9, out of memory; elsewhere, a heartbeat gone stale: liveness.py)
+reads as failed, or as cancelled if a cancel was asked for, and can be resumed from its
+last checkpoint. A done job whose Parquet files are not whole reads as damaged, naming
+the file, and is not brought into the workspace.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefstudio.jobs import kinds
-from prefstudio.jobs.layout import CANCEL, INGEST_FAILED, LOG, STATUS, is_job
-from prefstudio.jobs.liveness import pid_alive
+from prefstudio.jobs import liveness
+from prefstudio.jobs.layout import CANCEL, INGEST_FAILED, INGESTED, LOG, STATUS, is_job
+from prefstudio.jobs.parts import damaged_file
 
-STATES = ("queued", "running", "done", "failed", "cancelled")
+# held: made with --no-start to run elsewhere, not in the local queue; damaged: done, but a file it wrote is not whole
+STATES = ("held", "queued", "running", "done", "damaged", "failed", "cancelled")
 _ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
 
@@ -37,6 +41,12 @@ class JobStatus:
     message: str = ""
     name: str = ""
     kind: str = kinds.DEFAULT
+    heartbeat: dict | None = None  # the job process's latest: host, pid, time (liveness.py)
+
+    @property
+    def elsewhere(self) -> bool:
+        """Running on another host (a cluster node): it takes nothing from this machine's queue."""
+        return bool(self.heartbeat) and not liveness.on_this_host(self.heartbeat)
 
     @property
     def eta_seconds(self) -> float | None:
@@ -76,18 +86,35 @@ def read_raw(folder: Path) -> dict:
 def read_status(folder: Path) -> JobStatus:
     try:
         data = json.loads((folder / STATUS).read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
         data = {"state": "failed", "message": f"no readable {STATUS}"}
+    if not isinstance(data, dict):
+        data = {"state": "failed", "message": f"{STATUS} does not hold a status"}
     status = JobStatus(id=folder.name, folder=folder, **{k: v for k, v in data.items() if k in JobStatus.__dataclass_fields__ and k not in ("id", "folder")})
-    if status.state == "running" and not pid_alive(status.pid, folder):
-        if (folder / CANCEL).exists():  # it was asked to stop, and stopped before it could say so
+    beat = status.heartbeat if isinstance(status.heartbeat, dict) else None
+    if status.state == "running":
+        alive = liveness.beat_alive(beat) if beat else liveness.pid_alive(status.pid, folder)
+        if alive and status.elsewhere and not status.message:
+            status.message = f"running on {liveness.describe(beat)}"
+        elif not alive and (folder / CANCEL).exists():  # it was asked to stop, and stopped before it could say so
             status.state = "cancelled"
             status.finished = status.finished or (folder / CANCEL).stat().st_mtime
             status.message = "cancelled; resume goes on from its last checkpoint"
-        else:
+        elif not alive:
             status.state = "failed"
-            status.message = ("the job's process ended without a word (killed?); "
-                              "resume it to go on from its last checkpoint")
+            status.message = (f"no heartbeat from {liveness.describe(beat)}: its process ended without a word; "
+                              if beat and not liveness.visible_here(beat) else
+                              "the job's process ended without a word (killed?); ") + \
+                "resume it to go on from its last checkpoint"
+    if status.state == "held" and not status.message:
+        status.message = (f"not in the local queue (--no-start): run it with `python -m prefstudio.jobs {folder}` "
+                          "(docs/cluster.md), or resume it to run it here")
+    if status.state == "done" and (damage := damaged_file(folder)):
+        status.state = "damaged"
+        kind = kinds.KINDS.get(status.kind)
+        waiting = kind is not None and kind.ingester is not None and not (folder / INGESTED).exists()
+        status.message = f"damaged: {damage}" + ("; its output stays out of the workspace until it is whole"
+                                                  if waiting else "")
     if status.state == "done" and (folder / INGEST_FAILED).exists():
         try:
             why = (folder / INGEST_FAILED).read_text(encoding="utf-8").strip()
@@ -98,6 +125,6 @@ def read_status(folder: Path) -> JobStatus:
 
 
 def list_jobs(jobs_dir: Path) -> list[JobStatus]:
-    """Every job in the workspace's jobs folder, oldest first."""
+    """Every job in the workspace's jobs folder, oldest first (folders still being made are not jobs yet)."""
     folders = [p for p in jobs_dir.iterdir() if is_job(p)] if jobs_dir.is_dir() else []
     return sorted((read_status(p) for p in folders), key=lambda s: (s.created, s.id))

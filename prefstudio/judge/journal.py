@@ -1,14 +1,20 @@
-"""Durable, cheap writes for a judge run: an fsynced journal now, DuckDB in batches.
+"""Durable, cheap writes for a judge run: each answer fsynced to a journal first, DuckDB in batches.
 
-Every answer is paid for, so it must be on disk the moment it arrives: it is
-appended to the run's journal file (`judge/<run>.jsonl` in the workspace) and
-fsynced, together with whatever else arrived at the same time. A DuckDB
-statement costs more CPU than an API call does on a busy two-core client, so
-answers and labels move into the database in batches, every FLUSH_SECONDS or
-FLUSH_ROWS and at the end, in one transaction each. A journal left behind by a
-killed process is replayed into `judge_calls` by the next run before it plans,
-so a rerun pays for nothing twice; the labels of such pairs are then made from
-the cached answers, with no call.
+Every answer is paid for, so nothing happens to it before it is on disk: the
+run hands it to the journal thread, which appends it to the run's journal file
+(`judge/<run>.jsonl` in the workspace), fsyncs (with whatever else arrived at
+the same time) and only then acknowledges it; the run holds the call's
+concurrency slot until then, so at most `concurrency` answers are ever paid
+for and not yet kept. The journal thread does nothing else: when it shared a
+thread with the DuckDB writes, answers waited in memory behind each batch
+insert, and a kill -9 lost (and a rerun paid again) every one of them.
+
+A DuckDB statement costs more CPU than an API call does on a busy two-core
+client, so answers and labels move into the database in batches on a second
+thread, every FLUSH_SECONDS or FLUSH_ROWS and at the end, in one transaction
+each. A journal left behind by a killed process is replayed into `judge_calls`
+by the next run before it plans, so a rerun pays for nothing twice; the labels
+of such pairs are then made from the cached answers, with no call.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import os
 import queue
 import threading
 import time
+from concurrent.futures import Future
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,10 +60,15 @@ def now_text() -> str:
 
 
 def _insert_calls(con, rows: list[dict]) -> None:
-    con.register("_calls", pa.Table.from_pylist(rows, schema=CALL_SCHEMA))
+    """The newest answer for a key wins: a re-asked parse error (`annotate --retry-errors`) replaces the old one.
+
+    Journals are replayed before any run plans, so an older answer never arrives after a newer one.
+    """
+    newest = list({row["cache_key"]: row for row in rows}.values())  # one statement may not touch a key twice
+    con.register("_calls", pa.Table.from_pylist(newest, schema=CALL_SCHEMA))
     try:
         con.execute(
-            f"INSERT OR IGNORE INTO judge_calls ({', '.join(CALL_COLUMNS)}) "
+            f"INSERT OR REPLACE INTO judge_calls ({', '.join(CALL_COLUMNS)}) "
             f"SELECT {', '.join(CALL_COLUMNS[:-1])}, created_at::TIMESTAMP FROM _calls"
         )
     finally:
@@ -76,7 +88,7 @@ def replay_journals(con, workspace: Path) -> int:
     """Move the answers of journals left by killed runs into judge_calls; returns how many."""
     folder = workspace / JOURNAL_DIR
     replayed = 0
-    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+    for path in sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []:
         with _active_lock:
             if path.stem in _active_runs:
                 continue
@@ -94,8 +106,22 @@ def replay_journals(con, workspace: Path) -> int:
     return replayed
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Make a new file's name durable, not only its contents (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 class RunWriter:
-    """One thread that owns a run's writes: journal first, DuckDB in batches (module docstring)."""
+    """Two threads own a run's writes: the journal (append, fsync, acknowledge) and DuckDB (batches)."""
 
     def __init__(self, con, workspace: Path, run_id: str):
         folder = workspace / JOURNAL_DIR
@@ -105,18 +131,32 @@ class RunWriter:
             _active_runs.add(run_id)
         self._run_id = run_id
         self._journal = open(self.path, "a", encoding="utf-8")
+        _fsync_folder(folder)
         self._cur = con.cursor()
-        self._queue: queue.Queue = queue.Queue()
-        self._error: BaseException | None = None
+        self._answers: queue.Queue = queue.Queue()  # (row, Future) for the journal thread
+        self._rows: queue.Queue = queue.Queue()  # ("call" | "label" | "sql", ...) for the DuckDB thread
+        self._journal_error: BaseException | None = None
+        self._db_error: BaseException | None = None
         self._calls: list[dict] = []
         self._labels: list[dict] = []
         self._statements: list[tuple[str, list]] = []
-        self._thread = threading.Thread(target=self._loop, name="judge-writer", daemon=True)
-        self._thread.start()
+        self._journal_thread = threading.Thread(target=self._journal_loop, name="judge-journal", daemon=True)
+        self._db_thread = threading.Thread(target=self._db_loop, name="judge-writer", daemon=True)
+        self._journal_thread.start()
+        self._db_thread.start()
 
-    # -- called from the event loop ---------------------------------------------------------------
-    def call(self, row: dict) -> None:
-        self._put(("call", row))
+    # -- called from the run ----------------------------------------------------------------------
+    def answer(self, row: dict) -> Future:
+        """Hand over a paid answer; the Future completes once it is on disk (its error if it could not be).
+
+        Await it (`asyncio.wrap_future`) before anything else happens to the answer. A DuckDB failure
+        does not stop it: the journal keeps what was paid for.
+        """
+        if self._journal_error:
+            raise PrefstudioError(f"could not write to {self.path} ({first_line(self._journal_error)})")
+        done: Future = Future()
+        self._answers.put((row, done))
+        return done
 
     def label(self, row: dict) -> None:
         self._put(("label", row))
@@ -126,61 +166,92 @@ class RunWriter:
 
     def close(self) -> None:
         """Flush everything; the journal is removed once its contents are in DuckDB."""
-        self._queue.put(None)
-        self._thread.join()
+        self._answers.put(None)
+        self._journal_thread.join()
+        self._rows.put(None)
+        self._db_thread.join()
         self._cur.close()
         with _active_lock:
             _active_runs.discard(self._run_id)
-        if self._error:
-            raise PrefstudioError(f"could not write judge results to the workspace ({first_line(self._error)}); "
+        if self._journal_error:
+            raise PrefstudioError(f"could not write judge answers to {self.path} ({first_line(self._journal_error)}); "
+                                  f"free some space or check the folder's permissions, then rerun")
+        if self._db_error:
+            raise PrefstudioError(f"could not write judge results to the workspace ({first_line(self._db_error)}); "
                                   f"the answers are kept in {self.path}")
         self.path.unlink(missing_ok=True)
 
     def _put(self, item) -> None:
-        if self._error:
-            raise PrefstudioError(f"could not write judge results ({first_line(self._error)})")
-        self._queue.put(item)
+        error = self._journal_error or self._db_error
+        if error:
+            raise PrefstudioError(f"could not write judge results ({first_line(error)})")
+        self._rows.put(item)
 
-    # -- the writer thread ------------------------------------------------------------------------
-    def _loop(self) -> None:
+    # -- the journal thread -----------------------------------------------------------------------
+    def _journal_loop(self) -> None:
+        try:
+            stop = False
+            while not stop:
+                batch = [self._answers.get()]
+                while not self._answers.empty():
+                    batch.append(self._answers.get_nowait())
+                stop = None in batch
+                # (row, whether its caller still waits): one that gave up (a cancelled run) still paid, so is kept
+                batch = [(row, done, done.set_running_or_notify_cancel()) for row, done in
+                         (item for item in batch if item is not None)]
+                if not batch:
+                    continue
+                try:
+                    if self._journal_error:
+                        raise self._journal_error
+                    self._journal.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row, _, _ in batch))
+                    self._journal.flush()
+                    os.fsync(self._journal.fileno())
+                except BaseException as exc:  # a full disk: the run stops, the callers hear it
+                    self._journal_error = self._journal_error or exc
+                    for _, done, waits in batch:
+                        if waits:
+                            done.set_exception(PrefstudioError(f"could not write to {self.path} ({first_line(exc)})"))
+                    continue
+                for row, done, waits in batch:
+                    self._rows.put(("call", row))  # before the acknowledgement: the pair's label comes after it
+                    if waits:
+                        done.set_result(None)
+        finally:
+            self._journal.close()
+
+    # -- the DuckDB thread ------------------------------------------------------------------------
+    def _db_loop(self) -> None:
         last_flush = time.monotonic()
         stop = False
         try:
             while not stop:
                 timeout = max(0.0, FLUSH_SECONDS - (time.monotonic() - last_flush))
                 try:
-                    batch = [self._queue.get(timeout=timeout)]
+                    batch = [self._rows.get(timeout=timeout)]
                 except queue.Empty:
                     batch = []
-                while not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                fresh_calls = []
+                while not self._rows.empty():
+                    batch.append(self._rows.get_nowait())
                 for item in batch:
                     if item is None:
                         stop = True
                     elif item[0] == "call":
-                        fresh_calls.append(item[1])
+                        self._calls.append(item[1])
                     elif item[0] == "label":
                         self._labels.append(item[1])
                     else:
                         self._statements.append(item[1])
-                if fresh_calls:
-                    self._journal.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in fresh_calls))
-                    self._journal.flush()
-                    os.fsync(self._journal.fileno())
-                    self._calls.extend(fresh_calls)
                 pending = len(self._calls) + len(self._labels) + len(self._statements)
                 if pending and (stop or pending >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS):
                     self._flush()
                     last_flush = time.monotonic()
                 elif not pending:
                     last_flush = time.monotonic()
-        except BaseException as exc:  # surfaced to the run by _put()/close()
-            self._error = exc
+        except BaseException as exc:  # surfaced to the run by _put()/close(); the journal keeps the answers
+            self._db_error = exc
             while not stop:  # drain until close(), so it returns
-                stop = self._queue.get() is None
-        finally:
-            self._journal.close()
+                stop = self._rows.get() is None
 
     def _flush(self) -> None:
         with transaction(self._cur):

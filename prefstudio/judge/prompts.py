@@ -9,6 +9,7 @@ whose version was not bumped still never reuses another text's answers.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +34,20 @@ class JudgePrompt:
         return f"{self.name}@{self.version}#{digest}"
 
     def messages(self, prompt: str, response_a: str, response_b: str) -> list[dict]:
-        # str.replace, not str.format: the texts are user data and may hold braces.
-        user = self.user.replace("{prompt}", prompt).replace("{response_a}", response_a)
-        user = user.replace("{response_b}", response_b)
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+        return [{"role": "system", "content": self.system},
+                {"role": "user", "content": fill(self.user, prompt=prompt, response_a=response_a, response_b=response_b)}]
+
+
+_PLACEHOLDER = re.compile(r"\{(prompt|response_a|response_b)\}")
+
+
+def fill(template: str, **texts: str) -> str:
+    """Each placeholder of the template replaced once, in one pass over the template only.
+
+    Not str.format (the texts are user data and hold braces), nor one str.replace after another (a
+    response holding a literal "{response_b}" would then have the other response put into it).
+    """
+    return _PLACEHOLDER.sub(lambda match: texts[match.group(1)], template)
 
 
 def prompt_folders(workspace: Path | None) -> list[Path]:

@@ -1,22 +1,26 @@
 """Running the LLM judge over pairs: both orders, cached, resumable
 (docs/methods.md, "The LLM judge").
 
-Every call is keyed by a hash of (model, prompt identity, prompt, A, B) and
-made durable the moment it returns (prefstudio.judge.journal), so an
-interrupted run loses at most the calls in flight and a rerun pays for nothing
-twice. A pair's label is written once both of its calls are known. The event
-loop never waits on the disk or on DuckDB: a writer thread does.
+Every call is keyed by a hash of (model, prompt identity, prompt, A, B). A
+reply that is an answer (non-empty text) is on disk before anything else
+happens to it (prefstudio.judge.journal), and its call keeps its concurrency
+slot until then, so an interrupted run loses at most `concurrency` paid calls
+and a rerun pays for nothing twice. A reply that is no answer (empty or null
+content, `{}`, a proxy's HTML page) is a transient error: retried, never kept.
+A pair's label is written once both of its calls are known. The event loop
+never waits on the disk or on DuckDB: writer threads do.
 
 Over 400 lines because the run's three parts (selection, the async calls with
-retries, the writer thread) share one state object and one shutdown path.
+retries, the writer threads) share one state object and one shutdown path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import math
 import os
-import random
 import threading
 import time
 import uuid
@@ -32,6 +36,7 @@ from prefstudio.db import source_split_where, transaction
 from prefstudio.errors import PrefstudioError
 from prefstudio.judge.journal import RunWriter, now_text, replay_journals
 from prefstudio.judge.prompts import JudgePrompt
+from prefstudio.judge.replies import NoAnswer, answer_text, backoff, retry_after, token_count
 from prefstudio.judge.verdict import Judgement, combine, parse_verdict
 from prefstudio.labels import signed_margin
 
@@ -96,9 +101,12 @@ class RunStats:
     cost_usd: float = 0.0
     inconsistent: int = 0
     parse_errors: int = 0
+    failed_pairs: int = 0  # pairs left without a label: their calls got no answer after every retry
     state: str = "running"
     message: str = ""
     started: float = field(default_factory=time.monotonic)
+    retry_at: float | None = None  # monotonic time of the latest pending retry, while any call waits to retry
+    waiting_for: str = ""  # why: "rate limited", "HTTP 503", "an empty answer"
 
     @property
     def calls_per_s(self) -> float:
@@ -109,6 +117,25 @@ class RunStats:
     def inconsistency_rate(self) -> float:
         return self.inconsistent / self.pairs_done if self.pairs_done else 0.0
 
+    @property
+    def retry_in_s(self) -> int | None:
+        """Whole seconds until the next retry while calls wait on one (a countdown to show), else None."""
+        if self.retry_at is None:
+            return None
+        return max(0, math.ceil(self.retry_at - time.monotonic()))
+
+    def waiting(self) -> str:
+        """"rate limited; retrying in 37 s" while calls wait to retry, else ""."""
+        left = self.retry_in_s
+        return "" if left is None else f"{self.waiting_for}; retrying in {left} s"
+
+    def live_status(self) -> str:
+        """The progress line's text: the countdown first while calls wait, then the running numbers."""
+        numbers = (f"{self.calls_per_s:.1f} calls/s · {self.tokens_in + self.tokens_out:,} tokens · "
+                   f"${self.cost_usd:.4f} · {self.inconsistent} inconsistent · {self.retries} retries")
+        waiting = self.waiting()
+        return f"{waiting} · {numbers}" if waiting else numbers
+
     def summary(self) -> str:
         return (
             f"judge run {self.run_id} {self.state}: {self.pairs_done:,}/{self.pairs_total:,} pairs, "
@@ -116,6 +143,15 @@ class RunStats:
             f"${self.cost_usd:,.4f}; inconsistent {self.inconsistent:,} ({self.inconsistency_rate:.1%}), "
             f"parse errors {self.parse_errors:,}" + (f"; {self.message}" if self.message else "")
         )
+
+
+_NOT_ANNOTATED = ("NOT EXISTS (SELECT 1 FROM annotations a WHERE a.pair_id = p.id AND a.annotator_kind = 'llm' "
+                  "AND a.annotator_id = ? AND a.prompt_version = ?)")
+# The latest label of this judge is a parse error (the latest counts: reparse and re-asks add rows).
+_LATEST_IS_PARSE_ERROR = (
+    "(SELECT a.outcome FROM annotations a WHERE a.pair_id = p.id AND a.annotator_kind = 'llm' "
+    "AND a.annotator_id = ? AND a.prompt_version = ? ORDER BY a.id DESC LIMIT 1) = 'parse_error'"
+)
 
 
 def select_pairs(
@@ -127,10 +163,14 @@ def select_pairs(
     split: str | None = None,
     limit: int | None = None,
     pair_ids: list[int] | None = None,
+    parse_errors: bool = False,
 ) -> list[tuple[int, str, str, str]]:
-    """Pairs this judge (model + prompt) has not annotated yet, in id order."""
-    where, params = ["NOT EXISTS (SELECT 1 FROM annotations a WHERE a.pair_id = p.id AND a.annotator_kind = 'llm' "
-                     "AND a.annotator_id = ? AND a.prompt_version = ?)"], [model, prompt_identity]
+    """Pairs this judge (model + prompt) has not annotated yet, in id order.
+
+    `parse_errors`: instead, the pairs whose latest label from this judge is a parse error.
+    """
+    where = [_LATEST_IS_PARSE_ERROR if parse_errors else _NOT_ANNOTATED]
+    params: list = [model, prompt_identity]
     picked, picked_params = source_split_where(source, split)
     where, params = where + picked, params + picked_params
     if pair_ids is not None:
@@ -142,7 +182,12 @@ def select_pairs(
     return con.execute(sql, params).fetchall()
 
 
-def plan_run(con, settings: JudgeConfig, prompt: JudgePrompt, pairs: list[tuple[int, str, str, str]]) -> RunPlan:
+def plan_run(con, settings: JudgeConfig, prompt: JudgePrompt, pairs: list[tuple[int, str, str, str]], *,
+             reask_unparsed: bool = False) -> RunPlan:
+    """What is to be called and what it costs; answers in the cache are free.
+
+    `reask_unparsed`: cached answers with no verdict in them are asked again (`annotate --retry-errors`).
+    """
     identity = prompt.identity
     tasks = [
         PairTask(pid, x, c, r, call_key(settings.model, identity, x, c, r), call_key(settings.model, identity, x, r, c))
@@ -155,23 +200,29 @@ def plan_run(con, settings: JudgeConfig, prompt: JudgePrompt, pairs: list[tuple[
             "SELECT cache_key, response, tokens_in, tokens_out, cost_usd FROM judge_calls WHERE list_contains(?, cache_key)",
             [keys],
         ).fetchall()
+        if not (reask_unparsed and parse_verdict(resp) is None)
     }
-    needed, tokens = 0, 0
+    needed, tokens, counted = 0, 0, set()
     for task in tasks:
         for chosen_as, key in (("A", task.key_ab), ("B", task.key_ba)):
             if key in cached:
                 task.results[chosen_as] = cached[key]
-            else:
+            elif key not in counted:  # the same call twice in a run (duplicate pairs) is made, and paid, once
+                counted.add(key)
                 needed += 1
                 text = "".join(m["content"] for m in prompt.messages(task.prompt, task.chosen, task.rejected))
                 tokens += len(text) // 4 + 8
     prices = settings.prices(settings.model)
     cost = None if prices is None else (tokens * prices[0] + needed * EXPECTED_OUTPUT_TOKENS * prices[1]) / 1e6
-    return RunPlan(tasks, needed, len(tasks) * 2 - needed, tokens, cost)
+    return RunPlan(tasks, needed, sum(len(t.results) for t in tasks), tokens, cost)
 
 
 class _FatalAPIError(Exception):
     """The endpoint said something that retrying will not fix (bad key, unknown model)."""
+
+
+class _PairFailed(Exception):
+    """A call of this pair got no answer after every retry: the pair is left unlabelled, the run goes on."""
 
 
 def api_key(base_url: str | None) -> str:
@@ -189,18 +240,6 @@ def make_client(settings: JudgeConfig) -> openai.AsyncOpenAI:
                               timeout=settings.timeout_s)
 
 
-def _retry_delay(attempt: int, exc: Exception, base: float = 0.5, cap: float = 30.0) -> float:
-    """Exponential backoff with full jitter; a server's Retry-After wins when it says more."""
-    delay = random.uniform(0, min(cap, base * 2**attempt))
-    response = getattr(exc, "response", None)
-    if response is not None:
-        try:
-            delay = max(delay, float(response.headers.get("retry-after", 0)))
-        except (TypeError, ValueError):
-            pass
-    return delay
-
-
 class JudgeRun:
     """One run over a plan. `run()` is a coroutine; `cancel()` may be called from any thread."""
 
@@ -215,7 +254,7 @@ class JudgeRun:
         workspace: Path,
         on_progress: Callable[[RunStats], None] | None = None,
         client: openai.AsyncOpenAI | None = None,
-        retry_delay: Callable[[int, Exception], float] = _retry_delay,
+        retry_delay: Callable[[int, Exception], float] = backoff,
     ):
         self.con = con
         self.settings = settings
@@ -231,6 +270,9 @@ class JudgeRun:
         self._cancelled = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task | None = None
+        self._calls: dict[str, asyncio.Task] = {}  # cache key -> its call: a key asked twice is paid once
+        self._waiting = 0  # calls waiting to retry
+        self._failures: list[str] = []
 
     @classmethod
     def for_workspace(cls, ws, settings: JudgeConfig, prompt: JudgePrompt, plan: RunPlan, *, con=None,
@@ -261,6 +303,9 @@ class JudgeRun:
                 for task in self.plan.tasks:
                     group.create_task(self._judge_pair(client, semaphore, writer, task))
             self.stats.state = "done"
+            if self._failures:
+                self.stats.message = (f"{len(self._failures):,} pair(s) got no answer and stay unlabelled "
+                                      f"({self._failures[0]}); rerun to try them again")
         except asyncio.CancelledError:
             self.stats.state, self.stats.message = "cancelled", "rerun to go on: answered calls are kept"
         except BaseExceptionGroup as group:
@@ -271,15 +316,17 @@ class JudgeRun:
         finally:
             if self.client is None:
                 await client.close()
-            writer.statement(
-                "UPDATE judge_runs SET state = ?, message = ?, finished_at = ?, n_calls = ?, n_cached = ?, "
-                "n_inconsistent = ?, n_parse_errors = ?, tokens_in = ?, tokens_out = ?, cost_usd = ? WHERE id = ?",
-                [self.stats.state, self.stats.message, _now(), self.stats.calls_made, self.plan.calls_cached,
-                 self.stats.inconsistent, self.stats.parse_errors, self.stats.tokens_in, self.stats.tokens_out,
-                 self.stats.cost_usd, self.stats.run_id],
-            )
-            writer.close()
-            self._report()
+            try:
+                writer.statement(
+                    "UPDATE judge_runs SET state = ?, message = ?, finished_at = ?, n_calls = ?, n_cached = ?, "
+                    "n_inconsistent = ?, n_parse_errors = ?, tokens_in = ?, tokens_out = ?, cost_usd = ? WHERE id = ?",
+                    [self.stats.state, self.stats.message, _now(), self.stats.calls_made, self.plan.calls_cached,
+                     self.stats.inconsistent, self.stats.parse_errors, self.stats.tokens_in, self.stats.tokens_out,
+                     self.stats.cost_usd, self.stats.run_id],
+                )
+            finally:  # a writer that failed refuses the statement: it must still stop its threads and say why
+                writer.close()
+                self._report()
         return self.stats
 
     def _report(self) -> None:
@@ -291,21 +338,35 @@ class JudgeRun:
             self._complete(writer, task)
             return
         orders = [("A", task.key_ab, task.chosen, task.rejected), ("B", task.key_ba, task.rejected, task.chosen)]
-        await asyncio.gather(*(
+        # Both orders run to their end even when one fails: an order left running would outlive the run.
+        outcomes = await asyncio.gather(*(
             self._call_and_store(client, semaphore, writer, task, *order)
             for order in orders if order[0] not in task.results
-        ))
+        ), return_exceptions=True)
+        errors = [e for e in outcomes if isinstance(e, BaseException)]
+        for error in errors:
+            if not isinstance(error, _PairFailed):
+                raise error
+        if errors:  # an answered order is kept (journaled), and free on the rerun
+            self.stats.failed_pairs += 1
+            self._failures.append(f"pair {task.pair_id}: {errors[0]}")
+            self._report()
 
     async def _call_and_store(self, client, semaphore, writer, task, chosen_as, key, response_a, response_b) -> None:
-        result = await self._call(client, semaphore, task, response_a, response_b)
-        task.results[chosen_as] = result
-        writer.call({
+        call = self._calls.get(key)
+        if call is None:
+            call = self._calls[key] = asyncio.ensure_future(
+                self._call(client, semaphore, writer, task, chosen_as, key, response_a, response_b))
+        task.results[chosen_as] = await call
+        self._complete(writer, task)
+
+    def _call_row(self, task: PairTask, chosen_as: str, key: str, result: CallResult) -> dict:
+        return {
             "cache_key": key, "model": self.settings.model, "prompt_version": self.prompt.identity,
             "pair_id": task.pair_id, "chosen_as": chosen_as, "response": result.response,
             "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "cost_usd": result.cost_usd,
             "run_id": self.stats.run_id, "created_at": now_text(),
-        })
-        self._complete(writer, task)
+        }
 
     def _complete(self, writer: RunWriter, task: PairTask) -> None:
         """Once both orders are answered, the pair's label."""
@@ -339,51 +400,86 @@ class JudgeRun:
             "cost_usd": ab.cost_usd + ba.cost_usd, "run_id": self.stats.run_id,
         }
 
-    async def _call(self, client, semaphore, task: PairTask, response_a: str, response_b: str) -> CallResult:
+    async def _call(self, client, semaphore, writer: RunWriter, task: PairTask, chosen_as: str, key: str,
+                    response_a: str, response_b: str) -> CallResult:
+        """One call, retried; its answer is on disk when this returns (module docstring)."""
         messages = self.prompt.messages(task.prompt, response_a, response_b)
         attempt = 0
         while True:
-            async with semaphore:
+            async with semaphore:  # held until the answer is on disk: at most `concurrency` paid and not kept
                 try:
                     reply = await client.chat.completions.create(
                         model=self.settings.model, messages=messages,
                         temperature=self.settings.temperature, max_tokens=self.settings.max_tokens,
                     )
+                    text = answer_text(reply)
+                    usage = getattr(reply, "usage", None)
+                    tokens_in, tokens_out = token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens")
+                    result = CallResult(text, tokens_in, tokens_out,
+                                        (tokens_in * self._prices[0] + tokens_out * self._prices[1]) / 1e6)
+                    await asyncio.wrap_future(writer.answer(self._call_row(task, chosen_as, key, result)))
                     break
                 except (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
-                        openai.InternalServerError) as exc:
+                        openai.InternalServerError, openai.APIResponseValidationError, NoAnswer) as exc:
                     error = exc
+                except json.JSONDecodeError:  # a body sent as JSON that is not
+                    error = NoAnswer("a body that is not JSON")
                 except openai.APIStatusError as exc:
                     if exc.status_code >= 500 or exc.status_code == 408:
                         error = exc
                     else:
                         raise _FatalAPIError(_describe_status(exc, self.settings)) from None
             if attempt >= self.settings.max_retries:
+                if isinstance(error, NoAnswer):
+                    raise _PairFailed(f"{_endpoint(self.settings)} sent {error} {attempt + 1} times") from None
                 raise _FatalAPIError(
                     f"{_endpoint(self.settings)} kept failing ({_describe_transient(error)}) after "
                     f"{attempt + 1} tries; rerun later to go on, answered calls are kept"
                 )
             self.stats.retries += 1
-            await asyncio.sleep(self.retry_delay(attempt, error))
+            await self._wait_to_retry(attempt, error)
             attempt += 1
-        usage = reply.usage
-        tokens_in = usage.prompt_tokens if usage else 0
-        tokens_out = usage.completion_tokens if usage else 0
-        content = reply.choices[0].message.content if reply.choices else None
-        result = CallResult(content or "", tokens_in, tokens_out,
-                            (tokens_in * self._prices[0] + tokens_out * self._prices[1]) / 1e6)
         self.stats.calls_made += 1
         self.stats.tokens_in += tokens_in
         self.stats.tokens_out += tokens_out
         self.stats.cost_usd += result.cost_usd
         return result
 
+    async def _wait_to_retry(self, attempt: int, error: Exception) -> None:
+        """Backoff, or the server's Retry-After up to retry_after_cap_s; the countdown is reported each second."""
+        delay = self.retry_delay(attempt, error)
+        asked = retry_after(error)
+        if asked is not None:
+            delay = max(delay, min(asked, self.settings.retry_after_cap_s))
+        deadline = time.monotonic() + delay
+        self.stats.retry_at = max(self.stats.retry_at or 0.0, deadline)
+        self.stats.waiting_for = _describe_wait(error)
+        self._waiting += 1
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                self._report()
+                await asyncio.sleep(min(1.0, left))
+        finally:
+            self._waiting -= 1
+            if not self._waiting:
+                self.stats.retry_at, self.stats.waiting_for = None, ""
+
 
 def _endpoint(settings: JudgeConfig) -> str:
     return settings.base_url or "the OpenAI API"
 
 
+def _describe_wait(exc: Exception) -> str:
+    if isinstance(exc, openai.RateLimitError):
+        return "rate limited"
+    if isinstance(exc, NoAnswer):
+        return f"got {exc}"
+    return _describe_transient(exc)
+
+
 def _describe_transient(exc: Exception) -> str:
+    if isinstance(exc, NoAnswer):
+        return str(exc)
     if isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code}"
     if isinstance(exc, openai.APITimeoutError):
@@ -409,19 +505,24 @@ def prepare_run(
     split: str | None = None,
     limit: int | None = None,
     pair_ids: list[int] | None = None,
+    retry_errors: bool = False,
 ) -> tuple[JudgePrompt, RunPlan]:
     """Which pairs a run would judge and what it would cost, before anything is spent.
 
     `con`: a cursor to use instead of the workspace's connection (from a worker thread).
+    `retry_errors`: the pairs whose latest label from this judge is a parse error, their answers
+    without a verdict asked again (the ones that parse are reused, free).
     """
     from prefstudio.judge.prompts import load_prompt
 
+    if limit is not None and limit < 1:
+        raise PrefstudioError(f"limit {limit}: must be a whole number of at least 1 (or none for all pairs)")
     con = con or ws.con
     prompt = load_prompt(settings.prompt, ws.path)
-    replay_journals(con, ws.path)
+    replay_journals(con, ws.path)  # before the cache is read: a killed run's answers are free
     pairs = select_pairs(con, model=settings.model, prompt_identity=prompt.identity,
-                         source=source, split=split, limit=limit, pair_ids=pair_ids)
-    return prompt, plan_run(con, settings, prompt, pairs)
+                         source=source, split=split, limit=limit, pair_ids=pair_ids, parse_errors=retry_errors)
+    return prompt, plan_run(con, settings, prompt, pairs, reask_unparsed=retry_errors)
 
 
 def reparse(con, margins: MarginConfig) -> tuple[int, int]:

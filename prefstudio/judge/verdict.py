@@ -1,11 +1,15 @@
 """Reading a judge's verdict, and combining the two orders into one label.
 
-The parser is strict first (a last line `Verdict: A>>B`), lenient second (the
-last well-formed comparison anywhere in the text, e.g. `[[B>A]]` or `A >> B`);
-what neither finds is a parse error that keeps its raw text for a later
-re-parse. The combination rule (docs/methods.md, "The LLM judge"): the two
-calls must name the same winner, else the pair is inconsistent (level 0);
-agreeing calls take the lower level.
+The verdict is read from the judge's own verdict line, never from text it
+quotes: a response may itself hold "Verdict: B>>>A", and a judge that quotes it
+while reasoning must not be read as having said it. So the parser takes the
+last line that is a verdict line (`Verdict: A>>B`, with Markdown decoration);
+only when the answer has none does it read the last non-empty line alone (e.g.
+`[[B>A]]`), skipping anything in quotation marks there. What neither finds is
+a parse error that keeps its raw text for a later re-parse or re-ask. The
+combination rule (docs/methods.md, "The LLM judge"): the two calls must name
+the same winner, else the pair is inconsistent (level 0); agreeing calls take
+the lower level.
 """
 
 from __future__ import annotations
@@ -27,8 +31,14 @@ class Verdict:
 
 
 _TOKEN = r"([AB])\s*(>{1,3}|<{1,3}|=)\s*([AB])"
-_STRICT = re.compile(r"^\s*\**\s*verdict\s*\**\s*:\s*\**\s*`?\[*\s*" + _TOKEN + r"\s*\]*`?\s*\**\s*\.?\s*$", re.IGNORECASE)
+# A whole line: "Verdict: A>>B", "**Final verdict:** `[[B>A]]`.", "My verdict: A=B (negligible difference)".
+_STRICT = re.compile(
+    r"^\s*[*_#]*\s*(?:final\s+|my\s+)?verdict\s*[*_]*\s*:\s*[*_]*\s*`?\[*\s*" + _TOKEN
+    + r"\s*\]*`?\s*[*_]*\s*\.?\s*(?:\([^()]*\)\s*\.?)?\s*$",
+    re.IGNORECASE,
+)
 _LENIENT = re.compile(r"(?<![A-Za-z])" + _TOKEN + r"(?![A-Za-z])")
+_QUOTED = re.compile(r'"[^"]*"|\u201c[^\u201d]*\u201d')  # "…" and “…”: what the judge quotes, not what it says
 
 
 def _to_verdict(left: str, op: str, right: str, strict: bool) -> Verdict | None:
@@ -43,17 +53,17 @@ def _to_verdict(left: str, op: str, right: str, strict: bool) -> Verdict | None:
 
 
 def parse_verdict(text: str | None) -> Verdict | None:
-    """The verdict in a judge's answer, or None when there is none to be found."""
+    """The verdict in a judge's answer, or None when there is none to be found (module docstring)."""
     if not text:
         return None
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    if lines:
-        match = _STRICT.match(lines[-1])
+    for line in reversed(lines):
+        match = _STRICT.match(line)
         if match:
-            verdict = _to_verdict(*match.groups(), strict=True)
-            if verdict:
-                return verdict
-    for match in reversed(list(_LENIENT.finditer(text))):
+            return _to_verdict(*match.groups(), strict=True)  # the judge's last verdict line is its verdict
+    if not lines:
+        return None
+    for match in reversed(list(_LENIENT.finditer(_QUOTED.sub(" ", lines[-1])))):
         verdict = _to_verdict(*match.groups(), strict=False)
         if verdict:
             return verdict

@@ -11,15 +11,39 @@ A preset is a named set of settings applied under the user's own: `preset =
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from prefstudio.config import describe_validation_error
 from prefstudio.errors import PrefstudioError
-from prefstudio.settings import Objective, RankingLoss, Sampling, sampling_mismatch
+from prefstudio.settings import MIN_MAX_LENGTH, Objective, RankingLoss, Sampling, sampling_mismatch
+
+
+# The least each whole-number setting may be, and what it is (None, where allowed, is always fine).
+LOWEST: dict[str, tuple[int, str]] = {
+    "max_length": (MIN_MAX_LENGTH, f"at least {MIN_MAX_LENGTH} tokens per text, room for a prompt and a response "
+                                   "(default 512)"),
+    "batch_size": (1, "a whole number of pairs per step of at least 1 (default 80)"),
+    "grad_accum": (1, "a whole number of batches per optimiser step of at least 1 (1: none)"),
+    "quota": (1, "a whole number of pairs per source of at least 1, or leave it out for the largest source's size"),
+    "checkpoint_every": (0, "a whole number of steps of at least 0 (0: a checkpoint only at the end)"),
+    "keep_checkpoints": (1, "a whole number of at least 1 (default 3): the newest checkpoint is always kept"),
+    "freeze_layers": (0, "a whole number of layers of at least 0 (0: train them all)"),
+}
+ABOVE_ZERO: dict[str, str] = {
+    "epochs": "a number above 0, e.g. 1, or 0.5 for half an epoch",
+    "lr": "a learning rate above 0, e.g. 9e-6",
+}
+# (low, high, low excluded, what)
+RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "weight_decay": (0.0, math.inf, False, "a number of at least 0 (default 0)"),
+    "warmup_ratio": (0.0, 1.0, False, "a share of the steps from 0 to 1 (default 0.03)"),
+    "more_momentum": (0.0, 1.0, True, "a number in (0, 1]: 1 is no momentum, MORE's paper used 0.99"),
+}
 
 
 class TrainConfig(BaseModel):
@@ -49,9 +73,33 @@ class TrainConfig(BaseModel):
     more_momentum: float = 1.0  # α in g_i <- (1 - α) g_prev + α g_i; 1 = none
     more_normalize: Literal["none", "l2", "loss"] = "none"
     checkpoint_every: int = 0  # steps; 0 = only at the end
+    keep_checkpoints: int = 3  # the newest N; only the newest holds the optimiser state (docs/methods.md)
     seed: int = 0
     group_by_length: bool | None = None  # None: grouped unless the objective uses a batch statistic
     preset: Literal["more-paper"] | None = None  # recorded; its settings are already applied
+
+    @field_validator(*LOWEST)
+    @classmethod
+    def _at_least(cls, value: int | None, info) -> int | None:
+        lowest, what = LOWEST[info.field_name]
+        if value is not None and value < lowest:
+            raise ValueError(f"{info.field_name} {value}: expected {what}")
+        return value
+
+    @field_validator(*ABOVE_ZERO)
+    @classmethod
+    def _positive(cls, value: float, info) -> float:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{info.field_name} {_shown(value)}: expected {ABOVE_ZERO[info.field_name]}")
+        return value
+
+    @field_validator("weight_decay", "warmup_ratio", "more_momentum")
+    @classmethod
+    def _in_range(cls, value: float, info) -> float:
+        low, high, low_open, what = RANGES[info.field_name]
+        if not (math.isfinite(value) and (value > low if low_open else value >= low) and value <= high):
+            raise ValueError(f"{info.field_name} {_shown(value)}: expected {what}")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
@@ -60,11 +108,6 @@ class TrainConfig(BaseModel):
             raise ValueError(mismatch)
         if self.sampling == "single" and (not self.sources or len(self.sources) != 1):
             raise ValueError("sampling 'single' needs exactly one source")
-        for name in ("max_length", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if not 0 < self.more_momentum <= 1:
-            raise ValueError("more_momentum must be in (0, 1]")
         return self
 
     @property
@@ -80,6 +123,11 @@ class TrainConfig(BaseModel):
     @property
     def uses_margins(self) -> bool:
         return self.objective == "margin" or (self.objective == "more" and self.more_loss == "margin")
+
+
+def _shown(value: float) -> str:
+    """A number as it was most likely typed: `--epochs 0` is told as 0, not 0.0."""
+    return str(int(value)) if math.isfinite(value) and value == int(value) else str(value)
 
 
 PRESETS: dict[str, dict] = {
@@ -110,6 +158,9 @@ def make_config(values: dict, where: str = "training settings", sources: list[st
     try:
         return TrainConfig.model_validate(apply_preset(values, sources))
     except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "value_error":  # our own rules: the message names the setting, its value, what is expected
+            raise PrefstudioError(f"{where}: {first['ctx']['error']}") from None
         raise PrefstudioError(describe_validation_error(exc, where, "setting", "see 'prefstudio train --help'")) from None
 
 

@@ -17,8 +17,9 @@ from prefstudio.jobs.status import JobStatus
 
 
 def create_training_job(ws, config, *, gpus: list[int] | None = None, num_processes: int = 1,
-                        name: str | None = None, con=None) -> JobStatus:
-    """Freeze the config (a TrainConfig) and a snapshot of the pairs into a new training job folder, queued.
+                        name: str | None = None, con=None, held: bool = False) -> JobStatus:
+    """Freeze the config (a TrainConfig) and a snapshot of the pairs into a new training job folder, queued
+    (held: kept out of the local queue, to be run elsewhere: docs/cluster.md).
 
     `con`: the cursor to use, for a caller in a thread other than the workspace's.
     """
@@ -27,7 +28,7 @@ def create_training_job(ws, config, *, gpus: list[int] | None = None, num_proces
     con = con or ws.cursor()
     return new_job(ws, kinds.TRAIN, config.model_dump(exclude_none=True), f"{config.objective}",
                    lambda folder: write_snapshot(ws, folder / PAIRS, con=con),
-                   gpus=gpus, num_processes=num_processes, name=name, con=con)
+                   gpus=gpus, num_processes=num_processes, name=name, con=con, held=held)
 
 
 def run_training(folder: Path, *, should_stop, on_progress) -> None:

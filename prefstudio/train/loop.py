@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,8 +20,10 @@ import pyarrow.parquet as pq
 import torch
 
 from prefstudio.errors import PrefstudioError
-from prefstudio.jobs.layout import METRICS, PAIRS, TRAINER_STATE, checkpoint_dir, checkpoint_tmp_dir, latest_checkpoint
+from prefstudio.jobs.layout import METRICS, PAIRS, checkpoint_dir, latest_checkpoint
+from prefstudio.jobs.metrics_log import keep_steps_up_to
 from prefstudio.jobs.progress import Progress
+from prefstudio.train.checkpoints import load_trainer_state, save_checkpoint
 from prefstudio.train.config import TrainConfig
 from prefstudio.train.data import collate, encode_pairs, plan_batches
 from prefstudio.train.min_norm import min_norm_weights
@@ -70,7 +70,7 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
         batches += plan_batches(pairs, sampling=config.sampling, batch_size=config.batch_size,
                                 seed=config.seed + epoch, sources=sources, quota=config.quota,
                                 group_by_length=config.grouped)
-    batches = batches[: int(len(batches) * config.epochs / math.ceil(config.epochs)) or len(batches)]
+    batches = batches[: max(1, int(len(batches) * config.epochs / math.ceil(config.epochs)))]
     n_proc, rank = accelerator.num_processes, accelerator.process_index
     per_process = len(batches) // n_proc
     if per_process == 0:
@@ -93,12 +93,19 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     step, momentum = 0, None
     if resume_from is not None:
-        state = torch.load(resume_from / TRAINER_STATE, map_location="cpu", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
+        state, optimizer_state = load_trainer_state(resume_from)
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+        elif accelerator.is_main_process:
+            print(f"note: {resume_from.name} holds the model only (the newer checkpoints are gone): "
+                  "the optimiser's state starts afresh", flush=True)
         scheduler.load_state_dict(state["scheduler"])
         step, momentum = state["step"], state["momentum"]
     core = accelerator.unwrap_model(model)
-    metrics_file = open(job_dir / METRICS, "a", encoding="utf-8") if accelerator.is_main_process else None
+    metrics_file = None
+    if accelerator.is_main_process:
+        keep_steps_up_to(job_dir, step)  # the steps after the checkpoint are trained, and logged, again
+        metrics_file = open(job_dir / METRICS, "a", encoding="utf-8")
 
     # -- loop ------------------------------------------------------------------------------------
     model.train()
@@ -149,8 +156,8 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
         if on_progress and accelerator.is_main_process:
             on_progress(Progress(step, total_steps, loss_value))
         if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
-            _save(accelerator, core, tokenizer, optimizer, scheduler, step, momentum, job_dir)
-    final = _save(accelerator, core, tokenizer, optimizer, scheduler, step, momentum, job_dir)
+            _save(accelerator, core, tokenizer, optimizer, scheduler, step, momentum, job_dir, config)
+    final = _save(accelerator, core, tokenizer, optimizer, scheduler, step, momentum, job_dir, config)
     if metrics_file:
         metrics_file.close()
     return final
@@ -218,23 +225,13 @@ def _adamw(params, config: TrainConfig) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _save(accelerator, core: RewardModel, tokenizer, optimizer, scheduler, step: int, momentum, job_dir: Path) -> Path:
-    """Write a checkpoint under a temporary name, then rename it: a failed write leaves the older ones whole."""
+def _save(accelerator, core: RewardModel, tokenizer, optimizer, scheduler, step: int, momentum, job_dir: Path,
+          config: TrainConfig) -> Path:
+    """The main process writes the checkpoint (train/checkpoints.py); the others wait for it."""
     accelerator.wait_for_everyone()
-    final = checkpoint_dir(job_dir, step)
     if accelerator.is_main_process:
-        tmp = checkpoint_tmp_dir(job_dir, step)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            core.save(tmp, tokenizer)
-            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "step": step, "momentum": momentum}, tmp / TRAINER_STATE)
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise PrefstudioError(f"{final}: could not write the checkpoint ({exc.strerror or exc}); "
-                                  "the previous checkpoints are intact") from None
+        save_checkpoint(job_dir, step, model=core, tokenizer=tokenizer, keep=config.keep_checkpoints,
+                        optimizer_state=optimizer.state_dict(),
+                        trainer_state={"scheduler": scheduler.state_dict(), "step": step, "momentum": momentum})
     accelerator.wait_for_everyone()
-    return final
+    return checkpoint_dir(job_dir, step)

@@ -84,9 +84,11 @@ class JobDetail:
 
 
 class JobsScanned(Message):
-    def __init__(self, rows: list[JobRow], detail: JobDetail | None) -> None:
+    """A read of the job folders: the rows, the selected job's detail; or `why` it failed (rows None)."""
+
+    def __init__(self, rows: list[JobRow] | None, detail: JobDetail | None, why: str = "") -> None:
         super().__init__()
-        self.rows, self.detail = rows, detail
+        self.rows, self.detail, self.why = rows, detail, why
 
 
 class JobActionDone(Message):
@@ -336,6 +338,7 @@ class JobsScreen(Screen):
         self._selected: str | None = None  # the id of the job shown below the list
         self._scanning = False
         self._scan_again = False
+        self._scan_failure = ""  # the last read's error, said once
         # Read and written by the scan worker only; scan() runs one at a time:
         self._metrics: dict[str, MetricsLog] = {}
         self._configs: dict[str, tuple[str, str]] = {}  # job id -> (objective, backbone)
@@ -373,8 +376,15 @@ class JobsScreen(Screen):
         self._scanning = True
         self._read_jobs(self._selected)
 
-    @work(thread=True, group="jobs-scan")
+    @work(thread=True, group="jobs-scan", exit_on_error=False)
     def _read_jobs(self, selected: str | None) -> None:
+        """One read of the folders; an error (a folder no read expected) is said, and the next read tries again."""
+        try:
+            self._read_jobs_now(selected)
+        except (PrefstudioError, OSError, ValueError, duckdb.Error) as exc:
+            self.post_message(JobsScanned(None, None, why=f"reading the jobs failed: {first_line(exc)}"))
+
+    def _read_jobs_now(self, selected: str | None) -> None:
         statuses = jobs.list_jobs(self.app.ws.jobs_dir)
         states = {s.id: s.state for s in statuses}
         if states != self._synced_states:  # a job finished (or started): the database follows the folders
@@ -405,6 +415,12 @@ class JobsScreen(Screen):
 
     def on_jobs_scanned(self, message: JobsScanned) -> None:
         self._scanning = False
+        if message.rows is None:
+            if message.why != self._scan_failure:  # once, not every second
+                self.notify(visible(message.why), severity="error", markup=False)
+            self._scan_failure = message.why
+            return
+        self._scan_failure = ""
         self._rows = message.rows
         if message.detail is not None and self._selected not in {row.status.id for row in self._rows}:
             self._selected = message.detail.id
@@ -431,7 +447,7 @@ class JobsScreen(Screen):
         ))
         message = self.query_one("#job-message", Static)
         message.update(literal_text(s.message))
-        message.set_class(s.state == "failed", "-failed")
+        message.set_class(s.state in ("failed", "damaged"), "-failed")
         if detail is None or detail.id != s.id:
             return  # the selection moved since this read; the next read brings its curves
         self.query_one("#job-truncation", Static).update(literal_text(detail.truncation))
@@ -455,11 +471,12 @@ class JobsScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         state = self.selected.status.state if self.selected else None
         if action == "cancel_job":
-            return True if state in ("queued", "running") else None
-        if action == "resume_job":
-            return True if state in ("failed", "cancelled") else None
+            return True if state in ("queued", "held", "running") else None
+        if action == "resume_job":  # a held job (made to run elsewhere) runs here when resumed
+            return True if state in ("failed", "cancelled", "held") else None
         if action == "evaluate_job":  # a training job with a checkpoint: done, or stopped after saving one
-            return True if self.selected and self.selected.status.kind == kinds.TRAIN and state != "queued" else None
+            return True if self.selected and self.selected.status.kind == kinds.TRAIN and state not in (
+                "queued", "held") else None
         return True
 
     def action_new_job(self) -> None:

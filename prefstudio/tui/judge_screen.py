@@ -5,7 +5,8 @@ estimate of exactly the values in the form, and a run uses the plan that
 estimate made. The run lives in a thread worker with its own event loop and
 cursor; it reports through on_progress into a snapshot that the screen draws
 five times a second, so a fast run neither floods the UI with messages nor
-waits on it. Leaving the app cancels a running run: answered calls are kept
+waits on it; while calls wait on a retry the state line counts down ("rate
+limited; retrying in 37 s"). Leaving the app cancels a running run: answered calls are kept
 and the next run goes on from them.
 """
 
@@ -351,7 +352,11 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
         )
         self.query_one("#issues", Static).update(
             f"inconsistent {stats.inconsistent:,} · parse errors {stats.parse_errors:,} · retries {stats.retries:,}"
+            + (f" · {stats.failed_pairs:,} pairs got no answer" if stats.failed_pairs else "")
         )
+        if self._run_active and not self._cancel_asked.is_set():
+            # a countdown while calls wait on a retry (computed at each draw: it moves between progress reports)
+            self.query_one("#state", Static).update(literal_text(stats.waiting() or "running…"))
 
     def on_run_ended(self, message: RunEnded) -> None:
         self._run_active = False

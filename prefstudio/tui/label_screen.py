@@ -14,6 +14,9 @@ seeded hash, so a person cannot learn that the left one is the dataset's
 choice. Which one was chosen is said only once the label is stored, and the
 label keeps the order it was given under (extra.chosen_shown_as).
 
+A text too big to show is cut with a line that says how much more there is;
+`o` opens it whole in $PAGER (tui/pager.py).
+
 Over 400 lines: the screen, its worker steps and its key bindings; the rules
 themselves (queue, flips, sides) live in prefstudio/labels.py.
 """
@@ -43,6 +46,7 @@ from prefstudio.browse import PairDetail
 from prefstudio.config import LEVEL_NAMES
 from prefstudio.labels import (HumanDecision, QueueFilter, QueueName, better_side, chosen_shown_as,
                                next_in_queue, stored_flip)
+from prefstudio.tui.pager import OpensTextsInPager, shown_text
 from prefstudio.tui.pair_view import TextBox
 from prefstudio.tui.widgets import Column, PlainTextTable, SourceSplitPicker, WorkspaceHeader, literal_text
 from prefstudio.tui.workers import ReportsFailedWorkers, query_work
@@ -153,7 +157,7 @@ class GuidelinesLoaded(Message):
         self.text = text
 
 
-class LabelScreen(ReportsFailedWorkers, Screen):
+class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
     CSS_PATH = "label_screen.tcss"
 
     BINDINGS = [
@@ -166,6 +170,7 @@ class LabelScreen(ReportsFailedWorkers, Screen):
         Binding("u", "undo", "Undo"),
         Binding("b", "blind", "Blind"),
         Binding("e", "edit_guidelines", "Guide"),
+        Binding("o", "open_in_pager", "Pager"),
     ]
 
     def __init__(self) -> None:
@@ -178,6 +183,7 @@ class LabelScreen(ReportsFailedWorkers, Screen):
         self.walk_pair: int | None = None  # the queue pair the walk is at (shown, or set aside by a pinned one)
         self.right_better = False  # the pending label's direction
         self.recent: list[HumanDecision] = []
+        self.shown_texts: dict[str, str] = {}  # box id -> the pair's text it shows ("left" -> "chosen")
         self._pending: Step | None = None
 
     def compose(self) -> ComposeResult:
@@ -376,6 +382,15 @@ class LabelScreen(ReportsFailedWorkers, Screen):
             self.show_pair(chosen.pair_id)
             self.query_one("#left", TextBox).focus()
 
+    def action_open_in_pager(self) -> None:
+        """The focused text whole; from elsewhere (or a text shown whole), the first one cut short."""
+        if self.pair is None:
+            return
+        focused = self.shown_texts.get(self.focused.id if self.focused is not None else "")
+        cut = [name for name in self.shown_texts.values() if name in self.pair.left_out]
+        name = focused if focused in cut or not cut else cut[0]
+        self.open_in_pager(self.pair.id, name or "prompt")
+
     # -- guidelines ----------------------------------------------------------------
     def _guidelines_path(self) -> Path:
         return self.app.ws.path / self.app.ws.config.annotation.guidelines
@@ -418,20 +433,21 @@ class LabelScreen(ReportsFailedWorkers, Screen):
             self.query_one("#status", Static).update(f"nothing left in the {where} queue for these filters")
             for box in (prompt, left, right):
                 box.show(Text(""))
+            self.shown_texts = {}
             left.border_title, right.border_title = "left", "right"
             self._mark_better()
             return
         side = self._blind_side(pair.id)
         if side is None:
-            left_text, right_text = pair.chosen, pair.rejected
+            left_name, right_name = "chosen", "rejected"
             left.border_title, right.border_title = "left · chosen", "right · rejected"
         else:
-            left_text, right_text = (pair.chosen, pair.rejected) if side == "A" else (pair.rejected, pair.chosen)
+            left_name, right_name = ("chosen", "rejected") if side == "A" else ("rejected", "chosen")
             left.border_title, right.border_title = "A", "B"
         prompt.border_title = literal_text(f"prompt · pair {pair.id} · {pair.source} · {pair.split}")
-        prompt.show(literal_text(pair.prompt))
-        left.show(literal_text(left_text))
-        right.show(literal_text(right_text))
+        self.shown_texts = {"prompt": "prompt", "left": left_name, "right": right_name}
+        for box, name in zip((prompt, left, right), self.shown_texts.values()):
+            box.show(shown_text(getattr(pair, name), pair.left_out.get(name, 0)))
         place = "out of queue order" if self.pinned else f"{QUEUE_TITLES[self.filter.queue]} queue"
         before = "not decided yet" if self.pair_decision is None else (
             f"your last decision: {decision_text(self.pair_decision, side)}")

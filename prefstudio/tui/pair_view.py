@@ -3,7 +3,8 @@
 The screen steps through the same filtered list the browser shows, so a
 researcher can read a search's hits one after another; on the way back it
 tells the browser which pair it ended on. `l` hands the pair to the labelling
-screen.
+screen. A text too big to show is cut (browse.SHOWN_CHARS) with a line that
+says how much more there is; `o` opens it whole in $PAGER (tui/pager.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from textual.widgets import Footer, Static
 from prefstudio import browse
 from prefstudio.browse import AnnotationRow, PairDetail, PairFilter
 from prefstudio.config import LEVEL_NAMES
+from prefstudio.tui.pager import OpensTextsInPager, more_line, shown_text
 from prefstudio.tui.widgets import WorkspaceHeader, literal_text
 from prefstudio.tui.workers import ReportsFailedWorkers, query_work
 
@@ -63,7 +65,7 @@ class TextBox(VerticalScroll):
         self.scroll_home(animate=False)
 
 
-class PairScreen(ReportsFailedWorkers, Screen[int]):
+class PairScreen(ReportsFailedWorkers, OpensTextsInPager, Screen[int]):
     """Dismisses with the id of the pair shown last."""
 
     CSS_PATH = "pair_view.tcss"
@@ -75,6 +77,7 @@ class PairScreen(ReportsFailedWorkers, Screen[int]):
         Binding("j", "step(True)", "Next pair", show=False),
         Binding("k", "step(False)", "Previous pair", show=False),
         Binding("l", "label_pair", "Label it"),
+        Binding("o", "open_in_pager", "Pager"),
     ]
 
     def __init__(self, pair_filter: PairFilter, pair_id: int) -> None:
@@ -82,6 +85,7 @@ class PairScreen(ReportsFailedWorkers, Screen[int]):
         self.filter = pair_filter
         self.pair_id = pair_id
         self._stepping = False
+        self.pair: PairDetail | None = None
 
     def compose(self) -> ComposeResult:
         yield WorkspaceHeader()
@@ -124,13 +128,12 @@ class PairScreen(ReportsFailedWorkers, Screen[int]):
     def on_pair_loaded(self, message: PairLoaded) -> None:
         self._stepping = False
         pair = message.pair
-        self.pair_id = pair.id
+        self.pair, self.pair_id = pair, pair.id
         self.query_one("#prompt", TextBox).border_title = literal_text(
             f"prompt · pair {pair.id} · {pair.source} · {pair.split}"
         )
-        self.query_one("#prompt", TextBox).show(literal_text(pair.prompt))
-        self.query_one("#chosen", TextBox).show(literal_text(pair.chosen))
-        self.query_one("#rejected", TextBox).show(literal_text(pair.rejected))
+        for name in ("prompt", "chosen", "rejected"):
+            self.query_one(f"#{name}", TextBox).show(shown_text(getattr(pair, name), pair.left_out.get(name, 0)))
         self.query_one("#annotations", TextBox).show(annotations_text(message.annotations))
         self.query_one("#metadata", TextBox).show(metadata_text(pair))
 
@@ -143,6 +146,16 @@ class PairScreen(ReportsFailedWorkers, Screen[int]):
         if not self._stepping:
             self._stepping = True
             self._load(self.pair_id, step_forward=forward)
+
+    def action_open_in_pager(self) -> None:
+        """The focused text whole; from elsewhere (or a text shown whole), the first one cut short."""
+        if self.pair is None:
+            return
+        focused = self.focused.id if self.focused is not None else None
+        box = {"metadata": "meta"}.get(focused, focused)
+        if box not in self.pair.left_out:
+            box = next(iter(self.pair.left_out), box if box in browse.PAIR_TEXTS else "chosen")
+        self.open_in_pager(self.pair.id, box)
 
     async def action_label_pair(self) -> None:
         await self.app.label_pair(self.pair_id)
@@ -187,5 +200,8 @@ def metadata_text(pair: PairDetail) -> Text:
     for key, value in fields.items():
         text.append(literal_text(f"{key}: ", style="dim"))
         text.append(literal_text(f"{value}\n"))
+    if "meta" in pair.left_out:  # too big to show: its size, and the key that opens it
+        text.append(literal_text("meta: ", style="dim"))
+        text.append(more_line(pair.left_out["meta"]))
     text.rstrip()
     return text
