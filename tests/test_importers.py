@@ -559,3 +559,15 @@ def test_cli_import_reports_skips_and_fails_cleanly_on_a_bad_file(tmp_path):
     assert failed.stderr.startswith("prefstudio: error: broken.jsonl.gz: cannot read after line ")
     info = prefstudio("info", "ws", cwd=tmp_path)
     assert "2 pairs" in info.stdout
+
+
+@pytest.mark.parametrize("name, split", [
+    ("train.jsonl", "train"), ("test.jsonl.gz", "test"), ("data/test-00000-of-00002.parquet", "test"),
+    ("test_prefs-00000-of-00001.parquet", "test"), ("valid.csv", "validation"), ("helpful-base/test/x.jsonl", "test"),
+    # a keyword in the middle of a name says nothing: AlpacaEval's files all hold "_eval_"
+    ("claude-2.weighted_alpaca_eval_gpt4_turbo.annotations.json.gz", "train"), ("my_test_set.jsonl", "train"),
+])
+def test_a_split_comes_from_the_first_word_of_a_name(name, split):
+    from prefstudio.importers.folders import split_of_file
+
+    assert split_of_file(Path(name)) == split

@@ -5,8 +5,8 @@ Each file is read by the same reader as on its own, one after another, so a
 bad line is named as `file:line N` and nothing is copied anywhere (going
 through `datasets.load_dataset` converted the whole folder into the user's
 Hugging Face cache first, and one bad line failed it with an opaque error).
-Splits come from the names as `datasets` reads them: a file or folder named
-train, test, validation (or dev, valid, eval ...) is that split.
+Splits come from the names: a file or folder whose name begins with train, test,
+validation (or dev, valid, eval ...) is that split.
 """
 
 from __future__ import annotations
@@ -33,11 +33,15 @@ NO_DATA = "no .jsonl, .json, .parquet or .csv files"
 
 
 def split_of_file(relative: Path) -> str:
-    """The split a file's name, else its folders' names, say; 'train' when none does (as `datasets` reads them)."""
+    """The split a file's name, else its folders' names, begin with; 'train' when none does.
+
+    Only a name's first word counts (test-00000-of-00002, test_prefs, data/test/): `datasets` also takes a
+    keyword in the middle, which put all of AlpacaEval's `*.weighted_alpaca_eval_gpt4_turbo.*` files in 'test'.
+    """
     for part in (data_stem(relative), *reversed(relative.parent.parts)):
-        for token in TOKEN_SEPARATORS.split(part.lower()):
-            if token in SPLIT_KEYWORDS:
-                return SPLIT_KEYWORDS[token]
+        first = next((token for token in TOKEN_SEPARATORS.split(part.lower()) if token), "")
+        if first in SPLIT_KEYWORDS:
+            return SPLIT_KEYWORDS[first]
     return "train"
 
 
