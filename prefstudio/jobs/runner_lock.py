@@ -105,7 +105,14 @@ class RunnerLock:
             time.sleep(0.05)
             return
         try:
-            if read_lock(self.folder) == stale:
+            if stale is None:  # unreadable when read: break it only if it still is, and is old (not just linked)
+                try:
+                    old = time.time() - self.path.stat().st_mtime >= liveness.stale_after()
+                except OSError:
+                    old = False
+                if old and read_lock(self.folder) is None:
+                    self.path.unlink(missing_ok=True)
+            elif read_lock(self.folder) == stale:
                 self.path.unlink(missing_ok=True)
         finally:
             os.close(fd)
