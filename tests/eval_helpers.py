@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from prefstudio.evaluate import predictions
@@ -24,10 +26,14 @@ def add_pairs(con, per_source: dict[str, int], split: str = "test") -> dict[str,
 
 
 def store_model(con, job_id: str, pair_ids: list[int], d: list[float] | np.ndarray, *, name: str | None = None,
-                checkpoint: str = "step-10", split: str = "test") -> None:
-    """Rewards with these reward differences (r_rejected = 0), and their figures, as predictions.ingest stores them."""
+                checkpoint: str = "step-10", split: str = "test", config: dict | None = None) -> None:
+    """Rewards with these reward differences (r_rejected = 0), and their figures, as predictions.ingest stores them.
+
+    `config`: the job's training config (TrainConfig fields; a backbone is added), which puts it in a cell."""
     if name is not None:
-        con.execute("INSERT INTO jobs (id, kind, name, state) VALUES (?, 'train', ?, 'done')", [job_id, name])
+        config = None if config is None else {"backbone": "tiny", **config}
+        con.execute("INSERT INTO jobs (id, kind, name, state, config) VALUES (?, 'train', ?, 'done', ?)",
+                    [job_id, name, None if config is None else json.dumps(config)])
     con.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, 0.0)",
                     [(job_id, checkpoint, int(pid), float(v)) for pid, v in zip(pair_ids, d)])
     predictions.store_metrics(con, job_id, checkpoint, split)

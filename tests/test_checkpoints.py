@@ -123,12 +123,17 @@ def test_a_resume_drops_the_steps_after_its_checkpoint_from_the_metrics(tmp_path
 
 
 def test_a_killed_job_resumed_logs_each_step_once(small_ws, backbone):
-    job = create_training_job(small_ws, settings(backbone, epochs=1, batch_size=4, checkpoint_every=3,
+    # 120 steps: on an idle machine a 40-step job could end before the poll below saw its window
+    job = create_training_job(small_ws, settings(backbone, epochs=3, batch_size=4, checkpoint_every=3,
                                                  keep_checkpoints=1))
     jobs.start_next(small_ws.jobs_dir)
+
+    def past_a_checkpoint(status):
+        assert status.state in ("queued", "running"), f"the job ended before it could be killed: {status}"
+        return status.state == "running" and 0 < checkpoint_step(job.folder) < len(steps_so_far(job.folder)) - 1
+
     # killed once a checkpoint is on disk and steps past it are logged: the resume trains those again
-    running = wait_for(job.folder, lambda s: s.state == "running" and 0 < checkpoint_step(job.folder)
-                       and checkpoint_step(job.folder) + 1 < len(steps_so_far(job.folder)))
+    running = wait_for(job.folder, past_a_checkpoint)
     os.killpg(running.pid, signal.SIGKILL)
     wait_for(job.folder, lambda s: s.state == "failed")
     assert max(steps_so_far(job.folder)) > checkpoint_step(job.folder)

@@ -186,3 +186,13 @@ def test_a_raw_baseline_can_be_named(small_ws, backbone):
     assert scoring_job.eval_config(small_ws, raw_backbone=str(backbone)).subject == f"raw:{backbone.name}"
     with pytest.raises(PrefstudioError, match="--name 'my model': expected one word"):
         scoring_job.eval_config(small_ws, raw_backbone=str(backbone), raw_name="my model")
+
+
+def test_a_raw_backbone_is_scored_within_its_positions(ws, backbone):
+    from prefstudio.evaluate.scoring_job import eval_config
+
+    # the tiny GPT-2 takes 256 positions: the default 512 would index past them
+    assert eval_config(ws, raw_backbone=str(backbone)).max_length == 256
+    assert eval_config(ws, raw_backbone=str(backbone), max_length=64).max_length == 64
+    with pytest.raises(PrefstudioError, match="takes at most 256 tokens"):
+        eval_config(ws, raw_backbone=str(backbone), max_length=300)

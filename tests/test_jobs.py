@@ -147,3 +147,22 @@ def test_the_log_tail_reads_as_a_terminal_would_show_it(tmp_path):
     (tmp_path / layout.LOG).write_bytes(b"start\n\x1b[31mred warning\x1b[0m\nbar 10%\rbar 50%\rbar 100%\n\n")
     tail = jobs.JobStatus(id="x", folder=tmp_path, state="done").log_tail(5)
     assert tail == "start\nred warning\nbar 100%"
+
+
+def test_a_job_made_while_another_thread_brings_the_folders_in_is_made_once(small_ws, backbone, monkeypatch):
+    """The app reads the job folders every second in a worker: it may add a new job's row (from its folder)
+    between the folder's rename and the launch's own insert; the launch must not fail on it."""
+    import pathlib
+
+    rename = pathlib.Path.rename
+
+    def rename_then_bring_in(self, target):
+        done = rename(self, target)
+        with small_ws.cursor() as other:  # another thread's cursor: its transaction commits first
+            jobs.bring_in(small_ws, other)
+        return done
+
+    monkeypatch.setattr(pathlib.Path, "rename", rename_then_bring_in)
+    job = create_training_job(small_ws, config(backbone), name="raced")
+    monkeypatch.undo()
+    assert small_ws.con.execute("SELECT id, name, state FROM jobs").fetchall() == [(job.id, "raced", "queued")]

@@ -60,7 +60,7 @@ def test_every_file_is_written_and_nothing_else(written):
 def test_comparison_csv_is_the_papers_table_in_numbers(written):
     *_, out = written
     rows = {row["job_id"]: row for row in _rows(out / "comparison.csv")}
-    assert list(rows["job-a"]) == ["model", "job_id", "checkpoint", "split", "accuracy_alpha", "accuracy_beta",
+    assert list(rows["job-a"]) == ["model", "job_id", "checkpoint", "split", "cell", "accuracy_alpha", "accuracy_beta",
                                    "accuracy_avg", "accuracy_all", "ties_alpha", "ties_beta", "ties_all", "ece_5",
                                    "n"]
     a, b = rows["job-a"], rows["job-b"]
@@ -74,12 +74,20 @@ def test_comparison_csv_is_the_papers_table_in_numbers(written):
     assert float(b["accuracy_all"]) == pytest.approx(5.5 / 6)
     assert [b[k] for k in ("ties_alpha", "ties_beta", "ties_all")] == ["1", "0", "1"]
     assert [a[k] for k in ("ties_alpha", "ties_beta", "ties_all")] == ["0", "0", "0"]
+    # the length baseline's row: its accuracies, no ECE (an empty cell)
+    length = rows["length"]
+    assert (length["model"], length["checkpoint"], length["accuracy_all"], length["ece_5"]) == \
+        ("length (characters)", "characters", "1.0", "")
 
 
 def test_metrics_csv_holds_every_figure_of_every_source(written):
     ws, _, models, _, out = written
     comparison = compare.compare(ws.con, models, ece_bins=5)
-    rows = _rows(out / "metrics.csv")
+    every_row = _rows(out / "metrics.csv")
+    rows = [row for row in every_row if row["job_id"] != "length"]
+    assert {(r["source"], r["metric"], r["value"]) for r in every_row if r["job_id"] == "length"} == {
+        (source, name, value) for source, n in (("alpha", "4"), ("beta", "2"), (metrics.ALL, "6"))
+        for name, value in (("n", n), ("accuracy", "1.0"), ("ties", "0"))}
     expected = {}
     for result in comparison.results:
         for source, summary in result.summaries.items():
@@ -212,7 +220,8 @@ def test_job_names_checkpoints_raw_and_all(tmp_path, capsys):
                  "--source", "alpha"]) == 0
     rows = _rows(out / "comparison.csv")
     assert [(r["job_id"], r["checkpoint"], r["accuracy_all"]) for r in rows] == \
-        [("job-b", "step-20", "0.0"), ("job-b", "step-10", "0.875"), ("raw:base", "raw", "1.0")]
+        [("job-b", "step-20", "0.0"), ("job-b", "step-10", "0.875"), ("raw:base", "raw", "1.0"),
+         ("length", "characters", "1.0")]
     assert "accuracy_beta" not in rows[0] and "ties_beta" not in rows[0]
     printed = capsys.readouterr().out.splitlines()
     assert printed[1].split()[:6] == ["model", "alpha", "avg", "all", "ties", "ECE@10"]
@@ -221,7 +230,8 @@ def test_job_names_checkpoints_raw_and_all(tmp_path, capsys):
     assert printed[3].split()[:6] == ["more", "(step-10)", "87.5", "87.5", "87.5", "1"]  # alpha's tie, half right
     assert main(["report", str(path), "all", "--out", str(out)]) == 0
     assert [(r["job_id"], r["checkpoint"]) for r in _rows(out / "comparison.csv")] == \
-        [("raw:base", "raw"), ("job-a", "step-10"), ("job-b", "step-20"), ("job-c", "step-10")]
+        [("raw:base", "raw"), ("job-a", "step-10"), ("job-b", "step-20"), ("job-c", "step-10"),
+         ("length", "characters")]
     capsys.readouterr()
     assert main(["report", str(path), "job-a", "--bins", "5", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
@@ -274,3 +284,70 @@ def test_markdown_lists_outliers_within_a_source_that_are_none_overall(tmp_path)
     section = text[text.index("## Outliers"):]
     assert f"| {ids['alpha'][5]} | alpha | alpha | over | alpha prompt 5 | +2.000 |" in section
     assert "|:---|:---|:---|:---|:---|---:|" in section  # texts to the left, d to the right
+
+
+def test_a_sweep_report_holds_intervals_and_the_bootstrap_p(tmp_path, capsys):
+    from tests.test_compare import CELLS, store_cells
+    from tests.test_uncertainty import _loop_bootstrap, _loop_p
+
+    path = tmp_path / "ws"
+    with Workspace.init(path) as ws:
+        every = store_cells(ws.con, sweep="sw-1")
+        store_model(ws.con, "other", every, [1.0] * 6, name="other", config={"objective": "bt", "sweep": "sw-2"})
+    out = tmp_path / "out"
+    assert main(["report", str(path), "sweep:sw-1", "--bootstrap", "300", "--seed", "4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "objective=bt (2 seeds)" in printed and "other" not in printed  # only the sweep's jobs
+    text = (out / "report.md").read_text(encoding="utf-8")
+    # bt's alpha 3/4 and 1/4 → 50 ± 12.706·(0.3536/√2) = 50 ± 317.7; beta 1/2 and 2/2 → 75 ± 317.7; avg 0.625 twice;
+    # all 4/6 and 3/6 → 58.3 ± 105.9; more: 5.5/6 and 5/6 → 87.5 ± 52.9 (tests/test_compare.py)
+    assert "| objective=bt (2 seeds) | 50.0 ± 317.7 | 75.0 ± 317.7 | 62.5 ± 0.0 | 58.3 ± 105.9 |" in text
+    assert "| objective=more (2 seeds) |" in text and "| 87.5 ± 52.9 |" in text
+    assert "## Comparisons" in text and "### Power" in text and "| length | 100.0 |" in text
+    codes = np.array([0, 0, 0, 0, 1, 1])
+    cells = [np.array([d for _, o, _, d in CELLS if o == objective]) for objective in ("bt", "more")]
+    loop = _loop_bootstrap(cells, codes, 10, 300, 4)
+    rows = {row["figure"]: row for row in _rows(out / "comparisons.csv")}
+    assert set(rows) == {"accuracy_all", "accuracy_avg", "ece"}
+    for figure, row in rows.items():
+        draws = np.array(loop[0][figure]) - np.array(loop[1][figure])
+        assert float(row["p"]) == _loop_p(draws), figure
+        assert (row["a"], row["b"], row["bootstrap"], row["seed"], row["pairs"]) == \
+            ("objective=bt", "objective=more", "300", "4", "6")
+    assert float(rows["accuracy_all"]["difference"]) == pytest.approx(7 / 12 - 10.5 / 12)
+    p = _loop_p(np.array(loop[0]["accuracy_all"]) - np.array(loop[1]["accuracy_all"]))
+    assert "| objective=bt | objective=more | accuracy (all) | 58.3 | 87.5 | -29.2 |" in text and f"| {p:.3f} |" in text
+    cell_rows = {(r["model"], r["source"], r["metric"]): float(r["value"]) for r in _rows(out / "metrics.csv")
+                 if r["job_id"] == "cell"}
+    assert cell_rows[("objective=bt", metrics.ALL, "accuracy_mean")] == pytest.approx(7 / 12)
+    assert cell_rows[("objective=bt", metrics.ALL, "accuracy_half_width")] == pytest.approx(
+        12.706204736 * (1 / 6) / 2)
+    assert cell_rows[("objective=more", metrics.ALL, "accuracy_seeds")] == 2
+    assert {r["cell"] for r in _rows(out / "comparison.csv")} == {"objective=bt", "objective=more", ""}
+    assert_png(out / "accuracy.png")
+    with Workspace.open(path) as ws:  # the PNG's bars: one per cell at its mean, its interval as an error bar
+        comparison = compare.compare(ws.con, [m for m in predictions.scored_models(ws.con, "test")
+                                              if m.job_id != "other"])
+    (ax,) = report.accuracy_figure(comparison).axes
+    bars = [c for c in ax.containers if getattr(c, "errorbar", None) is not None]
+    assert [c.get_label() for c in bars] == ["objective=bt (2 seeds)", "objective=more (2 seeds)"]
+    assert bars[0].patches[-1].get_height() == pytest.approx(100 * 7 / 12)  # "all", the last group
+    _, caps, _ = bars[0].errorbar.lines  # the data line, (low caps, high caps), the bar lines
+    assert caps[1].get_ydata()[-1] - 100 * 7 / 12 == pytest.approx(100 * 12.706204736 * (1 / 6) / 2)
+    # the same draws with the same seed; a sweep that is not there is named
+    again = tmp_path / "again"
+    assert main(["report", str(path), "sweep:sw-1", "--bootstrap", "300", "--seed", "4", "--out", str(again)]) == 0
+    assert (again / "comparisons.csv").read_text() == (out / "comparisons.csv").read_text()
+    assert main(["report", str(path), "sweep:nope", "--out", str(again)]) == 2
+    assert "sweep:nope: no such sweep in this workspace (sweeps: sw-1, sw-2)" in capsys.readouterr().err
+
+
+def test_models_of_separate_settings_get_no_comparisons_unless_a_baseline_is_named(written, tmp_path):
+    ws, _, models, _, out = written
+    assert _rows(out / "comparisons.csv") == []
+    assert "## Comparisons" not in (out / "report.md").read_text(encoding="utf-8")
+    report.write_report(ws.con, models, tmp_path / "vs", baseline="length", bootstrap=100)
+    rows = _rows(tmp_path / "vs" / "comparisons.csv")
+    assert [(r["a"], r["b"], r["figure"]) for r in rows][:2] == [("bt (step-10)", "length", "accuracy_all"),
+                                                                 ("bt (step-10)", "length", "accuracy_avg")]
+    assert all(r["figure"] != "ece" for r in rows)  # length has no probability

@@ -49,7 +49,10 @@ async def test_the_table_plots_and_outliers_of_three_models_at_100_by_30(ws):
         assert [c.label for c in table.columns] == ["", "model", "alpha", "beta", "avg", "all", "ties", "ECE@10", "n"]
         rows = {row[1]: row for row in table.rows}
         # every checkpoint is listed; each job's latest is picked, the older one is not
-        assert list(rows) == ["raw:tiny", "bt (step-1)", "bt (step-5)", "more (step-10)"]
+        assert list(rows) == ["raw:tiny", "bt (step-1)", "bt (step-5)", "more (step-10)", "length"]
+        # the length baseline under the models: "good answer k" is longer than "bad answer k"; no ECE
+        assert rows["length"] == (" ", "length", "100.0", "100.0", "100.0", "100.0", "0", "—", "60")
+        assert not screen.query_one("#eval-accuracy").display  # no setting with several seeds: no whiskers
         assert rows["raw:tiny"][:7] == ("✓", "raw:tiny", "50.0", "45.0", "47.5", "48.3", "0")
         assert rows["bt (step-5)"][:6] == ("✓", "bt (step-5)", "100.0", "50.0", "75.0", "83.3")
         assert rows["more (step-10)"][2:6] == ("100.0", "100.0", "100.0", "100.0")
@@ -66,7 +69,7 @@ async def test_the_table_plots_and_outliers_of_three_models_at_100_by_30(ws):
             assert screen.query_one(f"#{widget_id}").size.height >= 8
 
         # the outliers of the model under the cursor: more's wild beta pair comes first
-        await pilot.press("end")
+        await pilot.press("end", "up")  # more: the last model, above the length row
         await settle(pilot)
         outliers = screen.query_one("#eval-outliers", JobTable)
         assert outliers.rows[0][:4] == ("over", "+40.0000", str(ws.ids["beta"][-1]), "beta")
@@ -95,7 +98,7 @@ async def test_a_source_filter_then_an_outlier_opened_and_labelled(ws):
     app = PrefstudioApp(ws, annotator="ana")
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_screen(pilot, "f6")
-        await pilot.press("end")  # more
+        await pilot.press("end", "up")  # more, above the length row
         await settle(pilot)
         screen.query_one("#eval-source", Select).value = "alpha"
         await settle(pilot)
@@ -161,12 +164,12 @@ async def test_a_model_scored_meanwhile_shows_when_the_screen_is_shown_again(ws)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_screen(pilot, "f6")
         table = screen.query_one("#eval-table", JobTable)
-        assert len(table.rows) == 4
+        assert len(table.rows) == 4 + 1  # and the length row
         store_model(ws.con, "job-late", ws.ids["alpha"] + ws.ids["beta"], [1.0] * 60, name="late")
         await open_screen(pilot, "f1")
         assert await open_screen(pilot, "f6") is screen
-        assert [row[:2] for row in table.rows][-1] == ("✓", "late (step-10)")
-        assert table.rows[-1][5] == "100.0"
+        assert [row[:2] for row in table.rows][-2:] == [("✓", "late (step-10)"), (" ", "length")]
+        assert table.rows[-2][5] == "100.0"
 
 
 async def test_t_shows_the_figures_behind_the_plots(ws):
@@ -262,3 +265,28 @@ async def test_ties_count_half_and_are_shown_beside_accuracy(ws):
         header, tied_line = table.render_line(0).text, table.render_line(5).text
         assert header.split() == ["model", "alpha", "beta", "avg", "all", "ties", "ECE@10", "n"]
         assert tied_line.split()[1:8] == ["tied", "(step-10)", "87.5", "60.0", "73.8", "78.3", "14"]  # whole at 100
+
+
+async def test_seeds_of_one_setting_show_as_a_row_with_its_interval_and_a_whisker(tmp_path):
+    from prefstudio.workspace import Workspace
+    from tests.test_compare import store_cells
+
+    with Workspace.init(tmp_path / "ws") as ws:
+        store_cells(ws.con)  # bt and more, two seeds each (tests/test_compare.py: hand-computed intervals)
+        app = PrefstudioApp(ws, annotator="ana")
+        async with app.run_test(size=(110, 32)) as pilot:
+            screen = await open_screen(pilot, "f6")
+            rows = {row[1]: row for row in screen.query_one("#eval-table", JobTable).rows}
+            assert list(rows) == ["bt-0 (step-10)", "bt-1 (step-10)", "more-0 (step-10)", "more-1 (step-10)",
+                                  "objective=bt (2 seeds)", "objective=more (2 seeds)", "length"]
+            assert rows["objective=bt (2 seeds)"][5] == "58.3 ± 105.9" and rows["objective=more (2 seeds)"][5] == \
+                "87.5 ± 52.9"
+            assert screen.query_one("#eval-accuracy").display
+            drawn = chart(screen, "eval-accuracy")
+            assert "bt (2)" in drawn and "more (2)" in drawn  # the setting's values alone: the chart is narrow
+            assert "├" in drawn and "┤" in drawn and "●" in drawn
+            assert "58.3 ± 105.9" in drawn and "length" in drawn and "100.0" in drawn
+            await pilot.press("space")  # drop bt-0: bt is one seed now, more still two
+            await settle(pilot)
+            rows = {row[1]: row for row in screen.query_one("#eval-table", JobTable).rows}
+            assert "objective=bt (2 seeds)" not in rows and "objective=more (2 seeds)" in rows

@@ -6,7 +6,7 @@ import time
 from textual.widgets import Input, Select, Static
 
 from prefstudio import jobs
-from prefstudio.jobs.layout import LOG, STATUS
+from prefstudio.jobs.layout import LOG, STATUS, read_config
 from prefstudio.jobs.metrics_log import MetricsLog
 from prefstudio.train.config import make_config
 from prefstudio.train.jobs import create_training_job
@@ -199,7 +199,7 @@ async def test_e_scores_a_trained_job_and_the_evaluate_screen_shows_it(small_ws,
         await pilot.press("f6")
         await settle(pilot)
         rows = pilot.app.screen.query_one("#eval-table", JobTable).rows
-        assert [(row[0], row[1]) for row in rows] == [("✓", "bt tiny (step-5)")]
+        assert [(row[0], row[1]) for row in rows if row[1] != "length"] == [("✓", "bt tiny (step-5)")]  # + baseline
         n_test = small_ws.con.execute("SELECT count(*) FROM pairs WHERE split = 'test'").fetchone()[0]
         assert rows[0][-1] == f"{n_test:,}"
 
@@ -242,3 +242,71 @@ async def test_a_damaged_job_shows_damaged_and_the_app_goes_on(small_ws, backbon
         assert "not in the local queue (--no-start)" in screen.query_one("#job-message", Static).visual.plain
         assert screen.check_action("resume_job", ()) and screen.check_action("evaluate_job", ()) is None
     assert small_ws.con.execute("SELECT DISTINCT job_id FROM predictions").fetchall() == [("raw:whole",)]
+
+
+async def test_a_sweeps_jobs_are_listed_together_with_its_label_and_summary(small_ws):
+    from tests.sweep_helpers import make_sweep
+
+    alone = create_training_job(small_ws, config("/models/tiny"), name="alone")
+    plan = make_sweep(small_ws, "/models/tiny", ("bt", "adaptive"), (0, 1), name="grid")
+    late = create_training_job(small_ws, config("/models/tiny"), name="made while the sweep was made")
+    members = [j for j in jobs.list_jobs(small_ws.jobs_dir) if j.sweep == plan.id]
+    status = json.loads((late.folder / STATUS).read_text())  # its time falls between the sweep's first two jobs
+    (late.folder / STATUS).write_text(json.dumps({**status, "created": (members[0].created + members[1].created) / 2}))
+    async with PrefstudioApp(small_ws).run_test(size=(160, 40)) as pilot:
+        screen = await open_jobs(pilot)
+        await wait_for(pilot, lambda: len(states(screen)) == 10)
+        rows = screen.query_one(JobTable).rows
+        assert [row[6] for row in rows] == [alone.id, *(j.id for j in members), late.id]
+        label = plan.id.removeprefix("sw-")
+        assert [row[-1] for row in rows] == ["", *[label] * 8, ""]
+        assert [row[5] for row in rows[1:9]] == ["bt", "eval", "adaptive", "eval"] * 2
+        assert rows[2][7] == "latest"  # a scoring job chooses its checkpoint when it starts
+        screen.query_one(JobTable).move_cursor(2)
+        await settle(pilot)
+        assert screen.query_one("#job-sweep", Static).visual.plain == (
+            f"sweep {plan.id} (grid): 0/8 jobs done · 2 objectives (bt, adaptive) = 2 cells × 2 seeds (0, 1) = "
+            "4 training jobs, each scored on 'test'")
+        assert screen.query_one("#job-message", Static).visual.plain == f"waiting for {members[0].id} (queued)"
+        screen.query_one(JobTable).move_cursor(0)
+        await settle(pilot)
+        assert screen.query_one("#job-sweep", Static).visual.plain == ""
+
+
+async def test_the_sweep_form_checks_every_run_then_makes_the_grid(small_ws, backbone):
+    from prefstudio.tui.jobs_screen import SweepForm
+
+    async with PrefstudioApp(small_ws).run_test(size=(120, 40)) as pilot:
+        screen = await open_jobs(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        form = pilot.app.screen
+        assert isinstance(form, SweepForm) and form.query_one("#objectives", Input).value == "bt,margin,adaptive,more"
+        error = form.query_one("#form-error", Static)
+        values = {"backbone": str(backbone), "objectives": "bt,dpo", "seeds": "1", "vary": "lr=1e-3,-1",
+                  "batch-size": "16", "max-length": "32", "name": "form"}
+        for field, value in values.items():
+            form.query_one(f"#{field}", Input).value = value
+        await pilot.click("#launch")
+        await settle(pilot)
+        assert error.visual.plain.startswith("objectives bt,dpo: 'dpo' is not an objective")
+        form.query_one("#objectives", Input).value = "bt,adaptive"
+        await pilot.pause(0.3)  # a button ignores clicks for 0.2 s after one
+        await pilot.click("#launch")
+        await settle(pilot)
+        assert error.visual.plain == "sweep run bt lr=-1 seed 0: lr -1: expected a learning rate above 0, e.g. 9e-6"
+        assert pilot.app.screen is form and jobs.list_jobs(small_ws.jobs_dir) == []  # one bad run: nothing made
+        form.query_one("#vary", Input).value = "lr=1e-3 warmup_ratio=0"
+        await pilot.pause(0.3)
+        await pilot.click("#launch")
+        await wait_for(pilot, lambda: len(states(screen)) == 4)
+        made = jobs.list_jobs(small_ws.jobs_dir)
+        sweep_id = made[0].sweep
+        assert sweep_id.startswith("sw-form-") and all(j.sweep == sweep_id for j in made)
+        assert [(j.kind, read_config(j.folder).get("objective")) for j in made] == [
+            ("train", "bt"), ("eval", None), ("train", "adaptive"), ("eval", None)]
+        assert all(read_config(j.folder)["lr"] == 1e-3 for j in made if j.kind == "train")
+        assert [row[-1] for row in screen.query_one(JobTable).rows] == [sweep_id.removeprefix("sw-")] * 4
+        for job in reversed(made):  # the newest first: the running job, ending, finds nothing left to start
+            jobs.cancel(job.folder)
+        await wait_for(pilot, lambda: all(j.state not in ("queued", "running") for j in jobs.list_jobs(small_ws.jobs_dir)))

@@ -68,3 +68,30 @@ def tiny_bert(folder: Path, seed: int = 0) -> Path:
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|endoftext|>{% endfor %}"
+"""A small Jinja chat template: each turn marked by its role and closed by the end token."""
+
+
+def tiny_reward_model(folder: Path, *, chat_template: str | None = CHAT_TEMPLATE, num_labels: int = 1,
+                      seed: int = 0) -> Path:
+    """A GPT-2 reward model as a public one is shipped: a sequence-classification folder whose head was set by
+    hand (as if trained: far from what a fresh init draws), its tokenizer with a chat template (None: without)."""
+    import torch
+    import transformers
+
+    tokenizer = _bpe_tokenizer()
+    torch.manual_seed(seed)
+    config = transformers.GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=256, n_embd=32, n_layer=2,
+                                     n_head=2, num_labels=num_labels, pad_token_id=tokenizer.pad_token_id,
+                                     eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    model = transformers.GPT2ForSequenceClassification(config)
+    with torch.no_grad():
+        units = torch.arange(config.n_embd, dtype=torch.float32)
+        model.score.weight.copy_(torch.stack([torch.cos(units * (label + 1)) for label in range(num_labels)]))
+    model.save_pretrained(folder)
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -260,8 +260,11 @@ def _sample(config: SampleConfig, prompts: list[dict], done: set, emit, should_s
 
 
 def _score(folder: Path, scorer: ScorerConfig, candidates: list[dict], batch_size: int, should_stop, advance) -> None:
-    from prefstudio.train.scoring import score_responses
+    from prefstudio.evaluate import external_model  # a model:NAME scorer: its own head and chat template
+    from prefstudio.train import scoring
 
+    score_responses = (external_model.score_responses if external_model.is_model_subject(scorer.job_id)
+                       else scoring.score_responses)
     parts = _Parts(folder, _score_schema())
     done = {(r["prompt_id"], r["idx"]) for r in parts.read()}
     advance(len(done))

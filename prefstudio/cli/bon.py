@@ -92,7 +92,8 @@ def add_parser(sub) -> None:
     add_workspace(a)
     a.add_argument("run", help="the run (see `prefstudio bon list`)")
     a.add_argument("--rm", action="append", default=[], required=True, metavar="JOB[@step-N]",
-                   help="a training job's checkpoint (latest unless @step-N); repeatable")
+                   help="a training job's checkpoint (latest unless @step-N), or model:NAME (a reward model "
+                   "scored by `eval --model`); repeatable")
     a.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
     a.add_argument("--wait", action="store_true", help="follow the job, then bring the rewards into the workspace")
     a.set_defaults(func=cmd_score)

@@ -1,4 +1,4 @@
-"""Commands that make and watch jobs: train, jobs."""
+"""Commands that make and watch jobs: train, sweep, jobs."""
 
 from __future__ import annotations
 
@@ -61,9 +61,63 @@ examples:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_workspace(p)
+    p.add_argument("--objective", choices=OBJECTIVES)
+    _add_settings(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "sweep",
+        help="queue a grid of training jobs (objectives x seeds x settings), each scored on the test split when done",
+        description="Make one training job per objective, seed and combination of the settings given several "
+        "values (--set KEY=V1,V2), all with the same sweep id, and for each a scoring job on --split that the queue "
+        "starts once its training job is done (it scores the latest checkpoint then). Every run's settings are "
+        "checked first, as `train` checks them: one bad value makes no job at all. A run's cell is its settings "
+        "without its seed: `prefstudio report WS sweep:ID` gives each cell's mean and 95% interval over its seeds "
+        "and compares cells on the same test pairs.",
+        epilog="""examples:
+  prefstudio sweep ws --backbone ./minilm --objective bt,margin,adaptive,more --seeds 3
+  prefstudio sweep ws --backbone ./minilm --objective bt,margin --seeds 0,1,7 --set lr=1e-4,3e-4 --name lr
+  prefstudio sweep ws --config base.toml --objective bt,more --seeds 5 --no-start   # for a cluster
+
+--seeds N takes seeds 0..N-1 (default 3); a comma list takes those seeds. --set KEY=VALUE sets every run;
+--set KEY=V1,V2 makes an axis of the grid (a TOML list, --set 'sources=["a","b"]', is one value).
+more trains with --sampling balanced unless --sampling says otherwise. The queue runs the jobs one at a
+time, the first seed of every cell first; `prefstudio jobs WS` shows them grouped under the sweep.
+A sweep of more than 200 training jobs needs --yes.
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_workspace(p)
+    p.add_argument("--objective", metavar="LIST", help=f"objectives separated by commas, from {', '.join(OBJECTIVES)} "
+                   "(default: the --config's, else bt)")
+    p.add_argument("--seeds", metavar="N|LIST", help="how many seeds (0..N-1), or the seeds, e.g. 0,1,7; default 3")
+    p.add_argument("--split", default="test", help="the split each run is scored on (default: test)")
+    p.add_argument("--yes", action="store_true", help="make a sweep of more than 200 training jobs")
+    _add_settings(p, sweep=True)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("jobs", help="list jobs (training, scoring); cancel, resume or follow one",
+                       description="List the workspace's jobs with their state and progress, or act on one. "
+                       "Finished scoring jobs' rewards are brought into the workspace on the way. States: held "
+                       "(--no-start: run elsewhere, not in the local queue), queued, running (here, or on another "
+                       "host while its heartbeat is fresh), done, damaged (a Parquet file it wrote is cut short), "
+                       "failed, cancelled; see docs/cluster.md. A sweep's jobs are listed under a line that "
+                       "says the sweep's id, its grid and how many of its jobs are done; a scoring job waits "
+                       "for its training job and says so.")
+    add_workspace(p)
+    act = p.add_mutually_exclusive_group()
+    act.add_argument("--cancel", metavar="ID", help="stop a queued, held or running job (it saves a checkpoint first; "
+                     "one on another host at its next heartbeat), or every such job of a sweep (ID: its sweep id)")
+    act.add_argument("--resume", metavar="ID", help="go on with a failed or cancelled job from its last checkpoint, "
+                     "or run a held (--no-start) job here; refused while the job's runner lock is fresh")
+    act.add_argument("--follow", metavar="ID", help="print the job's progress until it ends")
+    p.set_defaults(func=cmd_jobs)
+
+
+def _add_settings(p, sweep: bool = False) -> None:
+    """The settings flags `train` and `sweep` share."""
     p.add_argument("--config", type=Path, help="TOML file with training settings (flags override it)")
     p.add_argument("--backbone", help="Hugging Face model folder (or a hub name where the hub is reachable)")
-    p.add_argument("--objective", choices=OBJECTIVES)
     p.add_argument("--sampling", choices=SAMPLINGS)
     p.add_argument("--source", action="append", dest="sources", metavar="NAME", help="train on this source; repeatable")
     p.add_argument("--batch-size", type=int, help="pairs per step (balanced: divisible by the number of sources)")
@@ -74,30 +128,20 @@ examples:
                    "are cut (see truncation below); pairs whose two sides become identical carry no signal, and the "
                    "job log says how many")
     p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"])
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other setting; repeatable")
+    if sweep:
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE[,VALUE...]",
+                       help="any other setting; several values make an axis of the grid; repeatable")
+    else:
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other setting; repeatable")
     p.add_argument("--gpus", help="GPUs the job takes, e.g. 0 or 0,1 (several: one process each, DDP)")
     p.add_argument("--processes", type=int, default=1, help="processes on the CPU (torchrun, gloo), at least 1; default 1")
-    p.add_argument("--name", help="a name for the job")
-    p.add_argument("--no-start", action="store_true", help="only make the job folder (to run it elsewhere)")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("jobs", help="list jobs (training, scoring); cancel, resume or follow one",
-                       description="List the workspace's jobs with their state and progress, or act on one. "
-                       "Finished scoring jobs' rewards are brought into the workspace on the way. States: held "
-                       "(--no-start: run elsewhere, not in the local queue), queued, running (here, or on another "
-                       "host while its heartbeat is fresh), done, damaged (a Parquet file it wrote is cut short), "
-                       "failed, cancelled; see docs/cluster.md.")
-    add_workspace(p)
-    act = p.add_mutually_exclusive_group()
-    act.add_argument("--cancel", metavar="ID", help="stop a queued, held or running job (it saves a checkpoint first; "
-                     "one on another host at its next heartbeat)")
-    act.add_argument("--resume", metavar="ID", help="go on with a failed or cancelled job from its last checkpoint, "
-                     "or run a held (--no-start) job here; refused while the job's runner lock is fresh")
-    act.add_argument("--follow", metavar="ID", help="print the job's progress until it ends")
-    p.set_defaults(func=cmd_jobs)
+    p.add_argument("--name", help="a name for the sweep (one word: it goes into the sweep id)" if sweep
+                   else "a name for the job")
+    p.add_argument("--no-start", action="store_true", help="only make the job folders (to run them elsewhere)")
 
 
-def _settings(args) -> dict:
+def _settings(args, sets: dict | None = None, objective: str | None = None) -> dict:
+    """The settings the flags, --config and --set give; `sets`, `objective`: a sweep's, instead of args'."""
     import tomllib
 
     values: dict = {}
@@ -106,7 +150,12 @@ def _settings(args) -> dict:
             values = tomllib.loads(args.config.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise PrefstudioError(f"{args.config}: not a readable TOML file ({exc})") from None
-    for item in args.set:
+    if sets is not None:
+        values.update(sets)
+        flags_objective = objective
+    else:
+        flags_objective = args.objective
+    for item in args.set if sets is None else []:
         key, sep, raw = item.partition("=")
         if not sep:
             raise PrefstudioError(f"--set {item!r}: expected KEY=VALUE, e.g. --set more_loss=margin")
@@ -114,12 +163,12 @@ def _settings(args) -> dict:
             values[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             values[key.strip()] = raw  # a bare word: a string
-    flags = {"backbone": args.backbone, "objective": args.objective, "sampling": args.sampling,
+    flags = {"backbone": args.backbone, "objective": flags_objective, "sampling": args.sampling,
              "sources": args.sources, "batch_size": args.batch_size, "lr": args.lr, "epochs": args.epochs,
              "max_length": args.max_length, "mixed_precision": args.mixed_precision}
     values.update({k: v for k, v in flags.items() if v is not None})
     needed = sampling_needed(values.get("objective"))
-    if needed and "sampling" not in values:
+    if needed and "sampling" not in values and sets is None:
         values["sampling"] = needed
     return values
 
@@ -155,6 +204,64 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from prefstudio import jobs
+    from prefstudio.train import sweep
+    from prefstudio.workspace import Workspace
+
+    fixed, varied = sweep.parse_set(args.set)
+    fixed = _settings(args, sets=fixed)
+    objectives = sweep.parse_objectives(args.objective or str(fixed.pop("objective", "bt")))
+    fixed.pop("objective", None)
+    if "seed" in fixed or "sweep" in fixed:  # from --config
+        raise PrefstudioError(f"{args.config}: a sweep takes seed from --seeds and makes its own sweep id; "
+                              "leave seed and sweep out of the file")
+    seeds = sweep.parse_seeds(args.seeds)
+    gpus = parse_gpus(args.gpus, "--gpus")
+    if args.processes < 1:
+        raise PrefstudioError(f"--processes {args.processes}: expected a whole number of at least 1")
+    plan = sweep.plan_sweep(fixed, objectives, seeds, varied, split=args.split, name=args.name)
+    with Workspace.open(args.workspace) as ws:
+        configs, notes = sweep.check_sweep(ws, plan, yes=args.yes)  # every run, before any job is made
+        runs = sweep.make_sweep(ws, plan, configs, gpus=gpus, num_processes=len(gpus) if gpus else args.processes,
+                                held=args.no_start)
+        started = None if args.no_start else jobs.start_next(ws.jobs_dir)
+    for note in notes:
+        print(f"note: {note}")
+    print(f"sweep {plan.id}: {plan.describe()}")
+    width = max(len(run.training.id) for run in runs)
+    for run in runs:
+        print(f"  {run.training.id:<{width}}  {run.label}  (scored by {run.scoring.id})")
+    if args.no_start:
+        print("not started; run each training job's folder, then its scoring job's: "
+              "python -m prefstudio.jobs FOLDER (docs/cluster.md)")
+    else:
+        print(("running: " if started else "queued: ") + f"follow them with `prefstudio jobs {args.workspace}`; "
+              f"when done, `prefstudio report {args.workspace} sweep:{plan.id}`")
+    return 0
+
+
+def _job_line(s, width: int, indent: str = "") -> str:
+    progress = f"{s.step}/{s.total_steps}" if s.total_steps else "-"
+    loss = f"{s.loss:.4f}" if s.loss is not None else "-"
+    eta = f"eta {s.eta_seconds / 60:.0f} min" if s.eta_seconds else ""
+    return f"{indent}{s.id:<{width}}  {s.kind:<5} {s.state:<9} {progress:>11}  loss {loss:<8} {eta}  {s.message}".rstrip()
+
+
+def _cancel_sweep(sweep_id: str, statuses) -> int:
+    """Cancel every job of the sweep that has not ended, the newest first: a running job that ends on the
+    way finds no job of the sweep left to start."""
+    from prefstudio import jobs
+
+    open_jobs = [s for s in statuses if s.sweep == sweep_id and s.state in ("queued", "held", "running")]
+    for s in reversed(open_jobs):
+        jobs.cancel(s.folder)
+    ended = sum(1 for s in statuses if s.sweep == sweep_id) - len(open_jobs)
+    print(f"sweep {sweep_id}: {len(open_jobs)} jobs cancelled ({ended} had ended already); "
+          "a running one saves a checkpoint, then stops; `--resume ID` goes on with any of them")
+    return 0
+
+
 def cmd_jobs(args) -> int:
     import time
 
@@ -165,6 +272,11 @@ def cmd_jobs(args) -> int:
         statuses = jobs.list_jobs(ws.jobs_dir)
     by_id = {s.id: s for s in statuses}
     target = args.cancel or args.resume or args.follow
+    if args.cancel and args.cancel not in by_id and any(s.sweep == args.cancel for s in statuses):
+        return _cancel_sweep(args.cancel, statuses)
+    if target and target not in by_id and target.startswith("sw-"):
+        sweeps = sorted({s.sweep for s in statuses if s.sweep})
+        raise PrefstudioError(f"no job or sweep {target!r} in {args.workspace} (sweeps: {', '.join(sweeps) or 'none'})")
     if target and target not in by_id:
         raise PrefstudioError(f"no job {target!r} in {args.workspace} (jobs: {', '.join(by_id) or 'none'})")
     if args.cancel:
@@ -176,7 +288,7 @@ def cmd_jobs(args) -> int:
     elif args.follow:
         folder = by_id[args.follow].folder
         with progress_bar(f"job {args.follow}") as on_progress:
-            while (status := jobs.read_status(folder)).state in ("queued", "running"):
+            while (status := jobs.read_status(folder)).state in ("queued", "running") and not status.stuck:
                 if on_progress:
                     on_progress(status.step, status.total_steps or None,
                                 f"loss {status.loss:.4f}" if status.loss is not None else status.state)
@@ -188,10 +300,14 @@ def cmd_jobs(args) -> int:
         if status.state == "failed":
             print(status.log_tail(), file=sys.stderr)
     else:
+        from prefstudio.train.sweep import group_by_sweep, summary
+
         width = max((len(s.id) for s in statuses), default=0)  # ids differ in length with their objective
-        for s in statuses:
-            progress = f"{s.step}/{s.total_steps}" if s.total_steps else "-"
-            loss = f"{s.loss:.4f}" if s.loss is not None else "-"
-            eta = f"eta {s.eta_seconds / 60:.0f} min" if s.eta_seconds else ""
-            print(f"{s.id:<{width}}  {s.kind:<5} {s.state:<9} {progress:>11}  loss {loss:<8} {eta}  {s.message}".rstrip())
+        for sweep_id, members in group_by_sweep(statuses):
+            if sweep_id is None:
+                print(_job_line(members[0], width))
+                continue
+            print(f"sweep {summary(ws.jobs_dir, sweep_id, members)}")
+            for s in members:
+                print(_job_line(s, width, indent="  "))
     return 0

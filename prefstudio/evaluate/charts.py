@@ -13,6 +13,8 @@ left of it is a pair the model gets wrong.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from prefstudio import textplot
@@ -117,3 +119,60 @@ def reliability_chart(tables: dict[str, list[ReliabilityBin]], width: int, heigh
     if not drawn:
         return textplot.Chart([], [], list(series))
     return _marked(textplot.plot(series, width, height, legend_values=False), marks)
+
+
+@dataclass(frozen=True)
+class Whisker:
+    """One row of the accuracy chart: a cell's (or a model's) mean over seeds and its 95 % half-width (NaN: none)."""
+
+    label: str
+    mean: float  # a fraction
+    half_width: float
+
+
+def accuracy_whiskers(rows: list[Whisker], width: int, height: int) -> textplot.Chart:
+    """Each row's mean accuracy as ● with its interval as a whisker ├──●──┤, on one axis from chance (or lower) to
+    the top; the numbers at the end. Row i is series i, so each takes its model's colour."""
+    shown = [r for r in rows if r.mean == r.mean][: max(1, height - 1)]
+    if not shown:
+        return textplot.Chart([], [], [r.label for r in rows])
+    hw = lambda r: r.half_width if r.half_width == r.half_width else 0.0  # noqa: E731
+    low = min(0.5, min(max(0.0, r.mean - hw(r)) for r in shown))
+    low = np.floor(low * 10) / 10
+    high = 1.0
+    name_width = min(max(len(r.label) for r in shown), max(8, width // 3))
+    numbers = [f"{100 * r.mean:.1f}" + ("" if r.half_width != r.half_width else f" ± {100 * r.half_width:.1f}")
+               for r in shown]
+    number_width = max(len(n) for n in numbers)
+    span = max(8, width - name_width - number_width - 2)
+
+    def column(value: float) -> int:
+        return int(round((min(max(value, low), high) - low) / (high - low) * (span - 1)))
+
+    lines, owners = [], []
+    chance = column(0.5)
+    for index, (r, number) in enumerate(zip(shown, numbers)):
+        axis = [" "] * span
+        axis[chance] = "┆"
+        if r.half_width == r.half_width and r.half_width > 0:
+            left, right = column(r.mean - r.half_width), column(r.mean + r.half_width)
+            for i in range(left, right + 1):
+                axis[i] = "─"
+            axis[left], axis[right] = "├", "┤"
+        axis[column(r.mean)] = "●"
+        label = r.label if len(r.label) <= name_width else r.label[: name_width - 1] + "…"
+        line = f"{label.ljust(name_width)} {''.join(axis)} {number.rjust(number_width)}"
+        lines.append(line)
+        owners.append([None] * (name_width + 1) + [index if ch not in " ┆" else None for ch in axis]
+                      + [None] * (number_width + 1))
+    scale = [" "] * span
+    taken = -1  # the last column a label used: a label that would touch it is left out
+    for value in sorted({low, 0.5, high}):
+        text = f"{100 * value:g}"
+        at = min(column(value), span - len(text))
+        if at > taken + 1 or taken < 0:
+            scale[at:at + len(text)] = text
+            taken = at + len(text) - 1
+    lines.append(" " * (name_width + 1) + "".join(scale))
+    owners.append([None] * len(lines[-1]))
+    return textplot.Chart(lines, owners, [r.label for r in shown])

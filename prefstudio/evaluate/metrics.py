@@ -39,8 +39,9 @@ def sigmoid(d: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -np.asarray(d, dtype=np.float64)))
 
 
-def _credit(d: np.ndarray) -> np.ndarray:
-    """Each pair's share of a correct answer: 1 for d > 0, 1/2 for a tie, 0 for d < 0."""
+def credit(d: np.ndarray) -> np.ndarray:
+    """Each pair's share of a correct answer: 1 for d > 0, 1/2 for a tie, 0 for d < 0 (accuracy is its mean)."""
+    d = np.asarray(d, dtype=np.float64)
     return (d > 0) + 0.5 * (d == 0)
 
 
@@ -80,6 +81,22 @@ def _ece(p: np.ndarray, n_bins: int) -> float:
     return float(np.abs(prob_sums - label_sums).sum() / (2 * p.size))
 
 
+def ece_contributions(d: np.ndarray, n_bins: int = DEFAULT_ECE_BINS) -> np.ndarray:
+    """Each pair's share of every bin's |Σ p − Σ y|, as an (n, n_bins) array: ECE = Σ_b |Σ_i row_i[b]| / (2n).
+
+    What a bootstrap needs: the ECE of any resample (each pair counted w_i times) is |w @ rows|.sum() / (2 Σ w),
+    with the same bins and edge rule as ece()."""
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, not {n_bins}")
+    p = sigmoid(d)
+    q = 1.0 - p
+    rows = np.zeros((p.size, n_bins))
+    at = np.arange(p.size)
+    np.add.at(rows, (at, _bin_ids(p, 0.0, 1.0, n_bins)), p - 1.0)  # the (p, 1) entry: p and a label
+    np.add.at(rows, (at, _bin_ids(q, 0.0, 1.0, n_bins)), q)  # the (1 - p, 0) entry: 1 - p, no label
+    return rows
+
+
 @dataclass(frozen=True)
 class ReliabilityBin:
     lower: float
@@ -106,7 +123,7 @@ def _reliability(d: np.ndarray, p: np.ndarray, n_bins: int) -> list[ReliabilityB
     ids = _bin_ids(confidence, 0.5, 1.0, n_bins)
     counts = np.bincount(ids, minlength=n_bins)
     conf_sums = np.bincount(ids, weights=confidence, minlength=n_bins)
-    correct = np.bincount(ids, weights=_credit(d), minlength=n_bins)
+    correct = np.bincount(ids, weights=credit(d), minlength=n_bins)
     edges = np.linspace(0.5, 1.0, n_bins + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf, acc = conf_sums / counts, correct / counts

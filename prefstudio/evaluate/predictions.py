@@ -34,7 +34,7 @@ class Scored:
 
     @property
     def label(self) -> str:
-        return self.name if self.checkpoint == "raw" else f"{self.name} ({self.checkpoint})"
+        return self.name if self.checkpoint in ("raw", "model") else f"{self.name} ({self.checkpoint})"
 
 
 @dataclass(frozen=True)

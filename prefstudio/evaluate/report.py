@@ -5,6 +5,11 @@ the files and the screen never disagree. The CSVs hold plain numbers (fractions,
 not percent strings; an empty cell where a figure is undefined) so a script
 can rebuild any table; report.md holds the same figures formatted for reading.
 
+Where models share a setting (compare.Cell: seeds of one config), the table has a
+row per cell with its 95 % t-interval, and a Comparisons section holds the paired
+bootstrap of every pair of cells (compare.compare_cells, docs/methods.md,
+"Comparing runs: intervals and tests"); every table ends with the length baseline.
+
 The plots use matplotlib's object API on an Agg canvas, never pyplot: nothing
 global is switched (a caller's own backend stays as it was) and the app may
 draw from a worker thread. matplotlib is imported inside the functions that
@@ -20,18 +25,20 @@ import csv
 import math
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from prefstudio import __version__
 from prefstudio.errors import PrefstudioError
-from prefstudio.evaluate import metrics
+from prefstudio.evaluate import compare as comparing
+from prefstudio.evaluate import metrics, uncertainty
 from prefstudio.evaluate.compare import Comparison, ModelResult, compare, marker, odd_bins_note, outlier_pairs
 from prefstudio.evaluate.predictions import Scored, metric_values
 
-FILES = ("report.md", "comparison.csv", "metrics.csv", "reliability.csv", "outliers.csv", "histogram.png",
-         "reliability.png", "accuracy.png")
+FILES = ("report.md", "comparison.csv", "metrics.csv", "comparisons.csv", "reliability.csv", "outliers.csv",
+         "histogram.png", "reliability.png", "accuracy.png")
 EXCERPT = 500  # characters of each text in outliers.csv: enough to recognise a pair, not a whole transcript
 OUTLIERS_IN_MARKDOWN = 10  # per model; outliers.csv lists up to OUTLIER_LIMIT per model and group
 OUTLIERS_PER_SOURCE_IN_MARKDOWN = 5
@@ -40,7 +47,8 @@ OUTLIER_LIMIT = 200
 
 def write_report(con, models: list[Scored], out_dir: str | Path, *, sources: list[str] | None = None,
                  ece_bins: int = metrics.DEFAULT_ECE_BINS, reliability_bins: int = metrics.DEFAULT_RELIABILITY_BINS,
-                 hist_bins: int = 40) -> list[Path]:
+                 hist_bins: int = 40, bootstrap: int = uncertainty.DEFAULT_BOOTSTRAP,
+                 seed: int = uncertainty.DEFAULT_SEED, baseline: str | None = None) -> list[Path]:
     """Compare `models` on their common pairs (of `sources`, if given) and write every file of FILES into out_dir."""
     if not models:
         raise PrefstudioError("no model to report on; name scored jobs (see `prefstudio report --help`)")
@@ -48,23 +56,50 @@ def write_report(con, models: list[Scored], out_dir: str | Path, *, sources: lis
         if value < 1:
             raise PrefstudioError(f"{name} {value}: expected at least 1")
     comparison = compare(con, models, sources=sources, ece_bins=ece_bins, reliability_bins=reliability_bins)
-    return write_comparison(con, comparison, out_dir, hist_bins=hist_bins)
+    check_common(comparison)
+    tests = cell_tests(comparison, bootstrap=bootstrap, seed=seed, baseline=baseline)
+    return write_comparison(con, comparison, out_dir, hist_bins=hist_bins, tests=tests)
 
 
-def write_comparison(con, comparison: Comparison, out_dir: str | Path, *, hist_bins: int = 40) -> list[Path]:
-    """The files of a comparison already made (the command line prints its table too, and computes it once)."""
+def check_common(comparison: Comparison) -> None:
     if comparison.n_common == 0:
         labels = ", ".join(r.label for r in comparison.results)
         raise PrefstudioError(f"{labels}: no scored pair in common on this split (and these sources); "
                               "nothing to report")
+
+
+def cell_tests(comparison: Comparison, *, bootstrap: int = uncertainty.DEFAULT_BOOTSTRAP,
+               seed: int = uncertainty.DEFAULT_SEED, baseline: str | None = None) -> CellTests:
+    """The report's comparisons: made when some setting has several seeds, or a baseline cell is named."""
+    if bootstrap < 1:
+        raise PrefstudioError(f"--bootstrap {bootstrap}: expected at least 1 draw (2,000 is the default)")
+    if not comparison.grouped and baseline is None:
+        return CellTests([], bootstrap, seed)
+    return CellTests(comparing.compare_cells(comparison, bootstrap=bootstrap, seed=seed, baseline=baseline),
+                 bootstrap, seed)
+
+
+@dataclass(frozen=True)
+class CellTests:
+    comparisons: list[comparing.CellComparison]
+    bootstrap: int
+    seed: int
+
+
+def write_comparison(con, comparison: Comparison, out_dir: str | Path, *, hist_bins: int = 40,
+                     tests: CellTests | None = None) -> list[Path]:
+    """The files of a comparison already made (the command line prints its table too, and computes it once)."""
+    check_common(comparison)
+    tests = tests if tests is not None else cell_tests(comparison)
     out = _prepare(Path(out_dir))
     # per model (in comparison.results' order): its outliers fenced over every pair, then within each source
     outliers = [{group: outlier_pairs(con, r, None if group == metrics.ALL else group, OUTLIER_LIMIT)
                  for group in (metrics.ALL, *comparison.sources)} for r in comparison.results]
     return [
-        _write_markdown(out / "report.md", comparison, outliers),
+        _write_markdown(out / "report.md", comparison, outliers, tests),
         _write_comparison_csv(out / "comparison.csv", comparison),
         _write_metrics_csv(out / "metrics.csv", comparison),
+        _write_comparisons_csv(out / "comparisons.csv", comparison, tests),
         _write_reliability_csv(out / "reliability.csv", comparison),
         _write_outliers_csv(out / "outliers.csv", comparison, outliers),
         plot_histogram(out / "histogram.png", comparison, hist_bins),
@@ -149,7 +184,7 @@ def _number(value) -> str:
 
 # -- Markdown ------------------------------------------------------------------------------------------------
 
-def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict]) -> Path:
+def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict], tests: CellTests) -> Path:
     results = comparison.results
     splits = sorted({r.model.split for r in results})
     ece_cols = sorted({b for r in results for b in r.summaries[metrics.ALL].ece})
@@ -166,7 +201,12 @@ def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict]) ->
               "per-source accuracies, all is over every pair; ties is how many of all have d = 0 (per source "
               "below). "
               f"ECE@{comparison.ece_bins} is MORE's two-entry expected calibration error over every pair.", "",
+              *([f"*{comparing.INTERVALS_NOTE[:1].upper()}{comparing.INTERVALS_NOTE[1:]}*", "",
+                 *_cell_members(comparison)] if comparison.grouped else []),
+              *([f"*{comparing.LENGTH_NOTE[:1].upper()}{comparing.LENGTH_NOTE[1:]}*", ""]
+                if comparison.length is not None else []),
               *_footnote(odd_bins_note([comparison.ece_bins])),
+              *_comparisons_markdown(comparison, tests),
               "![Accuracy per source](accuracy.png)", "",
               "## Reward differences", "",
               "![Histogram of reward differences](histogram.png)", "",
@@ -215,6 +255,32 @@ def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict]) ->
     return path
 
 
+def _cell_members(comparison: Comparison) -> list[str]:
+    lines = ["Cells:", ""]
+    for cell in comparison.cells:
+        members = ", ".join(f"{comparison.results[m].label} (`{comparison.results[m].model.job_id}`)"
+                            for m in cell.members)
+        lines.append(f"- {cell.label}: {members}")
+    return [*lines, ""]
+
+
+def _comparisons_markdown(comparison: Comparison, tests: CellTests) -> list[str]:
+    if not tests.comparisons:
+        return []
+    return ["## Comparisons", "",
+            f"Paired bootstrap over the {comparison.n_common:,} common test pairs, seeds pooled: each of "
+            f"{tests.bootstrap:,} draws (numpy default_rng, seed {tests.seed}) resamples the pairs with replacement, "
+            "the same pairs for both cells and every seed of each; a cell's figure on a draw is the mean over its "
+            "seeds. a − b is the observed difference of the cells' means (accuracies in points), the interval the "
+            "2.5th and 97.5th percentiles of the draws, p = 2·min(share ≤ 0, share ≥ 0), at least 1/(B + 1); "
+            "effect d is Cohen's d over seeds, a − b over the pooled seed-to-seed standard deviation (— with one "
+            "seed per cell). The bootstrap holds the trained models fixed: the seed spread is in the intervals "
+            "above and in the power note below.", "",
+            *markdown_table(comparing.comparisons_table(tests.comparisons), left=3), "",
+            "### Power", "", comparing.POWER_NOTE, "",
+            *(f"- {line}" for line in comparing.power_lines(tests.comparisons, comparison)), ""]
+
+
 def _footnote(note: str) -> list[str]:
     """A note under a table, as its own paragraph in italics; nothing when there is none."""
     return [f"*{note[:1].upper()}{note[1:]} (docs/methods.md, \"Odd bin counts\").*", ""] if note else []
@@ -244,11 +310,17 @@ def _write_comparison_csv(path: Path, comparison: Comparison) -> Path:
     """The papers' table with numbers: accuracies as fractions, one column per source, then the ties of each."""
     with _replacing(path) as handle:
         out = csv.writer(handle)
-        out.writerow(["model", "job_id", "checkpoint", "split", *(f"accuracy_{s}" for s in comparison.sources),
+        out.writerow(["model", "job_id", "checkpoint", "split", "cell", *(f"accuracy_{s}" for s in comparison.sources),
                       "accuracy_avg", "accuracy_all", *(f"ties_{s}" for s in comparison.sources), "ties_all",
                       f"ece_{comparison.ece_bins}", "n"])
-        for r, row in zip(comparison.results, comparison.rows()):
-            out.writerow([*_identity(r), *(_number(row.accuracy.get(s, math.nan)) for s in comparison.sources),
+        cell_of = {m: cell.label for cell in comparison.cells for m in cell.members}
+        rows = [(r, comparing.table_row(r, comparison.sources, comparison.ece_bins), cell_of.get(i, ""))
+                for i, r in enumerate(comparison.results)]
+        if comparison.length is not None:  # no probability, so no ECE: an empty cell
+            row = comparing.table_row(comparison.length, comparison.sources, comparison.ece_bins)
+            rows.append((comparison.length, comparing.TableRow(**{**row.__dict__, "ece": math.nan}), ""))
+        for r, row, cell in rows:
+            out.writerow([*_identity(r), cell, *(_number(row.accuracy.get(s, math.nan)) for s in comparison.sources),
                           _number(row.average), _number(row.overall),
                           *(row.ties.get(s, "") for s in comparison.sources), row.overall_ties, _number(row.ece),
                           row.n])
@@ -264,6 +336,43 @@ def _write_metrics_csv(path: Path, comparison: Comparison) -> Path:
             for source, summary in _groups(r):
                 for name, value in metric_values(summary).items():
                     out.writerow([*_identity(r), source, name, _number(value)])
+        if comparison.length is not None:  # accuracy only: its d is a length, not a reward
+            for source, summary in _groups(comparison.length):
+                for name, value in (("n", summary.n), ("accuracy", summary.accuracy), ("ties", summary.ties)):
+                    out.writerow([*_identity(comparison.length), source, name, _number(value)])
+        if comparison.grouped:  # each cell's means and 95 % half-widths over its seeds; job_id "cell"
+            split = ", ".join(sorted({r.model.split for r in comparison.results}))
+            for cell in comparison.cells:
+                figures = comparison.cell_intervals(cell)
+                named = [(s, "accuracy", figures[s]) for s in comparison.sources]
+                named += [("avg", "accuracy", figures["avg"]), (metrics.ALL, "accuracy", figures[metrics.ALL]),
+                          (metrics.ALL, "ties", figures["ties"]),
+                          (metrics.ALL, f"ece_{comparison.ece_bins}", figures["ece"])]
+                for source, name, interval in named:
+                    for suffix, value in (("mean", interval.mean), ("half_width", interval.half_width),
+                                          ("seeds", interval.n)):
+                        out.writerow([cell.label, "cell", "", split, source, f"{name}_{suffix}", _number(value)])
+    return path
+
+
+def _write_comparisons_csv(path: Path, comparison: Comparison, tests: CellTests) -> Path:
+    """Each comparison of two cells, a figure a row: the bootstrap's difference, interval, p, effect, power."""
+    seeds = {cell.label: cell.seeds for cell in comparison.cells} | {comparing.LENGTH: 1}
+    with _replacing(path) as handle:
+        out = csv.writer(handle)
+        out.writerow(["a", "b", "figure", "a_value", "b_value", "difference", "low", "high", "p", "effect_size",
+                      "bootstrap_sd", "bootstrap", "seed", "pairs", "seeds_a", "seeds_b", "power_now",
+                      "seeds_needed", "pairs_needed", "seeds_needed_1pt", "pairs_needed_1pt"])
+        for test in tests.comparisons:
+            for figure, d in test.differences.items():
+                if d.difference != d.difference:
+                    continue
+                seen, point = d.observed_power, d.one_point_power
+                out.writerow([test.a, test.b, figure, _number(d.a), _number(d.b), _number(d.difference),
+                              _number(d.low), _number(d.high), _number(d.p), _number(d.effect_size),
+                              _number(d.bootstrap_sd), tests.bootstrap, tests.seed, comparison.n_common,
+                              seeds[test.a], seeds[test.b], _number(seen.power_now), seen.seeds or "",
+                              seen.pairs or "", point.seeds or "", point.pairs or ""])
     return path
 
 
@@ -420,31 +529,51 @@ def plot_accuracy(path: Path, comparison: Comparison) -> Path:
 
 def accuracy_figure(comparison: Comparison):
     """Grouped bars: per source (then avg and all), one bar per model, in %; a model's ties in its legend entry.
+    Where some setting has several seeds, one bar per cell at its mean, with its 95 % interval as an error bar.
+    The length baseline is a black tick in each group.
 
-    A bar has its model's colour and, in place of a marker, its hatch."""
-    rows = comparison.rows()
+    A bar has its model's (a cell's: its first model's) colour and, in place of a marker, its hatch."""
     groups = [*comparison.sources, "avg", "all"]
-    values = [[100 * row.accuracy.get(s, math.nan) for s in comparison.sources] + [100 * row.average,
-                                                                                    100 * row.overall]
-              for row in rows]
-    n = len(rows)
+    keys = [*comparison.sources, "avg", metrics.ALL]
+    if comparison.grouped:
+        intervals = [comparison.cell_intervals(cell) for cell in comparison.cells]
+        values = [[100 * figures[k].mean for k in keys] for figures in intervals]
+        errors = [[100 * np.nan_to_num(figures[k].half_width) for k in keys] for figures in intervals]
+        labels = [f"{cell.label} ({cell.seeds} {'seed' if cell.seeds == 1 else 'seeds'})" for cell in comparison.cells]
+        slots = [comparison.slots[cell.members[0]] for cell in comparison.cells]
+    else:
+        rows = comparison.rows()
+        values = [[100 * row.accuracy.get(s, math.nan) for s in comparison.sources] + [100 * row.average,
+                                                                                        100 * row.overall]
+                  for row in rows]
+        errors = [None] * len(rows)
+        labels = [f"{r.label}, {row.overall_ties:,} {'tie' if row.overall_ties == 1 else 'ties'}"
+                  if row.overall_ties else r.label for r, row in zip(comparison.results, rows)]
+        slots = comparison.slots
+    n = len(values)
     fig = figure(max(6.0, 1.1 + len(groups) * (0.35 * n + 0.45)), 4.8)
     ax = fig.add_subplot()
-    width = 0.8 / n
+    width = 0.8 / max(n, 1)
     x = np.arange(len(groups))
-    styles = zip(colours(comparison.slots), hatches(comparison.slots))
-    for i, (r, row, v, (colour, hatch)) in enumerate(zip(comparison.results, rows, values, styles)):
-        ties = row.overall_ties
-        label = f"{r.label}, {ties:,} {'tie' if ties == 1 else 'ties'}" if ties else r.label
+    styles = zip(colours(slots), hatches(slots))
+    for i, (label, v, err, (colour, hatch)) in enumerate(zip(labels, values, errors, styles)):
         bars = ax.bar(x - 0.4 + width * (i + 0.5), v, width, color=colour, hatch=hatch, edgecolor="white",
-                      linewidth=0, label=label)
-        if len(groups) * n <= 40:
+                      linewidth=0, label=label, yerr=err, capsize=3 if err is not None else 0,
+                      error_kw={"elinewidth": 1, "ecolor": "black"})
+        if len(groups) * n <= 40 and err is None:
             ax.bar_label(bars, fmt="%.1f", fontsize="x-small", padding=1)
+    if comparison.length is not None:
+        row = comparing.table_row(comparison.length, comparison.sources, comparison.ece_bins)
+        length = [100 * row.accuracy.get(s, math.nan) for s in comparison.sources] + [100 * row.average,
+                                                                                       100 * row.overall]
+        ax.scatter(x, length, marker="_", s=900, linewidths=2, color="black", zorder=3,
+                   label="length (the longer response wins)")
     ax.axhline(50.0, color="0.5", linestyle="--", linewidth=1, label="chance", zorder=0)
     ax.axvline(len(comparison.sources) - 0.5, color="0.75", linewidth=1)  # sources | their avg and all pairs
     ax.set_xticks(x, groups)
     ax.set_ylim(0, 105)
-    ax.set_ylabel("accuracy (%, a tie counting half)")
+    ax.set_ylabel("accuracy (%, a tie counting half)" + (";\nmean and 95 % interval over seeds"
+                                                         if comparison.grouped else ""))
     ax.set_title(_title(comparison, "Accuracy per source"))
-    _legend(fig, n + 1)
+    _legend(fig, n + 2)
     return fig

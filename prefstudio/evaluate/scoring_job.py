@@ -10,11 +10,18 @@ figures of docs/methods.md, "Evaluation", into `metrics` (see predictions.py).
 What is scored is a *subject*: a training job (its latest or a named
 checkpoint, scored with the job's own template and max length, so the test
 pairs look like the training pairs did) or an untrained backbone, "raw:NAME",
-with a freshly initialised head — the papers' baseline row.
+with a freshly initialised head — the papers' baseline row — or a reward model
+someone else trained, "model:NAME", with its own head and chat template
+(external_model.py).
+
+A scoring job made before its training job is done (a sweep's: train/sweep.py)
+runs after it (the queue's `after`) and takes the checkpoint that is latest
+when it starts, not when it was made; it records it in its config then.
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -33,15 +40,21 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: str = kinds.EVAL
-    subject: str  # a training job's id, or "raw:NAME"
-    checkpoint: str  # the model folder scored
-    checkpoint_name: str  # "step-N", or "raw"
+    subject: str  # a training job's id, "raw:NAME" or "model:NAME"
+    checkpoint: str = ""  # the model folder scored; "" until a job made to run after its training job starts
+    checkpoint_name: str = ""  # "step-N", or "raw"
     split: str = "test"
     batch_size: int = 32
     max_length: int = 512
     template: str = "{prompt}\n\nAssistant: {response}"
     pooling: str = "auto"
     seed: int = 0  # a raw backbone's head is initialised from it
+    sweep: str | None = None  # the sweep whose training job this scores (train/sweep.py)
+
+    @property
+    def resolved(self) -> bool:
+        """The checkpoint is chosen (a job made to score its training job's latest chooses it when it starts)."""
+        return bool(self.checkpoint)
 
 
 def _training_config(job_folder: Path) -> dict:
@@ -57,14 +70,21 @@ def load_config(folder: Path) -> EvalConfig:
 
 def eval_config(ws, job_id: str | None = None, *, raw_backbone: str | None = None, checkpoint: str | None = None,
                 split: str = "test", batch_size: int = 32, max_length: int | None = None,
-                raw_name: str | None = None) -> EvalConfig:
+                raw_name: str | None = None, when_done: bool = False) -> EvalConfig:
     """The settings that score `job_id` (or a raw backbone) on `split`; checked before anything is written.
 
     A raw backbone is named raw:`raw_name`, by default raw:<its folder's name> (a folder called `model`
-    says little: give a name).
+    says little: give a name). `when_done`: score the job's latest checkpoint once the job is done (the
+    scoring job is made to run after it), so a job without a checkpoint yet is fine.
     """
+    if (job_id or "").startswith("model:"):  # a reward model scored before (external_model.py): a split, best-of-N
+        from prefstudio.evaluate import external_model
+
+        return external_model.known_config(ws, job_id, checkpoint=checkpoint, split=split, batch_size=batch_size,
+                                           max_length=max_length)
     if (job_id is None) == (raw_backbone is None):
-        raise PrefstudioError("name a training job to score, or --raw BACKBONE for an untrained baseline")
+        raise PrefstudioError("name a training job to score, --raw BACKBONE for an untrained baseline, "
+                              "or --model PATH for an existing reward model")
     if raw_backbone is not None:
         path = Path(raw_backbone).expanduser()
         if not (path / "config.json").is_file():
@@ -72,8 +92,12 @@ def eval_config(ws, job_id: str | None = None, *, raw_backbone: str | None = Non
         name = (raw_name or path.resolve().name).strip()
         if not name or any(ch.isspace() or ch == ":" for ch in name):
             raise PrefstudioError(f"--name {name!r}: expected one word without spaces or ':', e.g. minilm-l6")
+        positions = _positions(path)
+        if max_length and positions and max_length > positions:
+            raise PrefstudioError(f"--max-length {max_length}: {raw_backbone} takes at most {positions} tokens "
+                                  f"(config.json); give {positions} or less")
         return EvalConfig(subject=f"raw:{name}", checkpoint=str(path.resolve()), checkpoint_name="raw",
-                          split=split, batch_size=batch_size, max_length=max_length or 512)
+                          split=split, batch_size=batch_size, max_length=max_length or min(512, positions or 512))
     folder = ws.jobs_dir / job_id
     if not is_job(folder):
         known = sorted(p.name for p in ws.jobs_dir.iterdir() if is_job(p))
@@ -85,18 +109,45 @@ def eval_config(ws, job_id: str | None = None, *, raw_backbone: str | None = Non
         chosen = Path(checkpoint) if Path(checkpoint).is_absolute() else folder / CHECKPOINTS / checkpoint
         if not chosen.is_dir():
             raise PrefstudioError(f"job {job_id} has no checkpoint {checkpoint!r} (look in {folder / CHECKPOINTS})")
+    elif when_done:
+        chosen = None  # the latest when the scoring job starts, after the training job is done
     else:
         chosen = latest_checkpoint(folder)
         if chosen is None:
             raise PrefstudioError(f"job {job_id} has no checkpoint yet; score it when it has saved one")
-    return EvalConfig(subject=job_id, checkpoint=str(chosen.resolve()), checkpoint_name=chosen.name, split=split,
+    return EvalConfig(subject=job_id, checkpoint=str(chosen.resolve()) if chosen else "",
+                      checkpoint_name=chosen.name if chosen else "", split=split,
                       batch_size=batch_size, max_length=max_length or int(trained.get("max_length", 512)),
                       template=trained.get("template", EvalConfig.model_fields["template"].default),
-                      pooling=trained.get("pooling", "auto"))
+                      pooling=trained.get("pooling", "auto"), sweep=trained.get("sweep"))
 
 
-def create_eval_job(ws, config: EvalConfig, *, name: str | None = None, con=None):
-    """A queued job that scores `config.split`'s pairs; the pairs are written into its folder now."""
+def resolve_checkpoint(folder: Path, config: EvalConfig) -> EvalConfig:
+    """The config of a scoring job made to score its training job's latest checkpoint, with that checkpoint
+    chosen now and recorded in the job's config (a resume scores the same one); refused while the training
+    job is not done, so a job run by hand cannot score a checkpoint from half-way."""
+    from prefstudio.jobs.layout import write_config
+    from prefstudio.jobs.status import read_status
+
+    if config.resolved:
+        return config
+    trained = folder.parent / config.subject
+    state = read_status(trained).state if is_job(trained) else "gone"
+    if state != "done":
+        raise PrefstudioError(f"job {config.subject} is {state}: this scoring job scores its latest checkpoint "
+                              "once it is done; resume it when it is")
+    chosen = latest_checkpoint(trained)
+    if chosen is None:
+        raise PrefstudioError(f"job {config.subject} is done but has no checkpoint in {trained / CHECKPOINTS}")
+    config = config.model_copy(update={"checkpoint": str(chosen.resolve()), "checkpoint_name": chosen.name})
+    write_config(folder, config.model_dump(exclude_none=True))
+    return config
+
+
+def create_eval_job(ws, config: EvalConfig, *, name: str | None = None, con=None, after: str | None = None,
+                    held: bool = False):
+    """A queued job that scores `config.split`'s pairs; the pairs are written into its folder now.
+    `after`: the training job it waits for (a config made `when_done`); held: kept out of the local queue."""
     from prefstudio.jobs import new_job
 
     con = con or ws.cursor()
@@ -115,8 +166,11 @@ def create_eval_job(ws, config: EvalConfig, *, name: str | None = None, con=None
             for batch in reader:
                 writer.write_batch(batch, row_group_size=config.batch_size)
 
-    return new_job(ws, kinds.EVAL, config.model_dump(), kinds.EVAL, write_pairs,
-                        name=name or f"eval {config.subject} {config.checkpoint_name} on {config.split}", con=con)
+    if not config.resolved and after != config.subject:
+        raise PrefstudioError(f"scoring {config.subject}'s latest checkpoint needs the job made to run after it")
+    return new_job(ws, kinds.EVAL, config.model_dump(exclude_none=True), kinds.EVAL, write_pairs,
+                   name=name or f"eval {config.subject} {config.checkpoint_name or 'latest'} on {config.split}",
+                   con=con, after=after, held=held)
 
 
 def scored_ids(folder: Path) -> set[int]:
@@ -142,7 +196,7 @@ def run(folder: Path, *, should_stop, on_progress) -> None:
     from prefstudio.jobs.progress import Progress
     from prefstudio.train.scoring import score_pairs
 
-    config = load_config(folder)
+    config = resolve_checkpoint(folder, load_config(folder))
     parts = PartWriter(folder / PARTS)
     done = scored_ids(folder)
     source = pq.ParquetFile(folder / PAIRS)
@@ -169,6 +223,9 @@ def run(folder: Path, *, should_stop, on_progress) -> None:
         on_progress(Progress(len(done), total, None))
 
     torch.manual_seed(config.seed)  # a raw backbone's fresh head: the same every time
+    from prefstudio.evaluate import external_model  # model:NAME is scored as it is: its own head and chat template
+
+    score_pairs = external_model.score_pairs if external_model.is_model_subject(config.subject) else score_pairs
     scored_now = 0  # in this run: score_pairs cuts its batches from the same count, so this says where one ends
     for scored in score_pairs(config.checkpoint, rows(), batch_size=config.batch_size, max_length=config.max_length,
                               template=config.template, pooling=config.pooling):
@@ -182,3 +239,14 @@ def run(folder: Path, *, should_stop, on_progress) -> None:
         if batch_done and should_stop():
             break  # what was scored is kept; a resume goes on from here
     flush()
+
+
+def _positions(model: Path) -> int | None:
+    """The most tokens a backbone takes, as its config.json says (None where it does not say)."""
+    try:
+        config = json.loads((model / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    found = [config.get(key) for key in ("max_position_embeddings", "n_positions")]
+    found = [n for n in found if isinstance(n, int) and n > 0]
+    return min(found) if found else None

@@ -9,6 +9,7 @@ scoring's reward parts) are named by that kind's own module.
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 
@@ -24,6 +25,7 @@ INGESTED = "ingested"  # the job's output is in the workspace database
 INGEST_FAILED = "ingest-failed.txt"  # why bringing the output in failed; tried again at the next open
 RUNNER_LOCK = ".runner.lock"  # who runs the job now: host, pid, heartbeat (runner_lock.py)
 TMP_PREFIX = ".tmp-"  # a job folder being made: renamed to its id once whole, never listed
+SWEEPS = "sweeps"  # in the jobs folder: one ID.json per sweep, its grid (train/sweep.py); not a job
 
 # -- what training writes and others read --------------------------------------------------------------
 PAIRS = "pairs.parquet"  # the pairs the job reads: training's snapshot, scoring's split
@@ -40,7 +42,10 @@ def read_config(job_dir: Path) -> dict:
 
 
 def write_config(job_dir: Path, config: dict) -> None:
-    (job_dir / CONFIG).write_text(tomli_w.dumps(config), encoding="utf-8")
+    """Replace the config whole: a scoring job records the checkpoint it resolved when it started."""
+    tmp = job_dir / f".{CONFIG}.tmp"
+    tmp.write_text(tomli_w.dumps(config), encoding="utf-8")
+    os.replace(tmp, job_dir / CONFIG)
 
 
 def read_launch(job_dir: Path) -> dict:

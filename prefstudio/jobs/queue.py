@@ -5,7 +5,9 @@ running; when it ends it starts the oldest queued job (process.py). A lock file
 serialises "is anything running? then start the next" across processes. A held
 job (`train --no-start`, to be run elsewhere: docs/cluster.md) is not in the queue:
 nothing starts it but `resume` or running its folder by hand, and a job running on
-another host does not hold the local queue up.
+another host does not hold the local queue up. A job made to run `after` another (a
+sweep's scoring job after its training job) stays queued until that one is done; the
+queue starts the oldest job that is not waiting.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from pathlib import Path
 
 from prefstudio.errors import PrefstudioError
 from prefstudio.jobs import kinds
-from prefstudio.jobs.layout import CANCEL, LAUNCH, LOG, RUNNER_LOCK, STATUS, TMP_PREFIX, read_launch, write_config
+from prefstudio.jobs.layout import (CANCEL, LAUNCH, LOG, RUNNER_LOCK, STATUS, TMP_PREFIX, is_job, read_launch,
+                                   write_config)
 from prefstudio.jobs.liveness import describe, visible_here
 from prefstudio.jobs.runner_lock import holder
 from prefstudio.jobs.status import JobStatus, list_jobs, read_raw, read_status, write_json
@@ -36,15 +39,21 @@ ABANDONED_AFTER_S = 3600  # a folder still being made after this long was left b
 
 
 def new_job(ws, kind: str, config: dict, label: str, write_inputs, *, gpus: list[int] | None = None,
-            num_processes: int = 1, name: str | None = None, con=None, held: bool = False) -> JobStatus:
+            num_processes: int = 1, name: str | None = None, con=None, held: bool = False,
+            after: str | None = None) -> JobStatus:
     """A queued job of `kind` (held: made to run elsewhere): its frozen config, the inputs
-    `write_inputs(folder)` writes, a row in `jobs`.
+    `write_inputs(folder)` writes, a row in `jobs`. `after`: the id of a job this one waits for;
+    the queue starts it once that one is done. A `sweep` in the config is copied into the status,
+    so listing the jobs groups them without reading every config.
 
     The folder is made whole under a temporary name (TMP_PREFIX) and renamed to its id at the
     end: a failure or a kill -9 on the way leaves no half-made job, only a hidden folder that
     is removed (`remove_abandoned`).
     """
     kinds.get(kind)
+    config = {key: value for key, value in config.items() if value is not None}  # TOML has no null: unset is None
+    if after is not None and not is_job(ws.jobs_dir / after):
+        raise PrefstudioError(f"no job {after!r} in {ws.jobs_dir} to run after")
     con = con or ws.cursor()
     job_id = f"{datetime.now():%Y%m%d-%H%M%S}-{label}-{secrets.token_hex(2)}"
     folder = ws.jobs_dir / job_id
@@ -56,16 +65,27 @@ def new_job(ws, kind: str, config: dict, label: str, write_inputs, *, gpus: list
         write_config(making, config)
         write_inputs(making)
         write_json(making / LAUNCH, {"kind": kind, "gpus": gpus, "num_processes": num_processes})
-        write_json(making / STATUS, {"state": state, "created": now, "name": name or job_id, "kind": kind})
+        linked = {key: value for key, value in (("sweep", config.get("sweep")), ("after", after)) if value}
+        write_json(making / STATUS, {"state": state, "created": now, "name": name or job_id, "kind": kind, **linked})
         making.rename(folder)
     except BaseException:
         shutil.rmtree(making, ignore_errors=True)
         raise
-    con.execute(
-        "INSERT INTO jobs (id, kind, name, state, config, created_at) VALUES (?, ?, ?, ?, ?, to_timestamp(?)::TIMESTAMP)",
-        [job_id, kind, name or job_id, state, json.dumps(config), now],
-    )
+    _add_row(con, [job_id, kind, name or job_id, state, json.dumps(config), now])
     return read_status(folder)
+
+
+def _add_row(con, row: list) -> None:
+    """The new job's row in `jobs`. The folder is there from the rename on, so a bring_in in another thread
+    (the app's once-a-second read) may have added the row first, from the folder: the same row."""
+    import duckdb
+
+    try:
+        con.execute("INSERT INTO jobs (id, kind, name, state, config, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, to_timestamp(?)::TIMESTAMP) ON CONFLICT (id) DO NOTHING", row)
+    except duckdb.Error:  # its insert committed while ours ran
+        if not con.execute("SELECT count(*) FROM jobs WHERE id = ?", [row[0]]).fetchone()[0]:
+            raise
 
 
 def remove_abandoned(jobs_dir: Path, older_than: float = ABANDONED_AFTER_S) -> list[Path]:
@@ -130,12 +150,13 @@ def _spawn(folder: Path) -> int:
 
 
 def start_next(jobs_dir: Path) -> JobStatus | None:
-    """Start the oldest queued job if none runs on this host; returns it. Held jobs are not in the queue."""
+    """Start the oldest queued job if none runs on this host; returns it. Held jobs are not in the queue,
+    nor are jobs waiting for another that is not done yet."""
     with _QueueLock(jobs_dir):
         jobs = list_jobs(jobs_dir)
         if any(j.state == "running" and not j.elsewhere for j in jobs):
             return None
-        queued = [j for j in jobs if j.state == "queued" and holder(j.folder) is None]
+        queued = [j for j in jobs if j.state == "queued" and not j.waiting and holder(j.folder) is None]
         if not queued:
             return None
         _spawn(queued[0].folder)

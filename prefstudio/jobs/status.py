@@ -4,7 +4,8 @@ The job process writes its status file; a job whose status says running but whos
 process is gone (kill -9, out of memory; elsewhere, a heartbeat gone stale: liveness.py)
 reads as failed, or as cancelled if a cancel was asked for, and can be resumed from its
 last checkpoint. A done job whose Parquet files are not whole reads as damaged, naming
-the file, and is not brought into the workspace.
+the file, and is not brought into the workspace. A job made to run after another (a sweep's
+scoring job after its training job) says what it waits for, and whether that needs a hand.
 """
 
 from __future__ import annotations
@@ -42,6 +43,19 @@ class JobStatus:
     name: str = ""
     kind: str = kinds.DEFAULT
     heartbeat: dict | None = None  # the job process's latest: host, pid, time (liveness.py)
+    sweep: str | None = None  # the sweep the job belongs to (train/sweep.py)
+    after: str | None = None  # the job it runs after: the queue starts it once that one is done
+    after_state: str | None = None  # read, not stored: that job's state now ("gone" without its folder)
+
+    @property
+    def waiting(self) -> bool:
+        """Queued, but not startable: the job it runs after is not done."""
+        return self.state == "queued" and self.after is not None and self.after_state != "done"
+
+    @property
+    def stuck(self) -> bool:
+        """Waiting for a job that will not end done by itself: it needs a resume (or is gone)."""
+        return self.waiting and self.after_state in ("failed", "cancelled", "damaged", "held", "gone")
 
     @property
     def elsewhere(self) -> bool:
@@ -83,14 +97,15 @@ def read_raw(folder: Path) -> dict:
     return json.loads((folder / STATUS).read_text()) if (folder / STATUS).exists() else {}
 
 
-def read_status(folder: Path) -> JobStatus:
+def read_status(folder: Path, *, follow: bool = True) -> JobStatus:
+    """`follow`: read the state of the job this one runs after, too (one level: that one's is not read)."""
     try:
         data = json.loads((folder / STATUS).read_text())
     except (OSError, ValueError):
         data = {"state": "failed", "message": f"no readable {STATUS}"}
     if not isinstance(data, dict):
         data = {"state": "failed", "message": f"{STATUS} does not hold a status"}
-    status = JobStatus(id=folder.name, folder=folder, **{k: v for k, v in data.items() if k in JobStatus.__dataclass_fields__ and k not in ("id", "folder")})
+    status = JobStatus(id=folder.name, folder=folder, **{k: v for k, v in data.items() if k in JobStatus.__dataclass_fields__ and k not in ("id", "folder", "after_state")})
     beat = status.heartbeat if isinstance(status.heartbeat, dict) else None
     if status.state == "running":
         alive = liveness.beat_alive(beat) if beat else liveness.pid_alive(status.pid, folder)
@@ -107,8 +122,14 @@ def read_status(folder: Path) -> JobStatus:
                               "the job's process ended without a word (killed?); ") + \
                 "resume it to go on from its last checkpoint"
     if status.state == "held" and not status.message:
-        status.message = (f"not in the local queue (--no-start): run it with `python -m prefstudio.jobs {folder}` "
-                          "(docs/cluster.md), or resume it to run it here")
+        status.message = ("not in the local queue (--no-start): run it "
+                          + (f"once {status.after} is done, " if status.after else "")
+                          + f"with `python -m prefstudio.jobs {folder}` (docs/cluster.md), or resume it to run it here")
+    if follow and status.after and status.state == "queued":
+        before = folder.parent / str(status.after)
+        status.after_state = read_status(before, follow=False).state if is_job(before) else "gone"
+        if status.waiting:
+            status.message = _waiting_message(status.after, status.after_state)
     if status.state == "done" and (damage := damaged_file(folder)):
         status.state = "damaged"
         kind = kinds.KINDS.get(status.kind)
@@ -122,6 +143,17 @@ def read_status(folder: Path) -> JobStatus:
             why = ""
         status.message = f"done, but its output could not be brought into the workspace ({why}); the next open tries again"
     return status
+
+
+def _waiting_message(after: str, state: str) -> str:
+    """What a queued job that runs after `after` waits for, and what it takes when that one cannot end well."""
+    return {
+        "failed": f"waiting for {after}, which failed: resume it",
+        "cancelled": f"waiting for {after}, which was cancelled: resume it",
+        "damaged": f"waiting for {after}, which is damaged: see its message",
+        "held": f"waiting for {after}, which is held (--no-start): run it elsewhere, or resume it to run it here",
+        "gone": f"waiting for {after}, which is not in the jobs folder: cancel this job",
+    }.get(state, f"waiting for {after} ({state})")
 
 
 def list_jobs(jobs_dir: Path) -> list[JobStatus]:

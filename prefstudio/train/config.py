@@ -77,6 +77,7 @@ class TrainConfig(BaseModel):
     seed: int = 0
     group_by_length: bool | None = None  # None: grouped unless the objective uses a batch statistic
     preset: Literal["more-paper"] | None = None  # recorded; its settings are already applied
+    sweep: str | None = None  # the sweep the job is one run of (train/sweep.py); recorded, changes no step
 
     @field_validator(*LOWEST)
     @classmethod

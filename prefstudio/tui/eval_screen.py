@@ -8,6 +8,10 @@ count, all on the pairs every picked model has scored. Below, the
 reward-difference histograms (overlaid, or one under another: `o`) and the
 reliability diagram, for all pairs or the source picked at the top; then the
 Tukey outliers of the model under the table's cursor, most extreme first.
+Under the models, the table has a row per setting trained with several seeds
+(a cell: mean ± the 95 % t-interval's half-width over its seeds), and a row for
+the length baseline (the longer response wins; no ECE); where cells have several
+seeds, an accuracy chart draws each cell's mean with its interval as a whisker.
 Enter opens an outlier in the pair view, `l` labels it. `t` swaps the plots for
 the figures behind them (the distribution's moments, ECE at 5/10/20 bins,
 outlier counts). `b` cycles the bin count (5, 10, 20) of the ECE column and the
@@ -78,6 +82,15 @@ FIGURE_COLUMNS = [Column("model"), Column("mean d", 7, right=True), Column("std"
 kurtosis, out ± the Tukey outliers above and below; fits 100 columns."""
 
 
+def _short_labels(labels: list[str]) -> list[str]:
+    """Cell labels for a narrow chart: `objective=bt`, `objective=more` become `bt`, `more` when one setting
+    tells every cell apart."""
+    keys = {label.partition("=")[0] for label in labels}
+    if len(keys) == 1 and all("=" in label and ", " not in label for label in labels):
+        return [label.partition("=")[2] for label in labels]
+    return labels
+
+
 class EvalScreen(ReportsFailedWorkers, Screen):
     CSS_PATH = "eval_screen.tcss"
     BINDINGS = [
@@ -111,6 +124,7 @@ class EvalScreen(ReportsFailedWorkers, Screen):
         with Horizontal(id="eval-plots"):
             yield DrawnChart(id="eval-histogram")
             yield DrawnChart(id="eval-reliability")
+            yield DrawnChart(id="eval-accuracy")
         yield PlainTextTable(FIGURE_COLUMNS, id="eval-figures")
         yield Static(id="eval-ece-note")
         with Vertical(id="eval-outliers-box"):
@@ -260,14 +274,18 @@ class EvalScreen(ReportsFailedWorkers, Screen):
     def _show_comparison(self) -> None:
         comparison = self.comparison
         table = self.query_one("#eval-table", JobTable)
-        header, *rows = comparison.table() if comparison else [["model"]]
+        header, *rows = comparison.model_table() if comparison else [["model"]]
         figures = {r.model: cells[1:] for r, cells in zip(comparison.results, rows)} if comparison else {}
-        table.columns = [Column("", 1), Column(header[0])] + [
-            Column(name, max(6, min(len(name), 10)), right=True) for name in header[1:]]
         cells = [("✓" if m in figures else " ", m.label, *figures.get(m, [""] * (len(header) - 1)))
                  for m in self.shown]
+        cells += [(" ", *row) for row in self._summary_rows()]  # below the models: not picked, not a model
+        widest = [max((len(row[i + 2]) for row in cells), default=0) for i in range(len(header) - 1)]
+        table.columns = [Column("", 1), Column(header[0])] + [  # "58.3 ± 4.1" fits; a long interval is cut
+            Column(name, max(6, min(len(name), 10), min(width, 14)), right=True)
+            for name, width in zip(header[1:], widest)]
+        self.set_class(bool(comparison and comparison.grouped), "-cells")
         self.focused_model = max(0, min(self.focused_model, len(cells) - 1))
-        table.styles.height = max(2, min(len(cells) + 1, 8))  # the plots get what the table does not need
+        table.styles.height = max(2, min(len(cells) + 1, 10))  # the plots get what the table does not need
         table.show_rows(cells, list(range(len(cells))), cursor_row=self.focused_model)
         if comparison is not None:
             if not comparison.results:
@@ -281,6 +299,14 @@ class EvalScreen(ReportsFailedWorkers, Screen):
         self._show_ece_note()
         self._show_plots()
         self._show_outliers()
+
+    def _summary_rows(self) -> list[list[str]]:
+        """A row per cell of several seeds (mean ± half-width), then the length baseline's."""
+        comparison = self.comparison
+        if comparison is None or not comparison.results:
+            return []
+        rows = [row for cell, row in zip(comparison.cells, comparison.cell_table()[1:]) if cell.seeds > 1]
+        return rows + ([comparison.length_row()] if comparison.length is not None else [])
 
     def _show_ece_note(self) -> None:
         """The odd-bin footnote under whichever table shows an ECE at an odd bin count: the table's column at
@@ -342,6 +368,27 @@ class EvalScreen(ReportsFailedWorkers, Screen):
                        "no pairs", styles)
         reliability.show(f"reliability · {where} · accuracy (y) vs confidence (x)", draw_reliability, "no pairs",
                          styles)
+        self._show_accuracy()
+
+    def _show_accuracy(self) -> None:
+        """Each cell's mean accuracy with its 95 % interval as a whisker, and the length baseline, for the source
+        picked at the top (or every pair); drawn where some cell has several seeds."""
+        comparison = self.comparison
+        accuracy = self.query_one("#eval-accuracy", DrawnChart)
+        if comparison is None or not comparison.grouped:
+            accuracy.show("accuracy", None, "no setting with several seeds")
+            return
+        key = self.source or metrics.ALL
+        whiskers = []
+        for cell, label in zip(comparison.cells, _short_labels([cell.label for cell in comparison.cells])):
+            interval = comparison.cell_intervals(cell).get(key)
+            if interval is not None:
+                whiskers.append(charts.Whisker(f"{label} ({cell.seeds})", interval.mean, interval.half_width))
+        if comparison.length is not None and key in comparison.length.summaries:
+            whiskers.append(charts.Whisker(compare.LENGTH, comparison.length.summaries[key].accuracy, float("nan")))
+        styles = slot_styles([comparison.slots[cell.members[0]] for cell in comparison.cells], extra=1)
+        accuracy.show(f"accuracy % · {self.source or 'all sources'} · mean ± 95 % over seeds",
+                      lambda width, height: charts.accuracy_whiskers(whiskers, width, height), "no pairs", styles)
 
     def _show_outliers(self) -> None:
         result = self._focused_result()

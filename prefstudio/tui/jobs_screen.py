@@ -1,4 +1,4 @@
-"""Training jobs from the app: the queue, one job's live curves and log, and a form to launch another.
+"""Training jobs from the app: the queue, one job's live curves and log, and forms to launch a job or a sweep.
 
 Everything shown is read from the job folders, never from a job process: a job
 runs detached and outlives the app (prefstudio/jobs/). Once a second a thread
@@ -7,10 +7,12 @@ bytes its metrics file gained since the last look (jobs/metrics_log.py); when a
 job's state changes it brings the jobs in (jobs/sync.py). Launching takes a
 snapshot of the pairs, so it runs in a thread worker too; the form checks the
 settings first, on the spot, then against the workspace's pairs in a worker
-(train/checks.py, as `prefstudio train`).
+(train/checks.py, as `prefstudio train`). A sweep's jobs are listed together, with
+their sweep in the last column; the sweep form makes the grid as `prefstudio sweep`
+does (train/sweep.py), every run checked before any job is made.
 
-Over 400 lines: the queue table, the curves, the log and the launch form; the job
-mechanics live in prefstudio/jobs/.
+Over 400 lines: the queue table, the curves, the log and the two forms; the job
+mechanics live in prefstudio/jobs/, the sweep's in prefstudio/train/sweep.py.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from prefstudio.settings import OBJECTIVES, SAMPLINGS, parse_gpus, parse_sources
 from prefstudio.jobs import kinds
 from prefstudio.jobs.layout import read_config
 from prefstudio.jobs.metrics_log import MetricsLog
-from prefstudio.train import truncation
+from prefstudio.train import sweep, truncation
 from prefstudio.train.config import TrainConfig, make_config
 from prefstudio.train.jobs import create_training_job
 from prefstudio.tui.widgets import Column, DrawnChart, PlainTextTable, WorkspaceHeader, literal_text, visible
@@ -44,6 +46,7 @@ POLL_S = 1.0
 LOG_LINES = 15
 MAX_POINTS = 2000  # per series handed to a chart; a chart is narrower than this in dots
 BAR_WIDTH = 12
+SWEEP_WIDTH = 9  # 'sw-3f2a', or a short name: the job ids keep their width
 
 
 # -- reading the job folders (worker thread) ----------------------------------------------------------
@@ -84,11 +87,13 @@ class JobDetail:
 
 
 class JobsScanned(Message):
-    """A read of the job folders: the rows, the selected job's detail; or `why` it failed (rows None)."""
+    """A read of the job folders: the rows (a sweep's together), the selected job's detail, each sweep's
+    summary line; or `why` it failed (rows None)."""
 
-    def __init__(self, rows: list[JobRow] | None, detail: JobDetail | None, why: str = "") -> None:
+    def __init__(self, rows: list[JobRow] | None, detail: JobDetail | None, why: str = "",
+                 sweeps: dict[str, str] | None = None) -> None:
         super().__init__()
-        self.rows, self.detail, self.why = rows, detail, why
+        self.rows, self.detail, self.why, self.sweeps = rows, detail, why, sweeps or {}
 
 
 class JobActionDone(Message):
@@ -115,10 +120,19 @@ def _bar(step: int, total: int) -> str:
     return "█" * min(filled, BAR_WIDTH) + "░" * (BAR_WIDTH - min(filled, BAR_WIDTH))
 
 
+def sweep_label(sweep_id: str | None) -> str:
+    """The sweep column: 'lr-3f2a' for sw-lr-3f2a; the dated id of an unnamed sweep is too wide, its tail says it."""
+    if not sweep_id:
+        return ""
+    short = sweep_id.removeprefix("sw-")
+    return short if len(short) <= SWEEP_WIDTH else f"sw-{short[-4:]}"
+
+
 def job_cells(row: JobRow) -> tuple[str, ...]:
     s = row.status
     return (s.state, f"{s.step}/{s.total_steps or '?'}", _bar(s.step, s.total_steps), _eta(s.eta_seconds),
-            "—" if s.loss is None else f"{s.loss:.4f}", row.objective, s.id, Path(row.backbone).name)
+            "—" if s.loss is None else f"{s.loss:.4f}", row.objective, s.id, Path(row.backbone).name,
+            sweep_label(s.sweep))
 
 
 class JobTable(PlainTextTable):
@@ -173,12 +187,21 @@ class LaunchRequest:
     notes: tuple[str, ...] = ()  # what the launch check says to know (train/checks.py)
 
 
-class LaunchChecked(Message):
-    """The workspace check of a form's request: `why` refuses it, else it goes with `notes`."""
+@dataclass(frozen=True)
+class SweepRequest:
+    plan: sweep.Sweep
+    gpus: list[int] | None
+    configs: tuple[TrainConfig, ...] = ()  # every run's, once checked against the workspace
+    notes: tuple[str, ...] = ()
 
-    def __init__(self, request: LaunchRequest, why: str = "", notes: tuple[str, ...] = ()) -> None:
+
+class LaunchChecked(Message):
+    """The workspace check of a form's request: `why` refuses it, else `checked` (the request, with what the
+    check found) is what the form gives back."""
+
+    def __init__(self, request, why: str = "", checked=None) -> None:
         super().__init__()
-        self.request, self.why, self.notes = request, why, notes
+        self.request, self.why, self.checked = request, why, checked
 
 
 def form_spelling(key: str, value) -> str:
@@ -196,50 +219,58 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
     CSS_PATH = "jobs_screen.tcss"
     BINDINGS = [Binding("escape", "dismiss_form", "Close")]
     FIELDS = {"batch-size": "batch_size", "lr": "lr", "epochs": "epochs", "max-length": "max_length"}
+    TITLE = "New training job"
+    NAME_HINT = "the job id"
 
     def __init__(self, backbone: str = "") -> None:
         super().__init__()
         self._backbone = backbone
-        self._checking: LaunchRequest | None = None  # the request whose workspace check runs
+        self._checking = None  # the request whose workspace check runs
 
     def compose(self) -> ComposeResult:
-        defaults = TrainConfig.model_fields
         with Vertical():
-            yield Static("New training job", classes="name")
+            yield Static(self.TITLE, classes="name")
             with Horizontal(id="backbone-row"):
                 yield Static("backbone", classes="name")
                 yield Input(self._backbone, placeholder="path to a Hugging Face model folder", compact=True,
                             id="backbone")
             with Grid():
-                yield Static("objective", classes="name")
-                yield Select(_choices(OBJECTIVES), value="bt", allow_blank=False,
-                             compact=True, id="objective")
-                yield Static("sampling", classes="name")
-                yield Select(_choices(SAMPLINGS), value="multitask", allow_blank=False,
-                             compact=True, id="sampling")
-                yield Static("batch size", classes="name")
-                yield Input(str(defaults["batch_size"].default), compact=True, id="batch-size")
-                yield Static("lr", classes="name")
-                yield Input(str(defaults["lr"].default), compact=True, id="lr")
-                yield Static("epochs", classes="name")
-                yield Input(str(defaults["epochs"].default), compact=True, id="epochs")
-                yield Static("max length", classes="name")
-                yield Input(str(defaults["max_length"].default), compact=True, id="max-length")
-                yield Static("precision", classes="name")
-                yield Select(_choices(("no", "bf16", "fp16")), value="no", allow_blank=False, compact=True,
-                             id="mixed-precision")
-                yield Static("GPUs", classes="name")
-                yield Input(placeholder="none, or e.g. 0,1", compact=True, id="gpus")
-                yield Static("sources", classes="name")
-                yield Input(placeholder="all, or a,b", compact=True, id="sources")
-                yield Static("name", classes="name")
-                yield Input(placeholder="the job id", compact=True, id="name")
-                yield Static("unlabelled", classes="name")
-                yield Select(_choices(("zero", "drop")), prompt="zero (default)", compact=True, id="unlabelled")
+                yield from self.run_fields()
+                yield from self.setting_fields()
             yield Static(id="form-error")
             with Horizontal(id="form-buttons"):
                 yield Button("Launch", compact=True, variant="success", id="launch")
                 yield Button("Cancel", compact=True, id="close")
+
+    def run_fields(self) -> ComposeResult:
+        """What one job is: its objective and sampling (a sweep's form asks for several)."""
+        yield Static("objective", classes="name")
+        yield Select(_choices(OBJECTIVES), value="bt", allow_blank=False, compact=True, id="objective")
+        yield Static("sampling", classes="name")
+        yield Select(_choices(SAMPLINGS), value="multitask", allow_blank=False, compact=True, id="sampling")
+
+    def setting_fields(self) -> ComposeResult:
+        """The settings a job and a sweep share."""
+        defaults = TrainConfig.model_fields
+        yield Static("batch size", classes="name")
+        yield Input(str(defaults["batch_size"].default), compact=True, id="batch-size")
+        yield Static("lr", classes="name")
+        yield Input(str(defaults["lr"].default), compact=True, id="lr")
+        yield Static("epochs", classes="name")
+        yield Input(str(defaults["epochs"].default), compact=True, id="epochs")
+        yield Static("max length", classes="name")
+        yield Input(str(defaults["max_length"].default), compact=True, id="max-length")
+        yield Static("precision", classes="name")
+        yield Select(_choices(("no", "bf16", "fp16")), value="no", allow_blank=False, compact=True,
+                     id="mixed-precision")
+        yield Static("GPUs", classes="name")
+        yield Input(placeholder="none, or e.g. 0,1", compact=True, id="gpus")
+        yield Static("sources", classes="name")
+        yield Input(placeholder="all, or a,b", compact=True, id="sources")
+        yield Static("name", classes="name")
+        yield Input(placeholder=self.NAME_HINT, compact=True, id="name")
+        yield Static("unlabelled", classes="name")
+        yield Select(_choices(("zero", "drop")), prompt="zero (default)", compact=True, id="unlabelled")
 
     def on_mount(self) -> None:
         self.query_one("#backbone", Input).focus()
@@ -248,12 +279,10 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
         if event.select.id == "objective" and (needed := sampling_needed(event.value)):
             self.query_one("#sampling", Select).value = needed  # MORE weighs one sub-batch per source
 
-    def read_form(self) -> LaunchRequest:
-        """The request in the form; PrefstudioError, one line, on a value a job cannot use."""
+    def shared_values(self) -> dict:
+        """The settings of the shared fields that are filled in; PrefstudioError on a missing backbone."""
         values: dict = {
             "backbone": self.query_one("#backbone", Input).value.strip(),
-            "objective": self.query_one("#objective", Select).value,
-            "sampling": self.query_one("#sampling", Select).value,
             "mixed_precision": self.query_one("#mixed-precision", Select).value,
         }
         if not values["backbone"]:
@@ -268,9 +297,23 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
         unlabelled = self.query_one("#unlabelled", Select).value
         if isinstance(unlabelled, str):  # chosen, not left at the default
             values["unlabelled"] = unlabelled
+        return values
+
+    def read_form(self) -> LaunchRequest:
+        """The request in the form; PrefstudioError, one line, on a value a job cannot use."""
+        values = {"objective": self.query_one("#objective", Select).value,
+                  "sampling": self.query_one("#sampling", Select).value, **self.shared_values()}
         config = make_config(values)
         gpus = parse_gpus(self.query_one("#gpus", Input).value)
         return LaunchRequest(config, gpus, self.query_one("#name", Input).value.strip() or None, frozenset(values))
+
+    def check(self, request, con):
+        """The request against the workspace's pairs (train/checks.py), as `prefstudio train` checks it: the
+        request to give back, with the notes."""
+        from prefstudio.train.checks import check_launch
+
+        notes = check_launch(self.app.ws, request.config, given=request.given, con=con, spell=form_spelling)
+        return replace(request, notes=tuple(notes))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "launch":
@@ -291,18 +334,14 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
         self._check(request)
 
     @work(thread=True, group="launch-check", exclusive=True)
-    def _check(self, request: LaunchRequest) -> None:
-        """The settings against the workspace's pairs (train/checks.py), as `prefstudio train` checks them."""
-        from prefstudio.train.checks import check_launch
-
+    def _check(self, request) -> None:
         try:
             with self.app.cursor("launch-check") as con:
-                notes = check_launch(self.app.ws, request.config, given=request.given, con=con,
-                                     spell=form_spelling)
+                checked = self.check(request, con)
         except (PrefstudioError, duckdb.Error) as exc:
             self.post_message(LaunchChecked(request, first_line(exc)))
             return
-        self.post_message(LaunchChecked(request, notes=tuple(notes)))
+        self.post_message(LaunchChecked(request, checked=checked))
 
     def on_launch_checked(self, message: LaunchChecked) -> None:
         if message.request is not self._checking:
@@ -311,11 +350,46 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
         if message.why:
             self.query_one("#form-error", Static).update(literal_text(message.why))
             return
-        self.dismiss(replace(message.request, notes=message.notes))
+        self.dismiss(message.checked)
 
     def action_dismiss_form(self) -> None:
         self._checking = None  # a check still running answers no one
         self.dismiss(None)
+
+
+class SweepForm(NewJobForm):
+    """A sweep's settings: the launch form's, with several objectives, the seeds and the settings to vary
+    (train/sweep.py); Launch checks every run and gives the sweep back, checked."""
+
+    TITLE = "New sweep: a job per objective × seed × varied value, each scored on test"
+    NAME_HINT = "one word, in the sweep id"
+
+    def run_fields(self) -> ComposeResult:
+        yield Static("objectives", classes="name")
+        yield Input(",".join(OBJECTIVES), placeholder="e.g. bt,margin", compact=True, id="objectives")
+        yield Static("seeds", classes="name")
+        yield Input(str(sweep.DEFAULT_SEEDS), placeholder="3, or 0,1,7", compact=True, id="seeds")
+        yield Static("sampling", classes="name")
+        yield Select(_choices(SAMPLINGS), prompt="per objective", compact=True, id="sampling")
+        yield Static("vary", classes="name")
+        yield Input(placeholder="e.g. lr=1e-4,3e-4", compact=True, id="vary")
+
+    def read_form(self) -> SweepRequest:
+        values = self.shared_values()
+        sampling = self.query_one("#sampling", Select).value
+        if isinstance(sampling, str):  # chosen; else each objective's own (MORE: balanced)
+            values["sampling"] = sampling
+        objectives = sweep.parse_objectives(self.query_one("#objectives", Input).value, "objectives")
+        seeds = sweep.parse_seeds(self.query_one("#seeds", Input).value, "seeds")
+        fixed, varied = sweep.parse_set(self.query_one("#vary", Input).value.split(), "vary")
+        name = sweep.check_name(self.query_one("#name", Input).value.strip() or None, "name")
+        plan = sweep.plan_sweep({**values, **fixed}, objectives, seeds, varied, name=name)
+        return SweepRequest(plan, parse_gpus(self.query_one("#gpus", Input).value))
+
+    def check(self, request: SweepRequest, con) -> SweepRequest:
+        configs, notes = sweep.check_sweep(self.app.ws, request.plan, con=con, spell=form_spelling,
+                                           too_many="make it from the command line with --yes")
+        return replace(request, configs=tuple(configs), notes=tuple(notes))
 
 
 # -- the screen ---------------------------------------------------------------------------------------
@@ -324,18 +398,20 @@ class JobsScreen(Screen):
     CSS_PATH = "jobs_screen.tcss"
     BINDINGS = [
         Binding("n", "new_job", "New job"),
+        Binding("w", "new_sweep", "New sweep"),
         Binding("c", "cancel_job", "Cancel job"),
         Binding("r", "resume_job", "Resume job"),
         Binding("e", "evaluate_job", "Score on test"),
     ]
     COLUMNS = [Column("state", 9), Column("step", 11, right=True), Column("progress", BAR_WIDTH),
                Column("ETA", 7, right=True), Column("loss", 8, right=True), Column("objective", 9),
-               Column("job"), Column("backbone")]
+               Column("job"), Column("backbone", 16), Column("sweep", SWEEP_WIDTH)]
 
     def __init__(self) -> None:
         super().__init__()
         self._rows: list[JobRow] = []
         self._selected: str | None = None  # the id of the job shown below the list
+        self._sweeps: dict[str, str] = {}  # sweep id -> its summary line, as last read
         self._scanning = False
         self._scan_again = False
         self._scan_failure = ""  # the last read's error, said once
@@ -353,6 +429,7 @@ class JobsScreen(Screen):
                 yield ChartView("λ per source (MORE)", id="lambda", classes="-hidden")
             with Vertical(id="side"):
                 yield Static("no jobs yet: n starts one", id="job-title")
+                yield Static(id="job-sweep")
                 yield Static(id="job-message")
                 yield Static(id="job-truncation")
                 yield Static(id="log")
@@ -391,7 +468,10 @@ class JobsScreen(Screen):
             with self.app.write_cursor() as con:
                 statuses = jobs.bring_in(self.app.ws, con=con)
             self._synced_states = states
-        rows = [JobRow(s, *self._config_of(s)) for s in statuses]
+        groups = sweep.group_by_sweep(statuses)  # a sweep's jobs together, where its first one is
+        rows = [JobRow(s, *self._config_of(s)) for _, members in groups for s in members]
+        summaries = {sweep_id: sweep.summary(self.app.ws.jobs_dir, sweep_id, members)
+                     for sweep_id, members in groups if sweep_id is not None}
         if selected not in {s.id for s in statuses}:
             selected = statuses[-1].id if statuses else None  # the newest job
         detail = None
@@ -400,7 +480,7 @@ class JobsScreen(Screen):
             metrics = self._metrics.setdefault(selected, MetricsLog())
             metrics.read_more(status.folder)
             detail = JobDetail(selected, *curves(metrics), status.log_tail(LOG_LINES), truncation.read_line(status.folder))
-        self.post_message(JobsScanned(rows, detail))
+        self.post_message(JobsScanned(rows, detail, sweeps=summaries))
 
     def _config_of(self, status: jobs.JobStatus) -> tuple[str, str]:
         if status.id not in self._configs:
@@ -408,6 +488,8 @@ class JobsScreen(Screen):
                 config = read_config(status.folder)
                 what = config.get("objective", "bt") if status.kind == kinds.TRAIN else status.kind
                 model = config.get("backbone") or config.get("checkpoint") or config.get("policy")
+                if not model and status.kind == kinds.EVAL:  # a sweep's, before it chose its checkpoint
+                    return str(what), "latest"
                 self._configs[status.id] = (str(what), str(model or "?"))
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError):
                 return "?", "?"
@@ -422,6 +504,7 @@ class JobsScreen(Screen):
             return
         self._scan_failure = ""
         self._rows = message.rows
+        self._sweeps = message.sweeps
         if message.detail is not None and self._selected not in {row.status.id for row in self._rows}:
             self._selected = message.detail.id
         table = self.query_one(JobTable)
@@ -437,7 +520,7 @@ class JobsScreen(Screen):
         row = self.selected
         if row is None:
             self.query_one("#job-title", Static).update("no jobs yet: n starts one")
-            for static_id in ("#job-message", "#job-truncation", "#log"):
+            for static_id in ("#job-sweep", "#job-message", "#job-truncation", "#log"):
                 self.query_one(static_id, Static).update("")
             self.query_one("#loss", ChartView).show({})
             return
@@ -445,6 +528,8 @@ class JobsScreen(Screen):
         self.query_one("#job-title", Static).update(literal_text(
             f"{s.name or s.id} · {row.objective} · {s.state} · step {s.step}/{s.total_steps or '?'}"
         ))
+        self.query_one("#job-sweep", Static).update(literal_text(
+            f"sweep {self._sweeps.get(s.sweep, s.sweep)}" if s.sweep else ""))
         message = self.query_one("#job-message", Static)
         message.update(literal_text(s.message))
         message.set_class(s.state in ("failed", "damaged"), "-failed")
@@ -493,6 +578,33 @@ class JobsScreen(Screen):
                 self.notify(visible(note), title="new job", markup=False)
             self.notify("taking a snapshot of the pairs…", title="new job")
             self._launch(request)
+
+    def action_new_sweep(self) -> None:
+        from prefstudio.demo import small_backbone
+
+        trained = [row for row in self._rows if row.status.kind == kinds.TRAIN and row.backbone != "?"]
+        backbone = trained[-1].backbone if trained else (small_backbone() or "")
+        self.app.push_screen(SweepForm(backbone), self._sweep_requested)
+
+    def _sweep_requested(self, request: SweepRequest | None) -> None:
+        if request is not None:
+            for note in request.notes:
+                self.notify(visible(note), title="new sweep", markup=False)
+            self.notify(f"making {request.plan.n_runs} training jobs, each with a scoring job…", title="new sweep")
+            self._launch_sweep(request)
+
+    @work(thread=True, group="jobs-launch")
+    def _launch_sweep(self, request: SweepRequest) -> None:
+        try:
+            with self.app.write_cursor() as con:
+                made = sweep.make_sweep(self.app.ws, request.plan, list(request.configs), gpus=request.gpus,
+                                        num_processes=len(request.gpus) if request.gpus else 1, con=con)
+            jobs.start_next(self.app.ws.jobs_dir)
+        except (PrefstudioError, OSError) as exc:
+            self.post_message(JobActionDone(f"sweep not made: {first_line(exc)}"))
+            return
+        self.post_message(JobActionDone("", select=made[0].training.id,
+                                        note=f"sweep {request.plan.id}: {request.plan.describe()}"))
 
     @work(thread=True, group="jobs-launch")
     def _launch(self, request: LaunchRequest) -> None:

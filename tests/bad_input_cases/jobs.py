@@ -192,3 +192,17 @@ FAULTS = [
           "the job shows as damaged with the file named; the app keeps running",
           "tests/test_tui_jobs.py::test_a_damaged_job_shows_damaged_and_the_app_goes_on"),
 ]
+
+FAULTS += [
+    Fault("a sweep's training job fails or is cancelled", "cancel or kill one training job of a sweep",
+          "its scoring job stays queued and says \"waiting for JOB, which failed: resume it\"; the queue starts "
+          "nothing in its place that waits; once the training job is resumed and done, the scoring job runs and "
+          "scores its latest checkpoint",
+          "tests/test_sweep.py::test_a_scoring_job_waits_for_its_training_job_and_scores_its_latest_checkpoint"),
+]
+
+CASES += [
+    Case("--cancel of a sweep that does not exist", "cancel-sweep.txt", b"",
+         "no job or sweep 'sw-nope-0000' in", None, setup=_held_job,
+         command=lambda ws, file: ["jobs", str(ws), "--cancel", "sw-nope-0000"]),
+]

@@ -60,6 +60,21 @@ def margins_case(what: str, filename: str, values: str, expect: str) -> Case:
                 check=lambda ws, file: None)  # the workspace stays unopenable until workspace.toml is fixed
 
 
+def _scored(ws: Path) -> None:
+    """Two scored models, as `eval` leaves them."""
+    from prefstudio.workspace import Workspace
+    from tests.eval_helpers import add_pairs, store_model
+
+    with Workspace.open(ws) as opened:
+        ids = add_pairs(opened.con, {"alpha": 3})["alpha"]
+        store_model(opened.con, "job-a", ids, [1.0, -1.0, 0.5], name="a", config={"objective": "bt", "seed": 0})
+        store_model(opened.con, "job-b", ids, [1.0, 1.0, 0.5], name="b", config={"objective": "bt", "seed": 1})
+
+
+def _nothing_written(out: Path) -> None:
+    assert not out.exists(), f"{out} was made for a refused report"
+
+
 CASES = [
     Case("a training setting that does not exist", "m.toml", b"backbone = 'x'\nlearning_rate = 1e-5\n",
          "unknown setting 'learning_rate'", None,
@@ -70,6 +85,14 @@ CASES = [
          command=lambda ws, file: ["report", str(ws), "nope", "--out", str(file.parent / "report-o")]),
     Case("a report into a path that is a file", "p.txt", b"not a folder", "exists and is not a folder", None,
          command=lambda ws, file: ["report", str(ws), "all", "--out", str(file)]),
+    Case("a report on a sweep that does not exist", "sw.txt", b"", "sweep:nope: no such sweep in this workspace",
+         None, command=lambda ws, file: ["report", str(ws), "sweep:nope", "--out", str(file.parent / "report-sw")]),
+    Case("a report with no bootstrap draws", "bs.txt", b"", "--bootstrap 0: expected at least 1 draw", None,
+         command=lambda ws, file: ["report", str(ws), "all", "--bootstrap", "0", "--out", str(file.parent / "r-bs")]),
+    Case("a report against a baseline cell that is not compared", "bl.txt", b"",
+         "--baseline 'nope': no such cell among the compared models", None, setup=lambda ws, file: _scored(ws),
+         command=lambda ws, file: ["report", str(ws), "all", "--baseline", "nope", "--out", str(file.parent / "r-bl")],
+         check=lambda ws, file: _nothing_written(file.parent / "r-bl")),
     setting("zero epochs", "train-epochs-0", ("--epochs", "0"),
             "epochs 0: expected a number above 0, e.g. 1, or 0.5 for half an epoch"),
     setting("negative epochs", "train-epochs-neg", ("--epochs", "-2"), "epochs -2: expected a number above 0"),
@@ -127,4 +150,57 @@ FAULTS = [
           "to the same tokens", "the job log says how many pairs became identical and carry no signal; "
           "`train --help` says so under --max-length",
           "tests/test_training.py::test_the_log_counts_pairs_that_truncation_made_identical"),
+]
+
+
+def eval_model(folder=None):
+    """`prefstudio eval WS --model FOLDER` (default: the folder the case's file is written in)."""
+    return lambda ws, file: ["eval", str(ws), "--model", str(folder() if folder else file.parent)]
+
+
+def minilm() -> Path:
+    from tests.tiny_models import MINILM
+
+    return MINILM
+
+
+CASES += [
+    Case("a reward model folder without config.json", "rm-notes.txt", b"weights are elsewhere",
+         "not a Hugging Face model folder (no config.json)", None, command=eval_model()),
+    Case("a reward model with three outputs", "config.json",
+         b'{"architectures": ["GPT2ForSequenceClassification"], "model_type": "gpt2", '
+         b'"id2label": {"0": "bad", "1": "fine", "2": "good"}}',
+         "num_labels 3: expected a reward model with one output (or two: the positive class's logit minus the "
+         "negative's)", None, command=eval_model()),
+    Case("a sentence-transformer scored as a reward model", "rm-minilm.txt", b"",
+         "no reward head (config.json architectures: BertModel, no *ForSequenceClassification); use --raw for an "
+         "untrained head", None, command=eval_model(minilm)),
+]
+
+
+def sweep(*args: str):
+    """`prefstudio sweep WS --backbone tiny ARGS --no-start`, scored on the train split the case's pairs are in."""
+    return lambda ws, file: ["sweep", str(ws), "--backbone", "tiny", "--split", "train", *args, "--no-start"]
+
+
+def sweep_case(what: str, filename: str, args: tuple[str, ...], expect: str) -> Case:
+    """A sweep refused in one line (exit 2): no job of its grid made."""
+    return Case(what, filename, b"", expect, None, command=sweep(*args), setup=with_pairs, check=no_job_made)
+
+
+CASES += [
+    sweep_case("a sweep over an objective that does not exist", "sweep-objective", ("--objective", "bt,dpo"),
+               "--objective bt,dpo: 'dpo' is not an objective (known: bt, margin, adaptive, more)"),
+    sweep_case("a sweep of zero seeds", "sweep-seeds-0", ("--seeds", "0"),
+               "--seeds 0: expected a number of seeds, e.g. 3 (seeds 0, 1, 2), or the seeds themselves"),
+    sweep_case("a sweep whose grid holds one bad value", "sweep-bad-value",
+               ("--objective", "bt,adaptive", "--set", "lr=1e-4,0"),
+               "sweep run bt lr=0 seed 0: lr 0: expected a learning rate above 0"),
+    sweep_case("a sweep that sets the seed with --set", "sweep-set-seed", ("--set", "seed=1,2"),
+               "--set seed=1,2: a sweep takes seed from --seeds, not --set"),
+    sweep_case("a sweep of more than 200 training jobs without --yes", "sweep-too-big",
+               ("--objective", "bt,adaptive", "--seeds", "101"),
+               "this sweep makes 202 training jobs (and as many scoring jobs), more than 200"),
+    sweep_case("a sweep scored on a split with no pairs", "sweep-split", ("--split", "dev"),
+               "--split dev: no pairs to score each run on (splits: train)"),
 ]
