@@ -306,25 +306,16 @@ def rewards(model, sequences: list[list[int]], pad_id: int, device: str) -> list
     return reward.cpu().tolist()
 
 
-def _batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
-    batch = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def score_pairs(path: str | Path, rows: Iterable[dict], *, batch_size: int = 32, max_length: int = MAX_LENGTH_CAP,
                 template: str = EvalConfig.model_fields["template"].default, device: str | None = None,
                 pooling: str = POOLING) -> Iterator[tuple[int, float, float]]:
     """Yields (pair_id, r_chosen, r_rejected) for rows with pair_id, prompt, chosen, rejected; `pooling` is the
     model's own whatever it says (train.scoring's signature, so a scoring job calls either alike)."""
+    from prefstudio.train.scoring import batches
+
     tokenizer, model, pad, device = load(path, device)
     renderer = Renderer(tokenizer, max_length, template)
-    for batch in _batches(rows, batch_size):
+    for batch in batches(rows, batch_size):
         encoded = renderer.encode([r["prompt"] for r in batch], [[r["chosen"], r["rejected"]] for r in batch])
         scored = rewards(model, [c for c, _ in encoded] + [r for _, r in encoded], pad, device)
         n = len(batch)
@@ -336,9 +327,11 @@ def score_responses(path: str | Path, rows: Iterable[dict], *, batch_size: int =
                     template: str = EvalConfig.model_fields["template"].default, device: str | None = None,
                     pooling: str = POOLING) -> Iterator[tuple[object, float]]:
     """Yields (key, reward) for rows with key, prompt, response (best-of-N's candidates), one text a row."""
+    from prefstudio.train.scoring import batches
+
     tokenizer, model, pad, device = load(path, device)
     renderer = Renderer(tokenizer, max_length, template)
-    for batch in _batches(rows, batch_size):
+    for batch in batches(rows, batch_size):
         encoded = renderer.encode([r["prompt"] for r in batch], [[r["response"]] for r in batch])
         for row, reward in zip(batch, rewards(model, [seq for (seq,) in encoded], pad, device)):
             yield row["key"], reward

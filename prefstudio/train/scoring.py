@@ -15,7 +15,8 @@ from prefstudio.train.data import DEFAULT_TEMPLATE, collate, encode_pairs, encod
 from prefstudio.train.reward_model import RewardModel, load_tokenizer
 
 
-def _batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
+def batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    """`rows` in lists of `size`, the last one shorter: one forward pass each, never all rows in memory."""
     batch = []
     for row in rows:
         batch.append(row)
@@ -32,7 +33,7 @@ def score_pairs(checkpoint: str | Path, rows: Iterable[dict], *, batch_size: int
                 pooling: str = "auto") -> Iterator[tuple[int, float, float]]:
     """Yields (pair_id, r_chosen, r_rejected) for rows with pair_id, prompt, chosen, rejected."""
     tokenizer, model, device = _load(checkpoint, pooling, device)
-    for batch in _batches(rows, batch_size):
+    for batch in batches(rows, batch_size):
         encoded = encode_pairs(tokenizer, [{**r, "source": "", "margin": 0.0} for r in batch], max_length, template)
         tensors = collate(encoded, tokenizer.pad_token_id)
         rewards = model(tensors["input_ids"].to(device), tensors["attention_mask"].to(device)).float().cpu()
@@ -57,7 +58,7 @@ def score_responses(checkpoint: str | Path, rows: Iterable[dict], *, batch_size:
     Best-of-N scores candidates one by one; a pair's two sides would double the work for nothing.
     """
     tokenizer, model, device = _load(checkpoint, pooling, device)
-    for batch in _batches(rows, batch_size):
+    for batch in batches(rows, batch_size):
         sequences = encode_responses(tokenizer, [r["prompt"] for r in batch], [r["response"] for r in batch],
                                      max_length, template)
         ids, mask = pad_right(sequences, tokenizer.pad_token_id)
