@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from prefstudio.errors import PrefstudioError, first_line
-from prefstudio.evaluate.scoring_job import EvalConfig, load_config
+from prefstudio.evaluate.scoring_job import POSITION_KEYS, EvalConfig, load_config, stated_positions
 from prefstudio.jobs import kinds
 from prefstudio.jobs.layout import is_job, read_config
 
@@ -108,10 +108,8 @@ def check_folder(path: Path):
 
 def model_max_length(config, tokenizer) -> int | None:
     """The longest text the model takes, where its config or tokenizer says (None: no stated limit)."""
-    limits = [getattr(config, name, None) for name in ("max_position_embeddings", "n_positions")]
-    limits.append(getattr(tokenizer, "model_max_length", None))
-    limits = [int(n) for n in limits if isinstance(n, int) and 0 < n < 1_000_000]  # a tokenizer's "no limit" is 1e30
-    return min(limits) if limits else None
+    values = {name: getattr(config, name, None) for name in POSITION_KEYS}
+    return stated_positions({**values, "tokenizer": getattr(tokenizer, "model_max_length", None)})
 
 
 def model_config(ws, model: str, *, name: str | None = None, split: str = "test", batch_size: int = 32,

@@ -241,12 +241,19 @@ def run(folder: Path, *, should_stop, on_progress) -> None:
     flush()
 
 
+POSITION_KEYS = ("max_position_embeddings", "n_positions")
+
+
+def stated_positions(values: dict) -> int | None:
+    """The fewest positions among a model's config values (None where none is stated; a tokenizer's 1e30 is none)."""
+    found = [int(n) for n in values.values() if isinstance(n, int) and 0 < n < 1_000_000]
+    return min(found) if found else None
+
+
 def _positions(model: Path) -> int | None:
     """The most tokens a backbone takes, as its config.json says (None where it does not say)."""
     try:
         config = json.loads((model / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    found = [config.get(key) for key in ("max_position_embeddings", "n_positions")]
-    found = [n for n in found if isinstance(n, int) and n > 0]
-    return min(found) if found else None
+    return stated_positions({key: config.get(key) for key in POSITION_KEYS}) if isinstance(config, dict) else None
