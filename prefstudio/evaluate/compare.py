@@ -23,6 +23,7 @@ import numpy as np
 from prefstudio.errors import PrefstudioError
 from prefstudio.evaluate import metrics, uncertainty
 from prefstudio.evaluate.predictions import Rewards, Scored, load_rewards
+from prefstudio.train.sweep import cell_of
 
 FAR_OUT = 3.0  # the plot range stops at Tukey's far-out fences, Q1 - 3·IQR and Q3 + 3·IQR, so a few huge
 # outliers cannot squeeze every other pair into one bar; what lies beyond is counted in the end bins
@@ -102,7 +103,6 @@ LENGTH = "length"
 LENGTH_NOTE = ("length: the longer response (in characters) gets the higher reward, d = len(chosen) − len(rejected), "
                "a tie (equal length) counting half; it has no probability, so no ECE. A reward model that does not "
                "beat it has learned length.")
-CELL_IGNORES = ("seed", "sweep", "name")  # a cell is a training config without these: its runs differ by seed only
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ def cells_of(models: list[Scored], configs: dict[str, dict]) -> list[Cell]:
             keys.append(("model", model.job_id, model.checkpoint))
             settings.append(None)
             continue
-        kept = {k: v for k, v in config.items() if k not in CELL_IGNORES}
+        kept = cell_of(config)
         keys.append(("config", json.dumps(kept, sort_keys=True, default=str), model.checkpoint))
         settings.append(kept)
     members: dict[tuple, list[int]] = {}
