@@ -9,6 +9,7 @@ in a form).
 
 from __future__ import annotations
 
+import tomllib
 from typing import TYPE_CHECKING, Literal, get_args
 
 from prefstudio.errors import PrefstudioError
@@ -87,3 +88,11 @@ def judge_settings(defaults: JudgeConfig, *, model: str | None = None, base_url:
     if "concurrency" in overrides and overrides["concurrency"] < 1:
         raise PrefstudioError("concurrency must be a whole number of at least 1")
     return defaults.model_copy(update=overrides)
+
+
+def setting_value(raw: str):
+    """The value of `--set KEY=RAW`: read as TOML (1e-4, true, ["a", "b"], "text"), else a bare word as the string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefstudio.cli.common import add_workspace, progress_bar
 from prefstudio.errors import PrefstudioError
-from prefstudio.settings import MIN_MAX_LENGTH, OBJECTIVES, SAMPLINGS, parse_gpus, sampling_needed
+from prefstudio.settings import MIN_MAX_LENGTH, OBJECTIVES, SAMPLINGS, parse_gpus, sampling_needed, setting_value
 
 
 def add_parsers(sub) -> None:
@@ -159,10 +159,7 @@ def _settings(args, sets: dict | None = None, objective: str | None = None) -> d
         key, sep, raw = item.partition("=")
         if not sep:
             raise PrefstudioError(f"--set {item!r}: expected KEY=VALUE, e.g. --set more_loss=margin")
-        try:
-            values[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            values[key.strip()] = raw  # a bare word: a string
+        values[key.strip()] = setting_value(raw)
     flags = {"backbone": args.backbone, "objective": flags_objective, "sampling": args.sampling,
              "sources": args.sources, "batch_size": args.batch_size, "lr": args.lr, "epochs": args.epochs,
              "max_length": args.max_length, "mixed_precision": args.mixed_precision}

@@ -20,7 +20,6 @@ import json
 import re
 import secrets
 import time
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 from prefstudio.errors import PrefstudioError
 from prefstudio.jobs.layout import SWEEPS
 from prefstudio.jobs.status import JobStatus, write_json
-from prefstudio.settings import OBJECTIVES, sampling_needed
+from prefstudio.settings import OBJECTIVES, sampling_needed, setting_value
 from prefstudio.train.config import TrainConfig, make_config
 
 MAX_JOBS = 200  # training jobs a sweep makes without --yes: more is likely a typo in a grid
@@ -94,13 +93,6 @@ def _split_values(raw: str) -> list[str]:
     return [*parts, current]
 
 
-def _value(raw: str):
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw.strip()  # a bare word: a string, as `train --set` reads it
-
-
 def parse_set(items: list[str], where: str = "--set") -> tuple[dict, dict[str, list]]:
     """`--set KEY=VALUE` (one value: every run) and `--set KEY=V1,V2` (a value each: a grid axis).
 
@@ -120,7 +112,7 @@ def parse_set(items: list[str], where: str = "--set") -> tuple[dict, dict[str, l
         texts = _split_values(raw)
         if any(not text.strip() for text in texts):
             raise PrefstudioError(f"{where} {item}: an empty value; expected KEY=V1,V2 with no empty value")
-        values = [_value(text) for text in texts]
+        values = [setting_value(text.strip()) for text in texts]
         fixed.pop(key, None)
         varied.pop(key, None)
         if len(values) == 1:
