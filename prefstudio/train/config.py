@@ -33,6 +33,7 @@ LOWEST: dict[str, tuple[int, str]] = {
     "checkpoint_every": (0, "a whole number of steps of at least 0 (0: a checkpoint only at the end)"),
     "keep_checkpoints": (1, "a whole number of at least 1 (default 3): the newest checkpoint is always kept"),
     "freeze_layers": (0, "a whole number of layers of at least 0 (0: train them all)"),
+    "lora_rank": (0, "a whole number of at least 0 (0: train every weight; 8 to 64 for LoRA)"),
 }
 ABOVE_ZERO: dict[str, str] = {
     "epochs": "a number above 0, e.g. 1, or 0.5 for half an epoch",
@@ -43,6 +44,8 @@ RANGES: dict[str, tuple[float, float, bool, str]] = {
     "weight_decay": (0.0, math.inf, False, "a number of at least 0 (default 0)"),
     "warmup_ratio": (0.0, 1.0, False, "a share of the steps from 0 to 1 (default 0.03)"),
     "more_momentum": (0.0, 1.0, True, "a number in (0, 1]: 1 is no momentum, MORE's paper used 0.99"),
+    "lora_dropout": (0.0, 0.999, False, "a dropout rate from 0 to below 1 (default 0.05)"),
+    "lora_alpha": (0.0, math.inf, True, "a number above 0 (default: twice lora_rank)"),
 }
 
 
@@ -58,7 +61,12 @@ class TrainConfig(BaseModel):
     split: str = "train"
     unlabelled: Literal["zero", "drop"] = "zero"  # pairs without a margin label, for `margin`
     pooling: Literal["auto", "last", "cls", "mean"] = "auto"
-    template: str = "{prompt}\n\nAssistant: {response}"
+    template: str = "{prompt}\n\nAssistant: {response}"  # for text rendering (base models)
+    # How texts become tokens: "chat" renders the stored turns with the tokenizer's chat template, "text" uses
+    # `template`; "auto" is resolved when the job is made (chat where the backbone's tokenizer has a template and
+    # no `template` was given) and the job keeps the resolved value and, for chat, the template itself.
+    render: Literal["auto", "chat", "text"] = "auto"
+    chat_template: str | None = None  # the Jinja text of the chat template, frozen into the job at launch
     max_length: int = 512
     batch_size: int = 80  # pairs per step (MORE: 5 sources x 16)
     grad_accum: int = 1
@@ -70,6 +78,16 @@ class TrainConfig(BaseModel):
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_checkpointing: bool = False
     freeze_layers: int = 0  # freeze the embeddings and the bottom k layers
+    # LoRA (train/lora.py, with peft): the backbone frozen under low-rank adapters, the head trained whole
+    lora_rank: int = 0  # 0: full fine-tuning
+    lora_alpha: float | None = None  # None: 2 x lora_rank
+    lora_dropout: float = 0.05
+    lora_targets: list[str] | None = None  # module names; None: the architecture's attention and MLP projections
+    load_in_4bit: bool = False  # QLoRA: the frozen base quantised to 4 bits (bitsandbytes, on a CUDA GPU)
+    # How the model is spread over processes (docs/cluster.md): ddp copies it whole to every process; fsdp and
+    # DeepSpeed's zero2 / zero3 shard it; the job folder gets the Accelerate config that says so.
+    strategy: Literal["ddp", "fsdp", "zero2", "zero3"] = "ddp"
+    padding_free: bool = False  # decoders on a GPU with flash-attention: pairs packed into one row, no padding
     more_momentum: float = 1.0  # α in g_i <- (1 - α) g_prev + α g_i; 1 = none
     more_normalize: Literal["none", "l2", "loss"] = "none"
     checkpoint_every: int = 0  # steps; 0 = only at the end
@@ -94,10 +112,12 @@ class TrainConfig(BaseModel):
             raise ValueError(f"{info.field_name} {_shown(value)}: expected {ABOVE_ZERO[info.field_name]}")
         return value
 
-    @field_validator("weight_decay", "warmup_ratio", "more_momentum")
+    @field_validator(*RANGES)
     @classmethod
-    def _in_range(cls, value: float, info) -> float:
+    def _in_range(cls, value: float | None, info) -> float | None:
         low, high, low_open, what = RANGES[info.field_name]
+        if value is None:
+            return value
         if not (math.isfinite(value) and (value > low if low_open else value >= low) and value <= high):
             raise ValueError(f"{info.field_name} {_shown(value)}: expected {what}")
         return value
@@ -109,6 +129,10 @@ class TrainConfig(BaseModel):
             raise ValueError(mismatch)
         if self.sampling == "single" and (not self.sources or len(self.sources) != 1):
             raise ValueError("sampling 'single' needs exactly one source")
+        if self.load_in_4bit and not self.lora_rank:
+            raise ValueError("load_in_4bit: a 4-bit base cannot be trained itself; set lora_rank too (e.g. 16)")
+        if self.render == "chat" and not self.chat_template:
+            raise ValueError("render 'chat' needs the backbone's chat template; leave render at 'auto' to find it")
         return self
 
     @property
