@@ -14,11 +14,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.bad_input_cases import app, imports, jobs, judge, settings, workspace
+from tests.bad_input_cases import app, imports, jobs, judge, scale, settings, workspace
 from tests.bad_input_cases.case import Case, Fault
 
 AREAS = [("Imports", imports), ("Workspaces and paths", workspace), ("Jobs", jobs), ("The judge", judge),
-         ("Training, settings and numbers", settings), ("The app", app)]
+         ("Training, settings and numbers", settings),
+         ("Training at scale: LoRA, sharding, chat templates", scale), ("The app", app)]
 CASES: list[Case] = [case for _, area in AREAS for case in area.CASES]
 FAULTS: list[Fault] = [fault for _, area in AREAS for fault in area.FAULTS]
 
