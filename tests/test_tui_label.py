@@ -10,7 +10,7 @@ from prefstudio.tui.app import PrefstudioApp
 from prefstudio.labels import chosen_shown_as
 from prefstudio.tui.label_screen import DEFAULT_GUIDELINES, LabelScreen, RecentDecisions
 from prefstudio.tui.pair_view import PairScreen
-from prefstudio.tui.widgets import PlainTextTable
+from prefstudio.tui.widgets import PlainTextTable, WorkspaceHeader
 from tests.pilot_helpers import settle
 
 ANNOTATOR = "ana"
@@ -293,9 +293,11 @@ async def test_every_screen_shows_the_level_names_and_navigation_keys(ws):
         for name in ("Negligibly better / unsure", "Slightly better", "More effective", "Distinctly superior"):
             assert name in legend
         footer = {b.binding.key for b in app.active_bindings.values() if b.binding.show}
-        assert {"1", "2", "3", "4", "f", "s", "u", "b", "e", "f1", "f2", "f3", "f4", "q"} <= footer
-        for key in ("f3", "f4", "f1"):
+        assert {"1", "2", "3", "4", "f", "s", "u", "b", "e", "q", "question_mark"} <= footer
+        for key in ("f3", "f4", "f1"):  # the header, not the footer, shows the screens' keys
             await pilot.press(key)
             await settle(pilot)
             footer = {b.binding.key for b in app.active_bindings.values() if b.binding.show}
-            assert {"f1", "f2", "f3", "f4", "q"} <= footer
+            assert {"q", "question_mark"} <= footer and not footer & {"f1", "f2", "f3", "f4"}
+            tabs = app.screen.query_one(WorkspaceHeader).render().plain
+            assert all(f"F{n} " in tabs for n in range(1, 8))

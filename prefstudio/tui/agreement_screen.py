@@ -130,6 +130,8 @@ class ComparisonLoaded(Message):
 
 class AgreementScreen(ReportsFailedWorkers, Screen):
     CSS_PATH = "agreement_screen.tcss"
+    PURPOSE = ("How far the labels agree: person with person, judge with person, the judge with itself in both "
+               "orders, and the pairs they disagree on.")  # what `?` says first
 
     def compose(self) -> ComposeResult:
         yield WorkspaceHeader()

@@ -34,6 +34,7 @@ from typing import Iterator
 
 import duckdb
 from textual import events, on
+from textual.actions import SkipAction
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
@@ -43,6 +44,8 @@ from prefstudio import browse
 from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.tui.agreement_screen import AgreementScreen
 from prefstudio.tui.bon_screen import BonScreen
+from prefstudio.tui.commands import ScreenCommands
+from prefstudio.tui.help_panel import ScreenHelp
 from prefstudio.tui.browser import BrowserScreen
 from prefstudio.tui.eval_screen import EvalScreen
 from prefstudio.tui.jobs_screen import JobsScreen
@@ -63,8 +66,17 @@ class PrefstudioApp(App):
                   ("f4", "agreement", "Agreement"), ("f5", "jobs", "Jobs"), ("f6", "eval", "Evaluate"),
                   ("f7", "bon", "Best-of-N"))
     """(key, mode, title) of each screen; F-keys, as every letter is some screen's own key."""
-    BINDINGS = [Binding(key, f"switch_mode('{mode}')", title) for key, mode, title in NAVIGATION]
-    BINDINGS.append(Binding("q", "quit", "Quit"))
+    # The header shows the screens' keys (and takes clicks), so the footer keeps its width for the screen's own.
+    # alt+N and N serve terminals that take the F-keys (VS Code, macOS laptops); N only where it types nothing.
+    BINDINGS = [Binding(key, f"switch_mode('{mode}')", title, show=False) for key, mode, title in NAVIGATION]
+    BINDINGS += [Binding(f"alt+{n}", f"switch_mode('{mode}')", title, show=False)
+                 for n, (_, mode, title) in enumerate(NAVIGATION, start=1)]
+    BINDINGS += [Binding(str(n), f"switch_screen_by_digit('{mode}')", title, show=False)
+                 for n, (_, mode, title) in enumerate(NAVIGATION, start=1)]
+    BINDINGS += [Binding("question_mark", "screen_help", "Help", key_display="?"),
+                 Binding("escape", "close_keys_panel", show=False, priority=True),
+                 Binding("q", "quit", "Quit"), Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
+    COMMANDS = App.COMMANDS | {ScreenCommands}
 
     summary: reactive[str] = reactive("")
     """The header line: workspace name and pairs per source."""
@@ -145,6 +157,39 @@ class PrefstudioApp(App):
             yield con
         finally:
             con.close()
+
+    def action_switch_screen_by_digit(self, mode: str) -> None:
+        """A digit switches screens only where it is not the screen's own key (Label's 1-4 are levels)."""
+        from textual.screen import ModalScreen
+
+        if isinstance(self.screen, ModalScreen) or any(key.isdigit() for key in self.screen._merge_bindings().key_to_bindings):
+            raise SkipAction()
+        self.switch_mode(mode)
+
+    def action_screen_help(self) -> None:
+        if isinstance(self.screen, ScreenHelp):
+            return
+        title = next((t for _, mode, t in self.NAVIGATION if mode == self.current_mode), "prefstudio")
+        self.push_screen(ScreenHelp(self.screen, title))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "close_keys_panel":  # only while it is open: else esc stays the screen's own (and in its footer)
+            return self._keys_panel_open()
+        return True
+
+    def _keys_panel_open(self) -> bool:
+        from textual.widgets import HelpPanel
+
+        return bool(self.screen.query(HelpPanel))
+
+    def action_show_help_panel(self) -> None:
+        super().action_show_help_panel()
+        self.call_after_refresh(self.refresh_bindings)
+
+    def action_close_keys_panel(self) -> None:
+        """esc closes Textual's Keys panel (palette: Keys)."""
+        self.action_hide_help_panel()
+        self.call_after_refresh(self.refresh_bindings)
 
     async def action_quit(self) -> None:
         # Textual waits for running workers on the way out; a search should not hold up quitting.

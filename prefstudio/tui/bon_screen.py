@@ -98,6 +98,8 @@ def _reward(value: float | None) -> str:
 
 class BonScreen(Screen):
     CSS_PATH = "bon_screen.tcss"
+    PURPOSE = ("Best-of-N: each prompt's sampled candidates as the trained reward models rank them, and how often "
+               "the pick beats the baseline as N grows.")  # what `?` says first
     BINDINGS = [
         Binding("n", "move_prompt(1)", "Next prompt"),
         Binding("p", "move_prompt(-1)", "Previous prompt"),

@@ -76,6 +76,8 @@ class ChoicesLoaded(Message):
 
 class BrowserScreen(ReportsFailedWorkers, Screen):
     CSS_PATH = "browser.tcss"
+    PURPOSE = ("Every pair in the workspace a page at a time: search, filter by source and split, enter opens a pair"
+               " to read it whole.")  # what `?` says first
 
     BINDINGS = [
         Binding("n", "next_page", "Next page"),

@@ -93,6 +93,8 @@ def _short_labels(labels: list[str]) -> list[str]:
 
 class EvalScreen(ReportsFailedWorkers, Screen):
     CSS_PATH = "eval_screen.tcss"
+    PURPOSE = ("Scored jobs on the test pairs: accuracy, reward-difference histograms, calibration (ECE), accuracy "
+               "per source, and the outliers.")  # what `?` says first
     BINDINGS = [
         Binding("space", "pick", "Pick model"),
         Binding("o", "toggle_overlay", "Overlay/stack"),

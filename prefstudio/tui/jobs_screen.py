@@ -396,6 +396,8 @@ class SweepForm(NewJobForm):
 
 class JobsScreen(Screen):
     CSS_PATH = "jobs_screen.tcss"
+    PURPOSE = ("Training jobs: launch one or a sweep, watch loss and MORE's λ live, cancel or resume, score a "
+               "finished job on the test pairs.")  # what `?` says first
     BINDINGS = [
         Binding("n", "new_job", "New job"),
         Binding("w", "new_sweep", "New sweep"),

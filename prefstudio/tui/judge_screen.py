@@ -108,6 +108,8 @@ class RunEnded(Message):
 
 class JudgeScreen(ReportsFailedWorkers, Screen):
     CSS_PATH = "judge_screen.tcss"
+    PURPOSE = ("Label margins with an LLM judge asked in both orders: estimate the cost, then start a run that goes "
+               "on while you work elsewhere.")  # what `?` says first
 
     BINDINGS = [Binding("c", "cancel_run", "Cancel run")]
     AUTO_FOCUS = "#estimate"  # not a text box: the screen's keys (and q) work on arrival

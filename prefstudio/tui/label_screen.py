@@ -159,6 +159,8 @@ class GuidelinesLoaded(Message):
 
 class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
     CSS_PATH = "label_screen.tcss"
+    PURPOSE = ("Label pairs by hand: which response is better (f flips the side) and by how much, on four levels "
+               "(keys 1-4).")  # what `?` says first
 
     BINDINGS = [
         Binding("1", "label(0)", LEVEL_NAMES[0], group=LEVEL_KEYS),

@@ -145,16 +145,31 @@ class WorkspaceHeader(Widget):
         tabs = self._tabs(short=False)
         if width - tabs.cell_len < self.SUMMARY_ROOM:
             tabs = self._tabs(short=True)
+        self._tab_start = width - tabs.cell_len
         summary = literal_text(self.app.summary)
         summary.truncate(max(0, width - tabs.cell_len - 1), overflow="ellipsis")
         return Text.assemble(summary, " " * max(1, width - summary.cell_len - tabs.cell_len), tabs)
 
     def _tabs(self, short: bool) -> Text:
         tabs = Text()
+        self._tab_ends: list[tuple[int, str]] = []  # (cell after the tab, its mode): what a click lands on
         for key, mode, title in getattr(self.app, "NAVIGATION", ()):
             title = self.SHORT_TITLES.get(title, title) if short else title
             tabs.append(f" {key.upper()} {title} ", style="reverse" if mode == self._mode else "")
+            self._tab_ends.append((tabs.cell_len, mode))
         return tabs
+
+    def mode_at(self, x: int) -> str | None:
+        """The screen whose tab is at column `x` of the content, if any."""
+        offset = x - getattr(self, "_tab_start", 0)
+        if offset < 0:
+            return None
+        return next((mode for end, mode in getattr(self, "_tab_ends", []) if offset < end), None)
+
+    def on_click(self, event) -> None:
+        mode = self.mode_at(event.x - self.styles.padding.left)
+        if mode is not None and mode != self.app.current_mode:
+            self.app.switch_mode(mode)
 
 
 @dataclass(frozen=True)
