@@ -76,6 +76,7 @@ async def test_question_mark_shows_the_screen_purpose_and_keys_and_esc_closes_it
         keys = dict(screen_keys(label))
         assert keys["f"] == "Flip" and keys["u"] == "Undo" and "1" in keys
         assert "q" not in keys  # the app's keys are listed apart, after the screen's
+        assert "tab" not in keys and "super+c" not in keys  # Textual's own focus and copy keys are not the screen's
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen is label

@@ -102,12 +102,12 @@ class BonScreen(Screen):
                "the pick beats the baseline as N grows.")  # what `?` says first
     BINDINGS = [
         Binding("n", "move_prompt(1)", "Next prompt"),
-        Binding("p", "move_prompt(-1)", "Previous prompt"),
+        Binding("p", "move_prompt(-1)", "Prev prompt"),
         Binding("s", "sort_by", "Rank by"),
         Binding("m", "mark", "Mark"),
-        Binding("a", "make_pair", "Pair → label queue"),
-        Binding("w", "win_rate_by", "Win rate by"),
-        Binding("r", "reload", "Reload"),
+        Binding("a", "make_pair", "To labels"),
+        Binding("w", "win_rate_by", "Win rate"),
+        Binding("r", "reload", "Reload", show=False),  # in the ? panel: the footer must fit 100 columns
     ]
 
     def __init__(self) -> None:
@@ -136,7 +136,7 @@ class BonScreen(Screen):
                 with VerticalScroll(id="bon-response-box"):
                     yield Static(id="bon-response")
                 yield WinRateChart(id="bon-winrate")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(JobTable).focus()

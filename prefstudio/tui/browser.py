@@ -82,8 +82,8 @@ class BrowserScreen(ReportsFailedWorkers, Screen):
     BINDINGS = [
         Binding("n", "next_page", "Next page"),
         Binding("p", "previous_page", "Prev page"),
-        Binding("g", "first_page", "First page"),
-        Binding("G", "last_page", "Last page"),
+        Binding("g", "first_page", "First page", show=False),  # in the ? panel: the footer must fit 100 columns
+        Binding("G", "last_page", "Last page", show=False),
         Binding("slash", "focus_search", "Search"),
         Binding("escape", "clear_search", "Clear search"),
     ]

@@ -101,7 +101,7 @@ class EvalScreen(ReportsFailedWorkers, Screen):
         Binding("t", "toggle_figures", "Plots/figures"),
         Binding("b", "cycle_bins", "Bins"),
         Binding("l", "label_outlier", "Label outlier"),
-        Binding("r", "reload", "Reload"),
+        Binding("r", "reload", "Reload", show=False),  # in the ? panel: the footer must fit 100 columns
     ]
 
     def __init__(self) -> None:
@@ -134,7 +134,7 @@ class EvalScreen(ReportsFailedWorkers, Screen):
             yield JobTable([Column("side", 5), Column("d", 9, right=True), Column("pair", 8, right=True),
                             Column("source", 14), Column("prompt"), Column("chosen"), Column("rejected")],
                            id="eval-outliers")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#eval-table", JobTable).focus()

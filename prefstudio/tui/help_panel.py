@@ -20,14 +20,21 @@ GLOBAL_KEYS = (("f1…f7, alt+1…7", "switch screens (1…7 too, where no text 
                ("?", "this help"), ("q, ctrl+c", "quit"))
 
 
+def ours(node) -> set[tuple[str, str]]:
+    """(key, action) of the bindings the app's own classes give `node`: not Textual's scrolling and focus keys."""
+    return {(b.key, b.action) if isinstance(b, Binding) else (b[0], b[1])
+            for cls in type(node).__mro__ if cls.__module__.startswith("prefstudio")
+            for b in cls.__dict__.get("BINDINGS", [])}
+
+
 def screen_keys(screen: Screen) -> list[tuple[str, str]]:
-    """(key, what it does) for each binding active on `screen` that says what it does, the screen's first."""
+    """(key, what it does) for each of the app's bindings active on `screen`, the app-wide ones left out."""
     app = screen.app
     keys: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for key, active in screen.active_bindings.items():
         binding = active.binding
-        if active.node is app or not binding.description:
+        if active.node is app or not binding.description or (binding.key, binding.action) not in ours(active.node):
             continue
         shown = app.get_key_display(binding)
         if (shown, binding.description) not in seen:
