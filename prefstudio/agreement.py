@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prefstudio.errors import PrefstudioError
 from prefstudio.labels import LATEST_LABELS_SQL, RESOLVED_LABELS_SQL
 
 N_LEVELS = 4
@@ -58,6 +59,16 @@ def annotators(con) -> list[tuple[str, str, int]]:
     return con.execute(
         f"SELECT annotator_kind, annotator_id, count(*) FROM ({LATEST_LABELS_SQL}) GROUP BY ALL ORDER BY 1, 2"
     ).fetchall()
+
+
+def check_known(con, who: str, option: str) -> None:
+    """Refuse an annotator who labelled nothing, naming those who did: a typo must not read as "0 pairs"."""
+    known = annotators(con)
+    kind, sep, name = who.partition(":")
+    if any((k, n) == (kind, name) if sep else n == who for k, n, _ in known):
+        return
+    listed = ", ".join(f"{k}:{n} ({count:,} pairs)" for k, n, count in known) or "none yet"
+    raise PrefstudioError(f"{option} {who}: no labels by this annotator; annotators with labels: {listed}")
 
 
 def _labels(con, who: str) -> dict[int, tuple[int, bool, float | None]]:

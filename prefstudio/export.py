@@ -1,8 +1,9 @@
 """Pairs out, with the margins their labels give, in the layout TRL's RewardTrainer reads.
 
-Columns: prompt, chosen, rejected, margin, source (then split, level, flip,
-pair_id and label_by, the kind:annotator whose label counts, for those who want
-them). The margin comes from the label that counts (prefstudio.labels) through
+Columns: prompt, chosen, rejected, margin, source (then split, level,
+level_name, flip, pair_id and label_by, the kind:annotator whose label counts,
+for those who want them). level_name names the level as the app and `agreement`
+do ("3 · Distinctly superior", labels.level_label). The margin comes from the label that counts (prefstudio.labels) through
 the workspace's *current* level->margin map, so switching the scale in
 workspace.toml and exporting again gives the other scale; with `[margins] data
 = "value"`, a data label gives its continuous value instead. A flipped pair
@@ -19,7 +20,7 @@ from typing import Literal
 import duckdb
 
 from prefstudio.errors import PrefstudioError, first_line
-from prefstudio.labels import RESOLVED_LABELS_SQL
+from prefstudio.labels import RESOLVED_LABELS_SQL, level_label
 from prefstudio.paths import cannot_write
 
 Flips = Literal["keep", "swap", "drop"]
@@ -35,7 +36,7 @@ def export_query(margins: tuple[float, float, float, float], flips: Flips, unlab
         margin = f"CASE WHEN annotator_kind = 'data' AND value IS NOT NULL THEN value ELSE {margin} END"
     swap = "l.flip" if flips == "swap" else "FALSE"
     where = ["TRUE"]
-    params: list = [list(margins)]
+    params: list = [list(margins), [level_label(level) for level in range(len(margins))]]
     if flips == "drop":
         where.append("NOT coalesce(l.flip, FALSE)")
     if unlabelled == "drop":
@@ -49,9 +50,12 @@ def export_query(margins: tuple[float, float, float, float], flips: Flips, unlab
                CASE WHEN {swap} THEN p.chosen ELSE p.rejected END AS rejected,
                CASE WHEN l.level IS NULL THEN 0.0
                     WHEN l.flip AND NOT {swap} THEN -l.m ELSE l.m END AS margin,
-               p.source, p.split, l.level::INTEGER AS level, coalesce(l.flip, FALSE) AS flip, p.id AS pair_id,
+               p.source, p.split, l.level::INTEGER AS level, l.level_name, coalesce(l.flip, FALSE) AS flip,
+               p.id AS pair_id,
                l.annotator_kind || ':' || l.annotator_id AS label_by
-        FROM pairs p LEFT JOIN (SELECT *, {margin} AS m FROM ({RESOLVED_LABELS_SQL})) l ON l.pair_id = p.id
+        FROM pairs p LEFT JOIN (
+            SELECT *, {margin} AS m, list_extract(?::VARCHAR[], level + 1) AS level_name FROM ({RESOLVED_LABELS_SQL})
+        ) l ON l.pair_id = p.id
         WHERE {' AND '.join(where)}
         ORDER BY p.id
     """

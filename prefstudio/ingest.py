@@ -82,6 +82,7 @@ class RawPair:
     meta: dict | None = None
     label: DataLabel | None = None  # a margin the data gives, stored as a 'data' annotation
     swapped: bool = False  # chosen is the file's second response (a winner column said so)
+    turns: list[dict] | None = None  # the prompt's chat messages, where the data had turns (pairs.prompt_turns)
 
 
 @dataclass(slots=True)
@@ -121,6 +122,11 @@ class ImportReport:
     locations_name_files: bool = False  # a reader of several files puts the file in each location
     data_labels: dict[str, list[int]] = field(default_factory=dict)  # annotator -> pairs per level 0..3
     seconds: float = 0.0
+    no_test_split: bool = False  # every new pair went to train by default, and the workspace has no test pairs
+    # Pairs already present whose --test-fraction draw names the other split: moved (--resplit) or left,
+    # as {split they go or would go to: n}
+    resplit: dict[str, int] = field(default_factory=dict)
+    resplit_applied: bool = False
 
     def summary(self) -> str:
         rate = self.n_read / self.seconds if self.seconds > 0 else 0.0
@@ -140,6 +146,22 @@ class ImportReport:
             return ""
         parts = ", ".join(f"{split} +{n:,}" for split, n in self.by_split.items())
         return f"split: {parts}" + (f" ({self.split_rule})" if self.split_rule else "")
+
+    def split_notes(self) -> list[str]:
+        """What the user must know about the splits: no test split yet, pairs (re)split or left as they were."""
+        notes = []
+        if self.no_test_split:
+            which = "the 1 pair" if self.n_imported == 1 else f"all {self.n_imported:,} pairs"
+            notes.append(f"{which} went to train; evaluation needs a test split (`--test-fraction 0.1`)")
+        moved = sum(self.resplit.values())
+        if moved:
+            parts = ", ".join(f"{n:,} to {split}" for split, n in sorted(self.resplit.items()))
+            if self.resplit_applied:
+                notes.append(f"re-split {moved:,} pairs already present ({parts}), each prompt's pairs together")
+            else:
+                notes.append(f"{moved:,} pairs already present keep their split ({parts} by --test-fraction); "
+                             "--resplit moves them")
+        return notes
 
     def labels_lines(self) -> list[str]:
         """One line per data annotator: how many margins came with the data, per level."""
@@ -249,6 +271,7 @@ _CHUNK_SCHEMA = pa.schema(
         ("chosen", pa.string()),
         ("rejected", pa.string()),
         ("meta", pa.string()),
+        ("prompt_turns", pa.string()),
         ("label_annotator", pa.string()),
         ("label_value", pa.float64()),
         ("label_level", pa.int8()),
@@ -282,6 +305,7 @@ def import_pairs(
     split: str | None = None,
     test_fraction: float = 0.0,
     split_by: SplitBy = "prompt",
+    resplit: bool = False,
     on_progress: Callable[[int, int | None], None] | None = None,
     max_skip_examples: int = 20,
     options: dict | None = None,
@@ -295,11 +319,16 @@ def import_pairs(
     goes to 'test' with probability `test_fraction`, decided by a hash of its
     normalised prompt (`split_by="prompt"`: a prompt's pairs stay together, so
     no prompt is in both splits) or of the whole pair (`"pair"`), so that
-    re-imports land the same way. `con`: a cursor to use instead of the
-    workspace's connection (from a worker thread).
+    re-imports land the same way. Pairs already present keep their split unless
+    `resplit`: then those of them the records give no split are drawn again by
+    the same rule (only between train and test), and the report counts the moves.
+    `con`: a cursor to use instead of the workspace's connection (from a worker thread).
     """
     if not 0.0 <= test_fraction < 1.0:
         raise PrefstudioError(f"--test-fraction must be in [0, 1), got {test_fraction}")
+    if resplit and (test_fraction == 0.0 or split is not None):
+        raise PrefstudioError("--resplit draws the pairs already present again by --test-fraction: give "
+                              "--test-fraction F (e.g. 0.1) and no --split")
     if split_by not in SPLIT_BY:
         raise PrefstudioError(f"--split-by {split_by!r}: expected prompt or pair")
     forced_source = _name(source, "source", "--name") if source is not None else None
@@ -322,7 +351,9 @@ def import_pairs(
                              max_skip_examples, margins)
             for chunk in _read_ahead(chunks):
                 n_valid += chunk.num_rows
-                _insert_chunk(con, chunk, batch_id, threshold, split_by)
+                for moved_to, n in _insert_chunk(con, chunk, batch_id, threshold, split_by, resplit).items():
+                    report.resplit[moved_to] = report.resplit.get(moved_to, 0) + n
+            report.resplit_applied = resplit
 
             report.n_imported = con.execute(
                 "SELECT count(*) FROM pairs WHERE import_batch = ?", [batch_id]).fetchone()[0]
@@ -337,6 +368,8 @@ def import_pairs(
                 [batch_id],
             ).fetchall())
             report.split_rule = _split_rule(reader, forced_split, test_fraction, split_by)
+            report.no_test_split = (forced_split is None and test_fraction == 0.0 and set(report.by_split) == {"train"}
+                                    and con.execute("SELECT 1 FROM pairs WHERE split = 'test' LIMIT 1").fetchone() is None)
             for annotator, level, n in con.execute(
                 "SELECT annotator_id, level, count(*) FROM annotations WHERE run_id = ? GROUP BY ALL ORDER BY ALL",
                 [_run_id(batch_id)],
@@ -440,6 +473,7 @@ def _chunks(reader: PairReader, report: ImportReport, forced_source: str | None,
                 cols["chosen"].append(texts[1])
                 cols["rejected"].append(texts[2])
                 cols["meta"].append(json.dumps(record.meta, ensure_ascii=False, default=str) if record.meta else None)
+                cols["prompt_turns"].append(json.dumps(record.turns, ensure_ascii=False) if record.turns else None)
                 _label_columns(cols, record.label, margins)
                 if len(cols["ord"]) >= CHUNK_ROWS:
                     yield pa.Table.from_pydict(cols, schema=_CHUNK_SCHEMA)
@@ -503,14 +537,15 @@ def _note_skip(report: ImportReport, skip: Skip, max_examples: int) -> None:
 
 
 def _insert_chunk(con, chunk: pa.Table, batch_id: int, test_fraction_threshold: int,
-                  split_by: SplitBy = "prompt") -> None:
+                  split_by: SplitBy = "prompt", resplit: bool = False) -> dict[str, int]:
     """Hash, de-duplicate and insert one chunk, straight into `pairs`, then its data labels.
 
     Earlier chunks of the same import are already in `pairs` (inside the open
     transaction), so the anti-join also removes duplicates across chunks; each
     text is written once, with no staging copy. A data label goes to its pair
     whether the pair is new or was already there, unless that pair already has
-    a label from the same data annotator (a re-import adds none).
+    a label from the same data annotator (a re-import adds none). Returns the
+    pairs already present that the draw sends to the other split (_draw_again).
     """
     group = "content_hash" if split_by == "pair" else f"sha256({PROMPT_KEY_SQL.format(col='prompt')})"
     drawn = f"CASE WHEN ('0x' || left({group}, 8))::BIGINT < ? THEN 'test' ELSE 'train' END"
@@ -520,7 +555,8 @@ def _insert_chunk(con, chunk: pa.Table, batch_id: int, test_fraction_threshold: 
     try:
         con.execute(
             f"""
-            INSERT INTO pairs (id, source, split, prompt, chosen, rejected, content_hash, import_batch, meta)
+            INSERT INTO pairs (id, source, split, prompt, chosen, rejected, content_hash, import_batch, meta,
+                               prompt_turns)
             WITH hashed AS (
                 SELECT *, sha256(prompt || chr(31) || chosen || chr(31) || rejected) AS content_hash FROM _chunk
             ), fresh AS (
@@ -531,7 +567,7 @@ def _insert_chunk(con, chunk: pa.Table, batch_id: int, test_fraction_threshold: 
             SELECT (SELECT coalesce(max(id), 0) FROM pairs) + row_number() OVER (ORDER BY ord),
                    source,
                    coalesce(split, {drawn}),
-                   prompt, chosen, rejected, content_hash, ?, meta::JSON
+                   prompt, chosen, rejected, content_hash, ?, meta::JSON, prompt_turns::JSON
             FROM fresh ORDER BY ord
             """,
             [test_fraction_threshold, batch_id],
@@ -555,8 +591,34 @@ def _insert_chunk(con, chunk: pa.Table, batch_id: int, test_fraction_threshold: 
                 """,
                 [_run_id(batch_id)],
             )
+        return _draw_again(con, drawn, test_fraction_threshold, batch_id, resplit)
     finally:
         con.unregister("_chunk")
+
+
+def _draw_again(con, drawn: str, threshold: int, batch_id: int, apply: bool) -> dict[str, int]:
+    """{split: n} of the chunk's pairs already present, without a split of their own, that `drawn` puts elsewhere.
+
+    Only train and test swap: a split the data named (validation, dev) is never
+    moved. The draw hashes the prompt as on a first import, so a prompt's pairs
+    move together. With `apply` they are moved, else only counted.
+    """
+    if threshold == 0:
+        return {}
+    where = f"""
+        content_hash IN (SELECT sha256(prompt || chr(31) || chosen || chr(31) || rejected) FROM _chunk
+                         WHERE split IS NULL)
+        AND import_batch IS DISTINCT FROM ? AND split IN ('train', 'test') AND split <> {drawn}
+    """
+    if apply:
+        rows = con.execute(f"UPDATE pairs SET split = {drawn} WHERE {where} RETURNING split",
+                           [threshold, batch_id, threshold]).fetchall()
+        counts: dict[str, int] = {}
+        for (split,) in rows:
+            counts[split] = counts.get(split, 0) + 1
+        return counts
+    return dict(con.execute(f"SELECT {drawn} AS moved_to, count(*) FROM pairs WHERE {where} GROUP BY ALL",
+                            [threshold, batch_id, threshold]).fetchall())
 
 
 def shared_prompts(con) -> dict[tuple[str, ...], int]:

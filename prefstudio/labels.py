@@ -25,12 +25,21 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-from prefstudio.config import MarginConfig
+from prefstudio.config import LEVEL_NAMES, MarginConfig
 from prefstudio.db import source_split_where
 from prefstudio.errors import PrefstudioError
 
 QueueName = Literal["unlabelled", "mine", "skipped", "disagreements"]
 QUEUES: tuple[QueueName, ...] = ("unlabelled", "mine", "skipped", "disagreements")
+
+
+def level_label(level: int) -> str:
+    """A level as every screen and command names it: "3 · Distinctly superior" (the stored level, 0..3).
+
+    The label screen's keys are 1-4, one above the level; they are shown as keys,
+    never as the level's number, so no two places number the same level apart.
+    """
+    return f"{level} · {LEVEL_NAMES[level]}"
 
 
 def signed_margin(margins: MarginConfig, level: int, flip: bool) -> float:
@@ -101,6 +110,16 @@ def latest_decision(con, pair_id: int, annotator: str) -> HumanDecision | None:
         [pair_id, annotator],
     ).fetchone()
     return HumanDecision(*row) if row else None
+
+
+def pair_labels(con, pair_id: int) -> list[tuple[str, int, bool]]:
+    """Every annotator's latest label on one pair, as ("kind:id", level, flip): what a disagreement is made of."""
+    rows = con.execute(
+        f"SELECT annotator_kind || ':' || annotator_id, level, flip FROM ({LATEST_LABELS_SQL}) WHERE pair_id = ? "
+        "ORDER BY CASE annotator_kind WHEN 'human' THEN 0 WHEN 'llm' THEN 1 ELSE 2 END, id DESC",
+        [pair_id],
+    ).fetchall()
+    return [(who, level, bool(flip)) for who, level, flip in rows]
 
 
 def recent_decisions(con, annotator: str, limit: int = 20) -> list[HumanDecision]:

@@ -240,8 +240,24 @@ _V4 = [
     "ALTER TABLE annotations_v4 RENAME TO annotations",
 ]
 
+# v5: the prompt's turns as chat messages (docs/schema.md, `pairs.prompt_turns`), so a chat model reads the turns the
+# data had, not the flattened transcript. Pairs imported before keep NULL, which train/chat.py reads as their prompt
+# text says (an HH transcript turn by turn, else one user turn): exactly how they were rendered before v5.
+_V5 = ["ALTER TABLE pairs ADD COLUMN prompt_turns JSON"]
+
+# v6: what a labelling judge run was asked for (docs/schema.md, `judge_runs`), so that asking again for the same
+# after a cancel goes on with the pairs the limit has left instead of judging `limit` new ones
+# (prefstudio/judge/continuation.py). Runs before v6 keep NULL: none of them is continued.
+_V6 = [
+    "ALTER TABLE judge_runs ADD COLUMN purpose VARCHAR",
+    "ALTER TABLE judge_runs ADD COLUMN source VARCHAR",
+    "ALTER TABLE judge_runs ADD COLUMN split VARCHAR",
+    "ALTER TABLE judge_runs ADD COLUMN pair_limit BIGINT",
+    "ALTER TABLE judge_runs ADD COLUMN continues VARCHAR",
+]
+
 # MIGRATIONS[v] takes a database at version v-1 to version v (v=1: empty file).
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 
 
 def latest_version() -> int:

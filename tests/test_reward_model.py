@@ -64,3 +64,18 @@ def test_not_a_model_folder_is_a_clear_error(tmp_path):
     (tmp_path / "x").mkdir()
     with pytest.raises(PrefstudioError, match="not a Hugging Face model folder"):
         RewardModel.from_pretrained(tmp_path / "x")
+
+
+def test_disable_dropout_makes_training_forward_passes_repeat(tmp_path):
+    """BERT's dropout (0.1 by default) makes two training-mode passes differ; with disable_dropout they agree."""
+    from prefstudio.train.config import make_config
+
+    folder = tiny_bert(tmp_path / "b")
+    enc = AutoTokenizer.from_pretrained(folder)(TEXTS, padding=True, return_tensors="pt")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    for disable in (False, True):
+        config = make_config({"backbone": str(folder), "disable_dropout": disable})
+        rm = RewardModel.for_training(config, tokenizer).train()
+        with torch.no_grad():
+            first, second = (rm(enc["input_ids"], enc["attention_mask"]) for _ in range(2))
+        assert torch.equal(first, second) == disable

@@ -98,3 +98,48 @@ def test_cli_import_prints_the_split_each_file_went_to(tmp_path):
     info = subprocess.run([sys.executable, "-m", "prefstudio", "info", str(ws)], capture_output=True, text=True,
                           timeout=60)
     assert "harmless-base" in info.stdout and "prompts in more than one split" not in info.stdout
+
+
+def run_import(ws: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "prefstudio", "import", str(ws), *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_an_import_with_no_split_says_evaluation_needs_a_test_split_and_resplit_moves_prompts_together(tmp_path):
+    ws = tmp_path / "ws"
+    Workspace.init(ws).close()
+    rows = [{"prompt": f"Prompt {i}", "chosen": f"good {j}", "rejected": f"bad {j}"} for i in range(100) for j in range(3)]
+    data = write_jsonl(tmp_path / "prefs.jsonl", rows)
+    first = run_import(ws, str(data))
+    assert first.returncode == 0, first.stderr
+    assert "  all 300 pairs went to train; evaluation needs a test split (`--test-fraction 0.1`)" in first.stdout.splitlines()
+
+    # the same file again with --test-fraction: nothing is new, and the pairs that would move are named, not moved
+    again = run_import(ws, str(data), "--test-fraction", "0.2")
+    with Workspace.open(ws) as opened:
+        assert splits(opened) == [("prefs", "train", 300)]
+    with Workspace.init(tmp_path / "fresh") as expected:  # where the draw sends these prompts on a first import
+        import_pairs(expected, open_reader(str(data)), test_fraction=0.2)
+        to_test = expected.con.execute("SELECT count(*) FROM pairs WHERE split = 'test'").fetchone()[0]
+    assert 30 <= to_test <= 90 and to_test % 3 == 0  # whole prompts: three pairs each
+    assert (f"  {to_test} pairs already present keep their split ({to_test} to test by --test-fraction); "
+            "--resplit moves them") in again.stdout.splitlines()
+
+    moved = run_import(ws, str(data), "--test-fraction", "0.2", "--resplit")
+    assert moved.returncode == 0, moved.stderr
+    assert f"  re-split {to_test} pairs already present ({to_test} to test), each prompt's pairs together" in (
+        moved.stdout.splitlines())
+    with Workspace.open(ws) as opened:
+        assert opened.con.execute("SELECT count(*) FROM pairs WHERE split = 'test'").fetchone()[0] == to_test
+        assert shared_prompts(opened.con) == {}  # no prompt straddles train and test
+    assert "went to train" not in moved.stdout  # the workspace has a test split now
+    assert run_import(ws, str(data), "--test-fraction", "0.2", "--resplit").stdout.count("re-split") == 0
+
+
+def test_resplit_never_moves_a_split_the_data_named(ws, tmp_path):
+    data = write_jsonl(tmp_path / "named.jsonl", [{"prompt": f"p{i}", "chosen": "c", "rejected": "r", "split": "dev"}
+                                                  for i in range(50)])
+    import_pairs(ws, open_reader(str(data)))
+    unnamed = [RawPair(f"p{i}", "c", "r", f"line {i}") for i in range(50)]
+    report = import_pairs(ws, RecordsReader("again", "test", "again", unnamed), test_fraction=0.5, resplit=True)
+    assert report.resplit == {} and splits(ws)[0][1:] == ("dev", 50)

@@ -8,6 +8,7 @@ from textual.widgets import Select, Static
 from prefstudio import jobs
 from prefstudio.cli import main
 from prefstudio.labels import add_label
+from prefstudio.train import launch_defaults
 from prefstudio.tui.app import PrefstudioApp
 from prefstudio.workspace import Workspace
 from tests.eval_helpers import add_pairs
@@ -136,6 +137,7 @@ def test_a_source_or_split_without_pairs_is_refused(path, capsys):
 
 async def test_the_launch_form_checks_against_the_workspace(small_ws, backbone, monkeypatch):
     monkeypatch.setattr(jobs, "start_next", lambda jobs_dir: None)  # the job is made; no process is needed
+    monkeypatch.setattr(launch_defaults, "has_gpu", lambda: True)  # the form's GPU defaults: 80 pairs a batch
     async with PrefstudioApp(small_ws).run_test(size=(120, 40)) as pilot:
         screen = await open_jobs(pilot)
         form = await open_more_form(pilot, backbone)

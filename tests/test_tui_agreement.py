@@ -58,7 +58,7 @@ async def test_two_annotators_compared(app):
         assert "flipped by one only         2" in scores
         rows = text(screen, "confusion").splitlines()[1:]
         assert [[int(n) for n in row.split()[-4:]] for row in rows] == expected.confusion.tolist()
-        assert rows[3].startswith("3 Distinctly superior")
+        assert rows[3].startswith("3 · Distinctly superior")
 
         screen.query_one("#b", Select).value = "human:ben"  # no pair in common
         await settle(pilot)

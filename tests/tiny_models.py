@@ -95,3 +95,20 @@ def tiny_reward_model(folder: Path, *, chat_template: str | None = CHAT_TEMPLATE
         tokenizer.chat_template = chat_template
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def tiny_llama(folder: Path, seed: int = 0) -> Path:
+    """A Llama-shaped backbone (q/k/v/o and gate/up/down projections, no dropout anywhere: a resumed run can
+    repeat an uninterrupted one step for step)."""
+    import torch
+    import transformers
+
+    tokenizer = _bpe_tokenizer()
+    torch.manual_seed(seed)
+    config = transformers.LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                      max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id,
+                                      eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    transformers.LlamaModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

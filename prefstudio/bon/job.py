@@ -46,6 +46,8 @@ class ScorerConfig(BaseModel):
     template: str
     max_length: int
     pooling: str = "auto"
+    render: str = "text"  # the training job's rendering (train/chat.py): best-of-N reads texts as it trained
+    chat_template: str | None = None
 
 
 class BonJobConfig(BaseModel):
@@ -73,7 +75,8 @@ def resolve_scorers(ws, names: list[str], batch_size: int = 32) -> list[ScorerCo
         job_id, _, checkpoint = name.partition("@")
         found = eval_config(ws, job_id, checkpoint=checkpoint or None, batch_size=batch_size)
         out.append(ScorerConfig(job_id=job_id, checkpoint=found.checkpoint, checkpoint_name=found.checkpoint_name,
-                                template=found.template, max_length=found.max_length, pooling=found.pooling))
+                                template=found.template, max_length=found.max_length, pooling=found.pooling,
+                                render=found.render, chat_template=found.chat_template))
     return out
 
 
@@ -149,7 +152,8 @@ def launch_score(ws, run_id: str, scorers: list[str], *, batch_size: int = 32, n
 
     def write_candidates(folder: Path) -> None:
         target = str(folder / CANDIDATES).replace("'", "''")
-        con.execute(f"COPY (SELECT c.prompt_id, c.idx, p.prompt, c.response {where} ORDER BY p.ord, c.idx) "
+        con.execute(f"COPY (SELECT c.prompt_id, c.idx, p.prompt, c.response, (SELECT q.prompt_turns::VARCHAR FROM "
+                    f"pairs q WHERE q.id = p.pair_id) AS prompt_turns {where} ORDER BY p.ord, c.idx) "
                     f"TO '{target}' (FORMAT parquet)", params)
 
     config = BonJobConfig(run_id=run_id, scorers=configs, batch_size=batch_size)
@@ -263,18 +267,20 @@ def _score(folder: Path, scorer: ScorerConfig, candidates: list[dict], batch_siz
     from prefstudio.evaluate import external_model  # a model:NAME scorer: its own head and chat template
     from prefstudio.train import scoring
 
-    score_responses = (external_model.score_responses if external_model.is_model_subject(scorer.job_id)
-                       else scoring.score_responses)
+    score_responses = scoring.score_responses
+    rendering = {"render": scorer.render, "chat_template": scorer.chat_template}
+    if external_model.is_model_subject(scorer.job_id):  # rendered as its own tokenizer says
+        score_responses, rendering = external_model.score_responses, {}
     parts = _Parts(folder, _score_schema())
     done = {(r["prompt_id"], r["idx"]) for r in parts.read()}
     advance(len(done))
-    rows = ({"key": (c["prompt_id"], c["idx"]), "prompt": c["prompt"], "response": c["response"]}
-            for c in candidates if (c["prompt_id"], c["idx"]) not in done)
+    rows = ({"key": (c["prompt_id"], c["idx"]), "prompt": c["prompt"], "response": c["response"],
+             "prompt_turns": c.get("prompt_turns")} for c in candidates if (c["prompt_id"], c["idx"]) not in done)
     scored = 0
     try:
         for (pid, idx), reward in score_responses(scorer.checkpoint, rows, batch_size=batch_size,
                                                   max_length=scorer.max_length, template=scorer.template,
-                                                  pooling=scorer.pooling):
+                                                  pooling=scorer.pooling, **rendering):
             parts.add([{"prompt_id": pid, "idx": idx, "reward": reward}])
             scored += 1
             if scored % batch_size == 0:

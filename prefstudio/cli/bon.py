@@ -69,7 +69,8 @@ def add_parser(sub) -> None:
     a.add_argument("--template", default="{prompt}\n\nAssistant: {response}",
                    help="how the policy sees a prompt: the text up to {response} (default: the reward models')")
     a.add_argument("--rm", action="append", default=[], metavar="JOB[@step-N]",
-                   help="score the samples with this training job's checkpoint (latest unless @step-N); repeatable")
+                   help="score the samples with this training job's checkpoint (JOB: its id or name; latest unless "
+                   "@step-N); repeatable")
     a.add_argument("--run", metavar="NAME", help="the run's name (default: the policy's name and the time)")
     a.add_argument("--wait", action="store_true", help="follow the job, then bring its results into the workspace")
     a.set_defaults(func=cmd_sample)
@@ -92,8 +93,8 @@ def add_parser(sub) -> None:
     add_workspace(a)
     a.add_argument("run", help="the run (see `prefstudio bon list`)")
     a.add_argument("--rm", action="append", default=[], required=True, metavar="JOB[@step-N]",
-                   help="a training job's checkpoint (latest unless @step-N), or model:NAME (a reward model "
-                   "scored by `eval --model`); repeatable")
+                   help="a training job's checkpoint (JOB: its id or name; latest unless @step-N), or model:NAME "
+                   "(a reward model scored by `eval --model`); repeatable")
     a.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
     a.add_argument("--wait", action="store_true", help="follow the job, then bring the rewards into the workspace")
     a.set_defaults(func=cmd_score)
@@ -148,6 +149,15 @@ def _follow(args, job, started, description: str) -> int:
     return cmd_list(args)
 
 
+def _job_ids(ws, specs: list[str]) -> list[str]:
+    """--rm's JOB[@step-N] with a job's name put as its id: a name is taken wherever a job id is."""
+    from prefstudio import jobs
+    from prefstudio.jobs.names import with_job_id
+
+    statuses = jobs.list_jobs(ws.jobs_dir)
+    return [with_job_id(ws.jobs_dir, spec, statuses) for spec in specs]
+
+
 def cmd_sample(args) -> int:
     from prefstudio import jobs
     from prefstudio.bon import job as bon_job
@@ -160,7 +170,7 @@ def cmd_sample(args) -> int:
                           batch_size=args.batch_size, seed=args.seed, template=args.template)
     with Workspace.open(args.workspace) as ws:
         prompts = runs.select_prompts(ws.con, args.prompts, args.limit)
-        run_id, job = bon_job.launch_sample(ws, args.run, prompts, sample, args.rm)
+        run_id, job = bon_job.launch_sample(ws, args.run, prompts, sample, _job_ids(ws, args.rm))
         started = jobs.start_next(ws.jobs_dir)
     print(f"run {run_id}: {len(prompts):,} prompts x {args.n} samples from {args.policy}; job {job.id}")
     return _follow(args, job, started, f"best-of-{args.n}")
@@ -183,7 +193,7 @@ def cmd_score(args) -> int:
     from prefstudio.workspace import Workspace
 
     with Workspace.open(args.workspace) as ws:
-        job = bon_job.launch_score(ws, args.run, args.rm, batch_size=args.batch_size)
+        job = bon_job.launch_score(ws, args.run, _job_ids(ws, args.rm), batch_size=args.batch_size)
         started = jobs.start_next(ws.jobs_dir) if job else None
     if job is None:
         print(f"run {args.run}: every candidate already has a reward from {', '.join(args.rm)}")
@@ -243,8 +253,8 @@ def cmd_winrate(args) -> int:
 
     with Workspace.open(args.workspace) as ws:
         run = runs.get_run(ws.con, args.run)
-        evaluator = runs.find_scorer(ws.con, run.id, args.evaluator) if args.evaluator else None
-        chosen = [runs.find_scorer(ws.con, run.id, name) for name in args.rm] or \
+        evaluator = runs.find_scorer(ws.con, run.id, _job_ids(ws, [args.evaluator])[0]) if args.evaluator else None
+        chosen = [runs.find_scorer(ws.con, run.id, name) for name in _job_ids(ws, args.rm)] or \
             [s for s in run.scorers if s != evaluator]
         if not chosen:
             raise PrefstudioError(f"run {run.id} has no reward model's rewards to pick best-of-N with; "

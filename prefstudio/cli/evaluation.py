@@ -33,8 +33,8 @@ then: F6 Evaluate in the app, or `prefstudio report ws JOB... --out DIR`""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_workspace(p)
-    p.add_argument("job", nargs="?", metavar="JOB", help="the training job to score (see `prefstudio jobs`), or "
-                   "model:NAME, a --model scored before")
+    p.add_argument("job", nargs="?", metavar="JOB", help="the training job to score, by id or name (see "
+                   "`prefstudio jobs`), or model:NAME, a --model scored before")
     p.add_argument("--raw", metavar="BACKBONE", help="score this untrained backbone instead of a job")
     p.add_argument("--model", metavar="PATH", help="score this existing reward model (a local folder) as it is")
     p.add_argument("--name", help="with --raw or --model: shown as raw:NAME or model:NAME (default: the folder's "
@@ -91,10 +91,13 @@ examples:
     p.set_defaults(func=cmd_report)
 
 
-def _report_models(con, specs: list[str], split: str):
+def _report_models(con, specs: list[str], split: str, jobs_dir=None):
     """The scored models a user named (JOB, JOB:step-N or JOB@step-N, raw:NAME, all), each once, in order."""
     from prefstudio.evaluate import predictions
+    from prefstudio.jobs.names import with_job_id
 
+    if jobs_dir is not None:  # a job's name is taken as its id is
+        specs = [with_job_id(jobs_dir, spec) for spec in specs]
     scored = predictions.scored_models(con, split)
     chosen = []
     for spec in specs:
@@ -172,6 +175,10 @@ def cmd_eval(args) -> int:
             config = external_model.model_config(ws, args.model, name=args.name, split=args.split,
                                                  batch_size=args.batch_size, max_length=args.max_length)
         else:
+            if args.job and not args.raw:
+                from prefstudio.jobs.names import job_id
+
+                args.job = job_id(ws.jobs_dir, args.job, where=str(ws.path))  # a name, or an id
             config = scoring_job.eval_config(ws, args.job, raw_backbone=args.raw, checkpoint=args.checkpoint,
                                              split=args.split, batch_size=args.batch_size,
                                              max_length=args.max_length, raw_name=args.name)
@@ -211,7 +218,7 @@ def cmd_report(args) -> int:
     with Workspace.open(args.workspace) as ws:  # a scoring job that finished since comes in as it opens
         for line in report.damaged_lines(ws.jobs_dir):  # said, then the report goes on with the others
             print(line)
-        models = _report_models(ws.con, args.jobs, args.split)
+        models = _report_models(ws.con, args.jobs, args.split, ws.jobs_dir)
         if args.source:
             check_sources(ws.con, args.source, args.split)
         comparison = compare.compare(ws.con, models, sources=args.source, ece_bins=args.bins,

@@ -44,7 +44,8 @@ A server's Retry-After is honoured up to [judge] retry_after_cap_s (120 s), with
     p.add_argument("--prompt", help="prompt name in prompts/ (general, helpful, harmless) or a .toml path")
     p.add_argument("--source", help="only pairs of this source")
     p.add_argument("--split", help="only pairs of this split")
-    p.add_argument("--limit", type=int, help="at most this many pairs")
+    p.add_argument("--limit", type=int, help="at most this many pairs, counted over this run and the runs it "
+                   "continues: asked again with the same options after a cancel, a run judges only what is left")
     p.add_argument("--concurrency", type=int, help="calls in flight at once (default: [judge] concurrency, 8)")
     p.add_argument("--yes", action="store_true", help="do not ask before spending")
     p.set_defaults(func=cmd_annotate)
@@ -102,19 +103,24 @@ def cmd_annotate(args) -> int:
 
 
 def cmd_agreement(args) -> int:
-    from prefstudio.agreement import annotators, compare, judge_consistency, level_distribution
-    from prefstudio.config import LEVEL_NAMES
+    from prefstudio.agreement import annotators, check_known, compare, judge_consistency, level_distribution
+    from prefstudio.labels import level_label
     from prefstudio.workspace import Workspace
 
     with Workspace.open(args.workspace) as ws:
         if bool(args.a) != bool(args.b):
             raise PrefstudioError("give both --a and --b to compare two annotators")
         if args.a:
+            check_known(ws.con, args.a, "--a")
+            check_known(ws.con, args.b, "--b")
             result = compare(ws.con, args.a, args.b)
             print(f"{result.a} vs {result.b}: {result.n:,} pairs labelled by both")
-            print(f"{'':>8}" + "".join(f"{f'{args.b}:{level}':>14}" for level in range(4)))
-            for level, row in enumerate(result.confusion):
-                print(f"{f'{args.a}:{level}':>8}" + "".join(f"{n:>14,}" for n in row))
+            print(f"confusion: rows {args.a}'s level, columns {args.b}'s (levels as `export` writes them)")
+            names = [level_label(level) for level in range(4)]
+            width = max(len(name) for name in names)
+            print(f"{'':<{width}}" + "".join(f"{level:>8}" for level in range(4)))
+            for name, row in zip(names, result.confusion):
+                print(f"{name:<{width}}" + "".join(f"{n:>8,}" for n in row))
             print(f"weighted kappa (quadratic) {result.kappa:.3f} · exact {result.exact:.1%} · flip rate "
                   f"{result.flip_rate_a:.1%} / {result.flip_rate_b:.1%} · flipped by one only {result.flip_disagreements:,}")
             if result.value_by_level is not None:
@@ -129,7 +135,7 @@ def cmd_agreement(args) -> int:
             print(f"judge {model} ({version}): {k:,} of {n:,} inconsistent across orders ({rate:.1%})")
         dist = level_distribution(ws.con)
         if dist:
-            print("levels per source (resolved labels): " + " · ".join(f"{i} {name}" for i, name in enumerate(LEVEL_NAMES)))
+            print("levels per source (resolved labels): " + " | ".join(level_label(level) for level in range(4)))
             width = max(len(s) for s in dist)
             for source, counts in dist.items():
                 total = sum(counts) or 1

@@ -9,6 +9,9 @@ from pathlib import Path
 from prefstudio.cli.common import add_workspace, progress_bar
 from prefstudio.errors import PrefstudioError
 from prefstudio.settings import MIN_MAX_LENGTH, OBJECTIVES, SAMPLINGS, parse_gpus, sampling_needed, setting_value
+from prefstudio.train import truncation
+
+STRATEGIES = ("ddp", "fsdp", "zero2", "zero3")  # TrainConfig.strategy's values (tests/test_sharding.py keeps them so)
 
 
 def add_parsers(sub) -> None:
@@ -50,12 +53,20 @@ Every setting has a --set KEY=VALUE form, and a TOML file (--config) may hold th
   backbone objective more_loss sampling sources quota split unlabelled pooling template max_length
   batch_size grad_accum epochs lr weight_decay warmup_ratio schedule mixed_precision
   gradient_checkpointing freeze_layers more_momentum more_normalize checkpoint_every keep_checkpoints
-  seed group_by_length preset
+  seed group_by_length preset strategy
+
+strategies (docs/cluster.md): ddp (default) copies the model to every process; fsdp shards weights,
+gradients and AdamW states over them (FSDP2); zero2 / zero3 are DeepSpeed's (pip install
+'prefstudio[deepspeed]'). A sharded job gets accelerate.yaml in its folder and runs on GPUs with
+`accelerate launch --config_file JOB/accelerate.yaml`; several CPU processes (--processes) shard
+fsdp themselves. On one process there is nothing to shard: the model trains whole. Checkpoints
+are always gathered into one Hugging Face folder.
 
 examples:
   prefstudio train ws --backbone ./pythia-410m --objective more --sampling balanced --batch-size 80
   prefstudio train ws --backbone ./minilm --objective margin --set unlabelled=drop --gpus 0
   prefstudio train ws --config more.toml --gpus 0,1,2,3          # 4 GPUs through accelerate
+  prefstudio train ws --config more.toml --gpus 0,1,2,3,4,5,6,7 --strategy fsdp   # a 7B, sharded
   prefstudio train ws --config more.toml --no-start               # for a cluster: see docs/cluster.md
 """,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -110,7 +121,8 @@ A sweep of more than 200 training jobs needs --yes.
                      "one on another host at its next heartbeat), or every such job of a sweep (ID: its sweep id)")
     act.add_argument("--resume", metavar="ID", help="go on with a failed or cancelled job from its last checkpoint, "
                      "or run a held (--no-start) job here; refused while the job's runner lock is fresh")
-    act.add_argument("--follow", metavar="ID", help="print the job's progress until it ends")
+    act.add_argument("--follow", metavar="ID", help="print the job's progress until it ends (ID, here and above: "
+                     "a job's id or its name)")
     p.set_defaults(func=cmd_jobs)
 
 
@@ -134,6 +146,8 @@ def _add_settings(p, sweep: bool = False) -> None:
     else:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other setting; repeatable")
     p.add_argument("--gpus", help="GPUs the job takes, e.g. 0 or 0,1 (several: one process each, DDP)")
+    p.add_argument("--strategy", choices=STRATEGIES, help="how the model is spread over the processes: ddp (a copy "
+                   "each, the default), fsdp, zero2 or zero3 (sharded; see docs/cluster.md)")
     p.add_argument("--processes", type=int, default=1, help="processes on the CPU (torchrun, gloo), at least 1; default 1")
     p.add_argument("--name", help="a name for the sweep (one word: it goes into the sweep id)" if sweep
                    else "a name for the job")
@@ -162,7 +176,7 @@ def _settings(args, sets: dict | None = None, objective: str | None = None) -> d
         values[key.strip()] = setting_value(raw)
     flags = {"backbone": args.backbone, "objective": flags_objective, "sampling": args.sampling,
              "sources": args.sources, "batch_size": args.batch_size, "lr": args.lr, "epochs": args.epochs,
-             "max_length": args.max_length, "mixed_precision": args.mixed_precision}
+             "max_length": args.max_length, "mixed_precision": args.mixed_precision, "strategy": args.strategy}
     values.update({k: v for k, v in flags.items() if v is not None})
     needed = sampling_needed(values.get("objective"))
     if needed and "sampling" not in values and sets is None:
@@ -175,13 +189,19 @@ def cmd_train(args) -> int:
     from prefstudio.train.checks import check_launch, training_pairs
     from prefstudio.train.config import make_config
     from prefstudio.train.jobs import create_training_job
+    from prefstudio.jobs.queue import ACCELERATE_CONFIG
+    from prefstudio.train.strategy import check_available
     from prefstudio.workspace import Workspace
 
     values = _settings(args)
+    check_available(str(values.get("strategy", "ddp")))  # before the backbone is read: DeepSpeed or not
     gpus = parse_gpus(args.gpus, "--gpus")
     if args.processes < 1:
         raise PrefstudioError(f"--processes {args.processes}: expected a whole number of at least 1")
     with Workspace.open(args.workspace) as ws:
+        from prefstudio.jobs.names import check_new_name
+
+        check_new_name(ws.jobs_dir, args.name)  # a name finds one job, wherever a job id is taken
         counts = training_pairs(ws, values.get("split", "train"))  # the sources a preset's batch depends on
         config = make_config(values, str(args.config) if args.config else "training settings", sources=list(counts))
         # refused here, not once the job has loaded its backbone
@@ -193,7 +213,9 @@ def cmd_train(args) -> int:
         print(f"note: {note}")
     print(f"job {job.id}: {config.objective} on {config.backbone} -> {job.folder}")
     if args.no_start:
-        print(f"not started; run it with: accelerate launch -m prefstudio.jobs {job.folder}")
+        own = job.folder / ACCELERATE_CONFIG  # a sharded job's (train/strategy.py)
+        how = f"--config_file {own} " if own.exists() else ""
+        print(f"not started; run it with: accelerate launch {how}-m prefstudio.jobs {job.folder} (docs/cluster.md)")
     elif started is None:
         print("queued: it starts when the running job ends")
     else:
@@ -204,6 +226,7 @@ def cmd_train(args) -> int:
 def cmd_sweep(args) -> int:
     from prefstudio import jobs
     from prefstudio.train import sweep
+    from prefstudio.train.strategy import check_available
     from prefstudio.workspace import Workspace
 
     fixed, varied = sweep.parse_set(args.set)
@@ -220,6 +243,8 @@ def cmd_sweep(args) -> int:
     plan = sweep.plan_sweep(fixed, objectives, seeds, varied, split=args.split, name=args.name)
     with Workspace.open(args.workspace) as ws:
         configs, notes = sweep.check_sweep(ws, plan, yes=args.yes)  # every run, before any job is made
+        for config in configs:
+            check_available(config.strategy)
         runs = sweep.make_sweep(ws, plan, configs, gpus=gpus, num_processes=len(gpus) if gpus else args.processes,
                                 held=args.no_start)
         started = None if args.no_start else jobs.start_next(ws.jobs_dir)
@@ -259,6 +284,13 @@ def _cancel_sweep(sweep_id: str, statuses) -> int:
     return 0
 
 
+def _print_lost_pairs(status, indent: str) -> None:
+    """Under a training job whose max_length left pairs identical on both sides (no signal): its truncation line."""
+    found = truncation.read_report(status.folder)
+    if found and found[0].identical:
+        print(f"{indent}{found[0].line(found[1])}")
+
+
 def cmd_jobs(args) -> int:
     import time
 
@@ -269,21 +301,27 @@ def cmd_jobs(args) -> int:
         statuses = jobs.list_jobs(ws.jobs_dir)
     by_id = {s.id: s for s in statuses}
     target = args.cancel or args.resume or args.follow
-    if args.cancel and args.cancel not in by_id and any(s.sweep == args.cancel for s in statuses):
-        return _cancel_sweep(args.cancel, statuses)
+    if target and target not in by_id and any(s.name == target for s in statuses):
+        from prefstudio.jobs.names import job_id
+
+        target = job_id(ws.jobs_dir, target, statuses)  # a job's name finds it as its id does
+    if args.cancel and target not in by_id and any(s.sweep == target for s in statuses):
+        return _cancel_sweep(target, statuses)
     if target and target not in by_id and target.startswith("sw-"):
         sweeps = sorted({s.sweep for s in statuses if s.sweep})
         raise PrefstudioError(f"no job or sweep {target!r} in {args.workspace} (sweeps: {', '.join(sweeps) or 'none'})")
     if target and target not in by_id:
-        raise PrefstudioError(f"no job {target!r} in {args.workspace} (jobs: {', '.join(by_id) or 'none'})")
+        from prefstudio.jobs.names import job_id
+
+        job_id(ws.jobs_dir, target, statuses, where=str(args.workspace))  # says: no such job, and the jobs
     if args.cancel:
-        state = jobs.cancel(by_id[args.cancel].folder).state
-        print(f"{args.cancel}: " + ("cancel asked for; it saves a checkpoint, then stops (`--resume` goes on from it)"
+        state = jobs.cancel(by_id[target].folder).state
+        print(f"{target}: " + ("cancel asked for; it saves a checkpoint, then stops (`--resume` goes on from it)"
                                     if state == "running" else state))
     elif args.resume:
-        print(f"{args.resume}: {jobs.resume(by_id[args.resume].folder).state}")
+        print(f"{target}: {jobs.resume(by_id[target].folder).state}")
     elif args.follow:
-        folder = by_id[args.follow].folder
+        folder = by_id[target].folder
         with progress_bar(f"job {args.follow}") as on_progress:
             while (status := jobs.read_status(folder)).state in ("queued", "running") and not status.stuck:
                 if on_progress:
@@ -294,6 +332,8 @@ def cmd_jobs(args) -> int:
             Workspace.open(args.workspace).close()  # opening brings a scoring job's rewards in now
         print(f"{status.id}: {status.state} at step {status.step}/{status.total_steps}"
               + (f"; {status.message}" if status.message else ""))
+        if truncation.read_line(folder):
+            print(truncation.read_line(folder))
         if status.state == "failed":
             print(status.log_tail(), file=sys.stderr)
     else:
@@ -303,8 +343,10 @@ def cmd_jobs(args) -> int:
         for sweep_id, members in group_by_sweep(statuses):
             if sweep_id is None:
                 print(_job_line(members[0], width))
+                _print_lost_pairs(members[0], "  ")
                 continue
             print(f"sweep {summary(ws.jobs_dir, sweep_id, members)}")
             for s in members:
                 print(_job_line(s, width, indent="  "))
+                _print_lost_pairs(s, "    ")
     return 0

@@ -66,6 +66,7 @@ examples:
   prefstudio import ws pairs.csv --map prompt=question --map chosen=good --map rejected=bad
   prefstudio import ws hf:Anthropic/hh-rlhf --hf-split test --split test
   prefstudio import ws claude-2.weighted_alpaca_eval_gpt4_turbo.annotations.json.gz --test-fraction 0.1
+  prefstudio import ws pairs.jsonl --test-fraction 0.1 --resplit    # pairs imported before without a test split
   prefstudio import ws ultrafeedback.parquet --margin-from score_chosen,score_rejected:diff
 """,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -81,6 +82,10 @@ examples:
     p.add_argument("--test-fraction", type=float, default=0.0, metavar="F",
                    help="send this fraction of pairs without a split to 'test', chosen by a hash of the prompt: a "
                    "prompt's pairs all land in one split, the same way on every re-import")
+    p.add_argument("--resplit", action="store_true",
+                   help="with --test-fraction: draw the pairs already in the workspace (those this import has "
+                   "without a split of their own) again, between train and test only, and say how many moved; "
+                   "without it they keep the split they have")
     p.add_argument("--split-by", default="prompt", choices=["prompt", "pair"],
                    help="what --test-fraction keeps together: prompt (default: no prompt in both splits) or pair")
     p.add_argument("--format", default="auto", help="input format (see below; default: auto)")
@@ -116,13 +121,13 @@ examples:
     p.add_argument("workspace", type=Path, nargs="?", default=DEFAULT_DEMO, help=f"folder (default: {DEFAULT_DEMO})")
     p.add_argument("--no-open", action="store_true", help="only make the workspace")
     p.add_argument("--seed", type=int, default=0, help="random seed of the generated data (default: 0)")
+    add_annotator(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("open", help="open a workspace in the terminal app", description=(
         "Open the terminal app on a workspace: browse and search pairs; keys are shown in the footer."))
     add_workspace(p)
-    p.add_argument("--annotator", metavar="NAME",
-                   help="whose hand labels these are (default: annotation.annotator in workspace.toml, else $USER)")
+    add_annotator(p)
     p.set_defaults(func=cmd_open)
 
     p = sub.add_parser("info", help="print a workspace's counts per source and split, and prompts shared by splits")
@@ -133,7 +138,8 @@ examples:
         "export",
         help="write pairs with their margins (Parquet, JSONL, or a Hugging Face dataset folder)",
         description="Write every pair with the margin its label gives, as columns prompt, chosen, rejected, "
-        "margin, source (then split, level, flip, pair_id, label_by): the layout TRL's RewardTrainer reads. The "
+        "margin, source (then split, level, level_name such as '3 · Distinctly superior', flip, pair_id, label_by): "
+        "the layout TRL's RewardTrainer reads. The "
         "label that counts is the latest human label, else the LLM judge's (inconsistent = level 0), else the "
         "margin that came with the data (AlpacaEval's preference, SHP's score ratio, --margin-from); its level "
         "becomes a margin through the workspace's [margins] scale (a data label's own value with [margins] "
@@ -168,6 +174,12 @@ examples:
     add_workspace(p)
     p.add_argument("backup", nargs="?", help="a backup folder, or its name in WORKSPACE/backups (default: the newest)")
     p.set_defaults(func=cmd_restore)
+
+
+def add_annotator(p) -> None:
+    p.add_argument("--annotator", metavar="NAME",
+                   help="whose hand labels these are (default: annotation.annotator in workspace.toml, else the "
+                   "login name); `a` on the label screen changes it")
 
 
 def _parse_map(items: list[str]) -> dict[str, str]:
@@ -205,13 +217,14 @@ def cmd_import(args) -> int:
                                  winner_values=args.winner_values, ties=args.ties, margin_from=args.margin_from,
                                  margin_levels=levels, margins=ws.config.margins, keep_order=args.keep_order)
             options = {"format": args.format, "map": mapping, "name": args.name, "split": args.split,
-                       "test_fraction": args.test_fraction, "split_by": args.split_by, "hf_split": args.hf_split,
+                       "test_fraction": args.test_fraction, "split_by": args.split_by, "resplit": args.resplit,
+                       "hf_split": args.hf_split,
                        "hf_config": args.hf_config, "winner": args.winner, "winner_values": args.winner_values,
                        "ties": args.ties, "margin_from": args.margin_from, "margin_levels": levels}
             with progress_bar(f"importing {reader.label}", quiet=args.quiet) as on_progress:
                 report = import_pairs(ws, reader, source=args.name, split=args.split,
                                       test_fraction=args.test_fraction, split_by=args.split_by,
-                                      on_progress=on_progress, options=options)
+                                      resplit=args.resplit, on_progress=on_progress, options=options)
     except DiskFull:
         reclaim_space(args.workspace)  # the rolled-back import's growth, once its connection is closed
         raise
@@ -220,6 +233,8 @@ def cmd_import(args) -> int:
         print(f"  {source}: +{n:,}")
     if report.by_split:
         print(f"  {report.splits_line()}")
+    for note in report.split_notes():
+        print(f"  {note}")
     for line in report.labels_lines():
         print(f"  {line}")
     for reason, n in report.skip_reasons.most_common():
@@ -245,7 +260,7 @@ def cmd_demo(args) -> int:
 def cmd_open(args) -> int:
     from prefstudio.tui.app import run_app
 
-    return run_app(args.workspace, annotator=getattr(args, "annotator", None))  # 'demo' opens without one
+    return run_app(args.workspace, annotator=args.annotator)
 
 
 def cmd_info(args) -> int:

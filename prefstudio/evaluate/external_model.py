@@ -8,11 +8,12 @@ and raw baselines (docs/methods.md, "Scoring an existing reward model"):
 - the model is loaded with `from_pretrained` as it is: no fresh head, no seed, and
   nothing fetched from a hub. Its reward is logit 0 (one output), or, for two
   outputs, logit 1 minus logit 0 (the positive class's log-odds);
-- each (prompt, response) is rendered with the tokenizer's chat template, a
-  flattened "Human: / Assistant:" prompt split back into turns, and tokenised with
-  no special tokens added (the template writes its own, as apply_chat_template
-  with tokenize=True does); a tokenizer without a template gets the training jobs'
-  text template and special tokens;
+- each (prompt, response) is rendered with the tokenizer's chat template, from
+  the prompt's stored turns (or a flattened "Human: / Assistant:" prompt split back
+  into turns), and tokenised with no special tokens added (the template writes its
+  own, as apply_chat_template with tokenize=True does), by train/chat.py, as a
+  chat-rendered training job reads its pairs; a tokenizer without a template gets
+  the training jobs' text template and special tokens;
 - a text longer than max_length is cut as training cuts (docs/methods.md,
   "Truncation"): responses keep their start, the prompt its end, both sides of a
   pair the same prompt tokens, the template's closing tokens kept.
@@ -21,7 +22,6 @@ and raw baselines (docs/methods.md, "Scoring an existing reward model"):
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -29,6 +29,7 @@ from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.evaluate.scoring_job import POSITION_KEYS, EvalConfig, load_config, stated_positions
 from prefstudio.jobs import kinds
 from prefstudio.jobs.layout import is_job, read_config
+from prefstudio.train.chat import prompt_messages
 
 PREFIX = "model:"  # its subject: model:NAME
 CHECKPOINT = "model"  # the checkpoint name its rewards are stored under
@@ -36,9 +37,6 @@ POOLING = "model"  # EvalConfig.pooling of a model: subject: the model's own for
 MAX_LENGTH_CAP = 1024  # the default max_length: the model's own limit, at most this
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 GENERIC_FOLDERS = {"model", "models", "snapshot", "snapshots", "checkpoint", "final"}
-SENTINEL = "PREFSTUDIO_RESPONSE_5f1c"  # stands for the response when a template's text is cut into pieces
-TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|System): ?")
-ROLES = {"Human": "user", "Assistant": "assistant", "System": "system"}
 
 
 def is_model_subject(subject: str) -> bool:
@@ -177,36 +175,19 @@ def rendering(path: str | Path) -> str:
 
 # -- rendering: a (prompt, response) as the model reads it ------------------------------------------------
 
-def prompt_messages(prompt: str) -> list[dict]:
-    """A stored prompt as chat messages: an HH transcript ("Human: ...\\n\\nAssistant: ...") turn by turn,
-    anything else one user message."""
-    if not TURN.match(prompt.lstrip("\n")):
-        return [{"role": "user", "content": prompt}]
-    text = prompt.lstrip("\n")
-    marks = list(TURN.finditer(text))
-    return [{"role": ROLES[m.group(1)], "content": text[m.end():marks[i + 1].start() if i + 1 < len(marks) else None].strip()}
-            for i, m in enumerate(marks)]
-
-
-def _pieces(tokenizer, messages: list[dict]) -> tuple[str, str] | None:
-    """The template's text before and after an assistant response; None when it does not keep the response whole."""
-    text = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": SENTINEL}], tokenize=False)
-    if text.count(SENTINEL) != 1:
-        return None
-    before, _, after = text.partition(SENTINEL)
-    return before, after
-
-
 class Renderer:
-    """Token ids of (prompt, response) texts as the model reads them, within max_length."""
+    """Token ids of (prompt, response) texts as the model reads them, within max_length: through its chat template
+    as a chat-rendered training job reads them (train/chat.py, one implementation), else as training encodes
+    text."""
 
     def __init__(self, tokenizer, max_length: int, template: str):
         self.tokenizer, self.max_length, self.template = tokenizer, max_length, template
         self.chat = bool(tokenizer.chat_template)
-        self.special = set(tokenizer.all_special_ids)
 
-    def encode(self, prompts: list[str], responses: list[list[str]]) -> list[list[list[int]]]:
-        """Per prompt, one sequence per response; the responses of one prompt read the same prompt tokens."""
+    def encode(self, prompts: list[str], responses: list[list[str]],
+               turns: list | None = None) -> list[list[list[int]]]:
+        """Per prompt, one sequence per response; the responses of one prompt read the same prompt tokens.
+        `turns`: each prompt's stored turns (pairs.prompt_turns), or None where its text says them."""
         if not self.chat:  # as training encodes: its template and special tokens, a pair's prompt shared
             from prefstudio.train.data import encode_pairs, encode_responses
 
@@ -216,43 +197,12 @@ class Renderer:
             rows = [{"pair_id": 0, "source": "", "prompt": p, "chosen": c, "rejected": r, "margin": 0.0}
                     for p, (c, r) in zip(prompts, responses)]
             return [[e.chosen, e.rejected] for e in encode_pairs(self.tokenizer, rows, self.max_length, self.template)]
-        return [self._encode_chat(p, rs) for p, rs in zip(prompts, responses)]
+        from prefstudio.train.chat import ChatEncoder
 
-    def _ids(self, texts: list[str]) -> list[list[int]]:
-        from prefstudio.train.reward_model import transformers_errors_only
-
-        with transformers_errors_only():
-            return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-
-    def _encode_chat(self, prompt: str, responses: list[str]) -> list[list[int]]:
-        messages = prompt_messages(prompt)
-        try:
-            texts = [self.tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": r}],
-                                                        tokenize=False) for r in responses]
-            pieces = _pieces(self.tokenizer, messages)
-        except Exception as exc:  # jinja's TemplateError, or a template's raise_exception("roles must alternate")
-            raise PrefstudioError(f"the model's chat template refused a prompt of {len(messages)} turns "
-                                  f"({first_line(exc)}): "
-                                  f"{prompt[:60]!r}") from None
-        whole = self._ids(texts)
-        if all(len(ids) <= self.max_length for ids in whole):
-            return whole  # what the model reads, token for token
-        if pieces is None or not all(t.startswith(pieces[0]) and t.endswith(pieces[1]) for t in texts):
-            return [ids[-self.max_length:] for ids in whole]  # a template that rewrites around the response: its end
-        before, after = pieces
-        bodies = [t[len(before):len(t) - len(after)] for t in texts]  # each response as the template wrote it
-        prompt_ids, after_ids, *response_ids = self._ids([before, after, *bodies])
-        lead = 0
-        while lead < len(prompt_ids) and prompt_ids[lead] in self.special:
-            lead += 1  # the opening special tokens (<s>, [CLS]) stay, as training keeps them
-        budget = self.max_length - lead - len(after_ids)
-        if budget < 1:
-            raise PrefstudioError(f"max_length {self.max_length} leaves no room beside the chat template's "
-                                  f"{lead + len(after_ids)} fixed tokens; give a larger --max-length")
-        from prefstudio.train.data import fit
-
-        kept, kept_responses = fit(prompt_ids[lead:], response_ids, budget)
-        return [prompt_ids[:lead] + kept + r + after_ids for r in kept_responses]
+        turns = turns or [None] * len(prompts)
+        encoded = ChatEncoder(self.tokenizer, self.max_length).encode(
+            [(prompt_messages(p, t), rs, f"prompt {p[:60]!r}") for p, t, rs in zip(prompts, turns, responses)])
+        return [e.sequences for e in encoded]
 
 
 # -- scoring (the job process) --------------------------------------------------------------------------
@@ -314,7 +264,8 @@ def score_pairs(path: str | Path, rows: Iterable[dict], *, batch_size: int = 32,
     tokenizer, model, pad, device = load(path, device)
     renderer = Renderer(tokenizer, max_length, template)
     for batch in batches(rows, batch_size):
-        encoded = renderer.encode([r["prompt"] for r in batch], [[r["chosen"], r["rejected"]] for r in batch])
+        encoded = renderer.encode([r["prompt"] for r in batch], [[r["chosen"], r["rejected"]] for r in batch],
+                                  [r.get("prompt_turns") for r in batch])
         scored = rewards(model, [c for c, _ in encoded] + [r for _, r in encoded], pad, device)
         n = len(batch)
         for row, rc, rr in zip(batch, scored[:n], scored[n:]):
@@ -330,6 +281,7 @@ def score_responses(path: str | Path, rows: Iterable[dict], *, batch_size: int =
     tokenizer, model, pad, device = load(path, device)
     renderer = Renderer(tokenizer, max_length, template)
     for batch in batches(rows, batch_size):
-        encoded = renderer.encode([r["prompt"] for r in batch], [[r["response"]] for r in batch])
+        encoded = renderer.encode([r["prompt"] for r in batch], [[r["response"]] for r in batch],
+                                  [r.get("prompt_turns") for r in batch])
         for row, reward in zip(batch, rewards(model, [seq for (seq,) in encoded], pad, device)):
             yield row["key"], reward

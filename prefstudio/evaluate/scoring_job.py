@@ -47,6 +47,8 @@ class EvalConfig(BaseModel):
     batch_size: int = 32
     max_length: int = 512
     template: str = "{prompt}\n\nAssistant: {response}"
+    render: str = "text"  # a training job's: "chat" renders through chat_template, exactly as the job trained
+    chat_template: str | None = None
     pooling: str = "auto"
     seed: int = 0  # a raw backbone's head is initialised from it
     sweep: str | None = None  # the sweep whose training job this scores (train/sweep.py)
@@ -119,7 +121,16 @@ def eval_config(ws, job_id: str | None = None, *, raw_backbone: str | None = Non
                       checkpoint_name=chosen.name if chosen else "", split=split,
                       batch_size=batch_size, max_length=max_length or int(trained.get("max_length", 512)),
                       template=trained.get("template", EvalConfig.model_fields["template"].default),
+                      **trained_rendering(trained),
                       pooling=trained.get("pooling", "auto"), sweep=trained.get("sweep"))
+
+
+def trained_rendering(trained: dict) -> dict:
+    """How a training job rendered its texts (render, chat_template), so its scoring renders them alike; a job made
+    before rendering was settled at launch rendered text."""
+    if trained.get("render") == "chat":
+        return {"render": "chat", "chat_template": trained.get("chat_template")}
+    return {"render": "text"}
 
 
 def resolve_checkpoint(folder: Path, config: EvalConfig) -> EvalConfig:
@@ -160,8 +171,9 @@ def create_eval_job(ws, config: EvalConfig, *, name: str | None = None, con=None
         # Streamed out of DuckDB, in row groups of one batch: the job reads one batch of texts at a time.
         import pyarrow.parquet as pq
 
-        reader = con.cursor().sql("SELECT id AS pair_id, source, prompt, chosen, rejected FROM pairs WHERE split = ? "
-                                  "ORDER BY id", params=[config.split]).to_arrow_reader(config.batch_size)
+        reader = con.cursor().sql("SELECT id AS pair_id, source, prompt, chosen, rejected, prompt_turns::VARCHAR AS "
+                                  "prompt_turns FROM pairs WHERE split = ? ORDER BY id",
+                                  params=[config.split]).to_arrow_reader(config.batch_size)
         with pq.ParquetWriter(folder / PAIRS, reader.schema) as writer:
             for batch in reader:
                 writer.write_batch(batch, row_group_size=config.batch_size)
@@ -194,7 +206,7 @@ def run(folder: Path, *, should_stop, on_progress) -> None:
 
     from prefstudio.jobs.parts import PartWriter
     from prefstudio.jobs.progress import Progress
-    from prefstudio.train.scoring import score_pairs
+    from prefstudio.train import scoring
 
     config = resolve_checkpoint(folder, load_config(folder))
     parts = PartWriter(folder / PARTS)
@@ -225,10 +237,12 @@ def run(folder: Path, *, should_stop, on_progress) -> None:
     torch.manual_seed(config.seed)  # a raw backbone's fresh head: the same every time
     from prefstudio.evaluate import external_model  # model:NAME is scored as it is: its own head and chat template
 
-    score_pairs = external_model.score_pairs if external_model.is_model_subject(config.subject) else score_pairs
+    score_pairs, rendering = scoring.score_pairs, {"render": config.render, "chat_template": config.chat_template}
+    if external_model.is_model_subject(config.subject):  # rendered as its own tokenizer says, not as a job trained
+        score_pairs, rendering = external_model.score_pairs, {}
     scored_now = 0  # in this run: score_pairs cuts its batches from the same count, so this says where one ends
     for scored in score_pairs(config.checkpoint, rows(), batch_size=config.batch_size, max_length=config.max_length,
-                              template=config.template, pooling=config.pooling):
+                              template=config.template, pooling=config.pooling, **rendering):
         buffer.append(scored)
         scored_now += 1
         batch_done = scored_now % config.batch_size == 0

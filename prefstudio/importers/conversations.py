@@ -1,13 +1,22 @@
-"""Turning conversations into prompt / chosen / rejected text.
+"""Turning conversations into prompt / chosen / rejected text, and the prompt's turns.
 
-Every source is stored in one transcript style, HH-RLHF's ("Human: ...\\n\\nAssistant: ..."),
-so pairs from different datasets read alike and a reward model sees one format.
+Every source's text is stored in one transcript style, HH-RLHF's ("Human: ...\\n\\nAssistant: ..."),
+so pairs from different datasets read alike to a person and to a base model's text template. A chat
+model reads turns, which a flattened text does not keep exactly (a message may itself hold
+"\\n\\nHuman: "), so the prompt's turns are kept beside it as chat messages ({role, content}) where
+the data had them (docs/schema.md, `pairs.prompt_turns`); train/chat.py renders them.
 """
 
 from __future__ import annotations
 
+import re
+
 HH_ASSISTANT = "\n\nAssistant:"
 ROLE_NAMES = {"user": "Human", "human": "Human", "assistant": "Assistant", "system": "System"}
+CHAT_ROLES = {"Human": "user", "Assistant": "assistant", "System": "system"}
+TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|System): ?")
+
+Messages = list[dict]  # chat messages, [{"role": "user", "content": "..."}, ...]
 
 
 class BadConversation(ValueError):
@@ -69,8 +78,32 @@ def render_response(conversation: list[tuple[str, str]]) -> str:
     return render(conversation)
 
 
-def split_shared(first: list[tuple[str, str]], second: list[tuple[str, str]]) -> tuple[str, str, str]:
-    """Prompt = the leading turns both conversations share; responses = the rest of each."""
+def chat_messages(conversation: list[tuple[str, str]]) -> Messages:
+    """(speaker, text) turns as chat messages, the roles as chat templates name them."""
+    return [{"role": CHAT_ROLES.get(speaker, speaker.lower()), "content": text} for speaker, text in conversation]
+
+
+def transcript_turns(text: str) -> Messages | None:
+    """An HH transcript ("Human: ...\\n\\nAssistant: ...") as chat messages; None for text that is not one.
+
+    An empty last Assistant turn (a transcript ending "Assistant:", the place of the response) is dropped.
+    """
+    text = text.lstrip("\n")
+    marks = list(TURN.finditer(text))
+    if not marks or marks[0].start() != 0:
+        return None
+    messages = [{"role": CHAT_ROLES[m.group(1)], "content": text[m.end():marks[i + 1].start() if i + 1 < len(marks)
+                                                               else None].strip()}
+                for i, m in enumerate(marks)]
+    if len(messages) > 1 and messages[-1] == {"role": "assistant", "content": ""}:
+        messages.pop()
+    return messages
+
+
+def split_shared(first: list[tuple[str, str]],
+                 second: list[tuple[str, str]]) -> tuple[str, str, str, Messages]:
+    """Prompt = the leading turns both conversations share (as text, and as chat messages); responses = the
+    rest of each."""
     shared = 0
     for a, b in zip(first, second):
         if a != b:
@@ -78,19 +111,26 @@ def split_shared(first: list[tuple[str, str]], second: list[tuple[str, str]]) ->
         shared += 1
     if shared == 0:
         raise BadConversation("the two conversations share no leading messages to use as the prompt")
-    return render(first[:shared]), render_response(first[shared:]), render_response(second[shared:])
+    return (render(first[:shared]), render_response(first[shared:]), render_response(second[shared:]),
+            chat_messages(first[:shared]))
 
 
-def as_texts(prompt: object, chosen: object, rejected: object) -> tuple[object, object, object]:
-    """Message lists (TRL's conversational form) as a shared prompt and two responses; texts pass through.
+def as_texts(prompt: object, chosen: object,
+             rejected: object) -> tuple[object, object, object, Messages | None]:
+    """Message lists (TRL's conversational form) as a shared prompt and two responses, with the prompt's turns;
+    texts pass through (a prompt that is an HH transcript gets its turns; other text, None: one user turn).
 
     Raises BadConversation for a list that is not a conversation."""
+    messages = None
     if isinstance(chosen, list) or isinstance(rejected, list):
         chosen_turns, rejected_turns = turns(chosen, "chosen"), turns(rejected, "rejected")
         if prompt is None:
-            prompt, chosen, rejected = split_shared(chosen_turns, rejected_turns)
+            prompt, chosen, rejected, messages = split_shared(chosen_turns, rejected_turns)
         else:
             chosen, rejected = render_response(chosen_turns), render_response(rejected_turns)
     if isinstance(prompt, list):
-        prompt = render(turns(prompt, "prompt"))
-    return prompt, chosen, rejected
+        prompt_turns = turns(prompt, "prompt")
+        prompt, messages = render(prompt_turns), chat_messages(prompt_turns)
+    elif isinstance(prompt, str) and messages is None:
+        messages = transcript_turns(prompt)
+    return prompt, chosen, rejected, messages

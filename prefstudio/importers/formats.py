@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
-from prefstudio.importers.conversations import BadConversation, as_texts, split_hh, split_shared, turns
+from prefstudio.importers.conversations import (BadConversation, as_texts, split_hh, split_shared, transcript_turns,
+                                                turns)
 from prefstudio.config import MarginConfig
 from prefstudio.importers.margins import level_of
 from prefstudio.importers.winner import (
@@ -104,10 +105,11 @@ def _not_text(row: dict, *names: str) -> str | None:
 
 def convert_pairs(row: dict, location: str) -> RawPair | Skip:
     try:
-        prompt, chosen, rejected = as_texts(row.get("prompt"), row.get("chosen"), row.get("rejected"))
+        prompt, chosen, rejected, messages = as_texts(row.get("prompt"), row.get("chosen"), row.get("rejected"))
     except BadConversation as exc:
         return Skip(location, str(exc))
-    return RawPair(prompt, chosen, rejected, location, row.get("source"), row.get("split"), scalar_meta(row))
+    return RawPair(prompt, chosen, rejected, location, row.get("source"), row.get("split"), scalar_meta(row),
+                   turns=messages)
 
 
 def convert_hh(row: dict, location: str) -> RawPair | Skip:
@@ -117,7 +119,8 @@ def convert_hh(row: dict, location: str) -> RawPair | Skip:
     parts = split_hh(row["chosen"], row["rejected"])
     if parts is None:
         return Skip(location, "no shared '\\n\\nAssistant:' turn to split at")
-    return RawPair(*parts, location, row.get("source"), row.get("split"), scalar_meta(row))
+    return RawPair(*parts, location, row.get("source"), row.get("split"), scalar_meta(row),
+                   turns=transcript_turns(parts[0]))
 
 
 def _webgpt_answer(answer: object, quotes: object) -> object:
@@ -207,7 +210,7 @@ def convert_arena(row: dict, location: str, ties: Ties = "skip") -> RawPair | Sk
         return Skip(location, f"winner is {winner!r}, expected model_a, model_b or a tie")
     win, lose = ("a", "b") if winner == "model_a" else ("b", "a")
     try:
-        prompt, chosen, rejected = split_shared(
+        prompt, chosen, rejected, messages = split_shared(
             turns(row.get(f"conversation_{win}"), f"conversation_{win}"),
             turns(row.get(f"conversation_{lose}"), f"conversation_{lose}"),
         )
@@ -220,7 +223,7 @@ def convert_arena(row: dict, location: str, ties: Ties = "skip") -> RawPair | Sk
         "judge": row.get("judge"),
         "turn": row.get("turn"),
     }
-    return RawPair(prompt, chosen, rejected, location, meta=_compact(meta))
+    return RawPair(prompt, chosen, rejected, location, meta=_compact(meta), turns=messages)
 
 
 PAIRS = Format("pairs", ("prompt", "chosen", "rejected"), convert_pairs)

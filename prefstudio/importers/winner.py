@@ -156,8 +156,9 @@ class WinnerReader:
 
 def oriented(prompt: object, a: object, b: object, side: Side, location: str, ties: Ties, tie_annotator: str,
              source: object = None, split: object = None, meta: dict | None = None,
-             label: DataLabel | None = None) -> RawPair | Skip:
-    """The pair with the winner as chosen; message lists become a shared prompt and two responses."""
+             label: DataLabel | None = None, turns: list[dict] | None = None) -> RawPair | Skip:
+    """The pair with the winner as chosen; message lists become a shared prompt and two responses (`turns`: the
+    prompt's, where the caller split them already)."""
     if side == "tie":
         if ties == "skip":
             return Skip(location, TIE_REASON)
@@ -165,14 +166,14 @@ def oriented(prompt: object, a: object, b: object, side: Side, location: str, ti
     swapped = side == "b"
     chosen, rejected = (b, a) if swapped else (a, b)
     try:
-        prompt, chosen, rejected = as_texts(prompt, chosen, rejected)
+        prompt, chosen, rejected, found = as_texts(prompt, chosen, rejected)
     except BadConversation as exc:
         return Skip(location, str(exc))
     meta = dict(meta or {})
     meta["chosen_was"] = "b" if swapped else "a"
     if side == "tie":
         meta["tie"] = True
-    return RawPair(prompt, chosen, rejected, location, source, split, meta, label, swapped)
+    return RawPair(prompt, chosen, rejected, location, source, split, meta, label, swapped, turns or found)
 
 
 # -- AlpacaEval annotations ----------------------------------------------------------------------
@@ -290,7 +291,7 @@ class MtBenchReader:
             return Skip(location, "field 'g1_user_prompt' is not text")
         try:
             turns_a, turns_b = mt_bench_turns(user_prompt)
-            prompt, response_a, response_b = split_shared(turns_a, turns_b)
+            prompt, response_a, response_b, messages = split_shared(turns_a, turns_b)
         except BadConversation as exc:
             return Skip(location, str(exc))
         win, lose = ("2", "1") if side == "b" else ("1", "2")
@@ -305,4 +306,4 @@ class MtBenchReader:
         }
         meta = {key: value for key, value in meta.items() if value is not None}
         return oriented(prompt, response_a, response_b, side, location, self.ties, f"mt-bench/{judge_name}",
-                        row.get("source"), row.get("split"), meta)
+                        row.get("source"), row.get("split"), meta, turns=messages)

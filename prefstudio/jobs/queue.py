@@ -35,6 +35,7 @@ from prefstudio.jobs.status import JobStatus, list_jobs, read_raw, read_status, 
 ENTRY = "prefstudio.jobs"  # `python -m prefstudio.jobs FOLDER` runs a job (process.py)
 QUEUE_LOCK = ".queue.lock"  # in the jobs folder, beside the job folders
 FROM_QUEUE_ENV = "PREFSTUDIO_JOB_FROM_QUEUE"  # set for a job the queue started: it starts the next when it ends
+ACCELERATE_CONFIG = "accelerate.yaml"  # how a sharded training job is launched on GPUs (train/strategy.py)
 ABANDONED_AFTER_S = 3600  # a folder still being made after this long was left by a killed launch
 
 
@@ -118,7 +119,9 @@ class _QueueLock:
 
 
 def command(folder: Path) -> tuple[list[str], dict]:
-    """The command line and environment that run the job in `folder`: one process, or several for training."""
+    """The command line and environment that run the job in `folder`: one process, or several for training
+    (GPUs: `accelerate launch`, with the job's accelerate.yaml where its strategy shards; CPU: torchrun, gloo,
+    where an fsdp job shards itself: train/strategy.py)."""
     launch = read_launch(folder)
     env = {**os.environ, FROM_QUEUE_ENV: "1"}
     gpus = launch.get("gpus")
@@ -127,8 +130,10 @@ def command(folder: Path) -> tuple[list[str], dict]:
     processes = launch.get("num_processes") or (len(gpus) if gpus else 1)
     if not kinds.get(launch.get("kind", kinds.DEFAULT)).data_parallel:
         processes = 1
-    if processes > 1 and gpus:
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes)]
+    if processes > 1 and gpus:  # a sharded job (fsdp, zero2, zero3) brings its own Accelerate config
+        own = folder / ACCELERATE_CONFIG
+        how = ["--config_file", str(own)] if own.exists() else ["--multi_gpu"]
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", *how, "--num_processes", str(processes)]
         return cmd + ["-m", ENTRY, str(folder)], env
     if processes > 1:  # several CPU processes (gloo): accelerate's launcher runs only one on the CPU
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]

@@ -15,6 +15,7 @@ from datetime import datetime
 class PastRun:
     id: str
     model: str
+    base_url: str | None  # None: the OpenAI API
     prompt_version: str
     state: str
     started_at: datetime
@@ -35,7 +36,7 @@ class PastRun:
 def past_runs(con, limit: int = 200) -> list[PastRun]:
     """The newest runs first; a run still going (or killed mid-way) has the counts it had at its start."""
     rows = con.execute(
-        """SELECT id, model, prompt_version, state, started_at, coalesce(n_pairs, 0), coalesce(n_calls, 0),
+        """SELECT id, model, base_url, prompt_version, state, started_at, coalesce(n_pairs, 0), coalesce(n_calls, 0),
                   coalesce(n_cached, 0), coalesce(n_inconsistent, 0), coalesce(n_parse_errors, 0),
                   coalesce(tokens_in, 0) + coalesce(tokens_out, 0), coalesce(cost_usd, 0.0)
            FROM judge_runs ORDER BY started_at DESC, id LIMIT ?""",

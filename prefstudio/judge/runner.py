@@ -34,6 +34,7 @@ import openai
 from prefstudio.config import JudgeConfig, MarginConfig
 from prefstudio.db import source_split_where, transaction
 from prefstudio.errors import PrefstudioError
+from prefstudio.judge.continuation import LABEL, RETRY_ERRORS, Continuation, Selection, find_continuation
 from prefstudio.judge.journal import RunWriter, now_text, replay_journals
 from prefstudio.judge.prompts import JudgePrompt
 from prefstudio.judge.replies import NoAnswer, answer_text, backoff, retry_after, token_count
@@ -42,6 +43,23 @@ from prefstudio.labels import signed_margin
 
 EXPECTED_OUTPUT_TOKENS = 60  # one sentence and a verdict line, for the estimate
 API_KEY_ENV = "OPENAI_API_KEY"
+
+
+@dataclass(frozen=True)
+class Advice:
+    """What the judge's errors tell a person to change, in the words of where they change it.
+
+    The errors are decided here, once; the command line names its flags (these defaults) and the app
+    names its form's fields (tui/judge_screen.py), so neither tells the other's user to "give --base-url".
+    """
+
+    set_key: str = "export it"
+    set_base_url: str = "give --base-url"
+    other_model: str = "pick another with --model"
+    check_endpoint: str = "check --model and --base-url"
+
+
+COMMAND_LINE_ADVICE = Advice()
 
 
 def call_key(model: str, prompt_identity: str, prompt: str, response_a: str, response_b: str) -> str:
@@ -79,11 +97,14 @@ class RunPlan:
     calls_cached: int
     est_tokens_in: int
     est_cost_usd: float | None  # None: price unknown
+    selection: Selection | None = None  # what a labelling run was asked for (None: best-of-N's comparisons)
+    continuation: Continuation | None = None  # the unfinished run this one goes on with
 
     def describe(self, model: str) -> str:
         cost = f"~${self.est_cost_usd:,.2f}" if self.est_cost_usd is not None else "cost unknown (no price for this model; set [judge] prices in workspace.toml)"
+        going_on = f"{self.continuation.describe()}; " if self.continuation else ""
         return (
-            f"{len(self.tasks):,} pairs to judge with {model}: {self.calls_needed:,} calls "
+            f"{going_on}{len(self.tasks):,} pairs to judge with {model}: {self.calls_needed:,} calls "
             f"({self.calls_cached:,} answered before, free), ~{self.est_tokens_in:,} input tokens, {cost}"
         )
 
@@ -225,18 +246,19 @@ class _PairFailed(Exception):
     """A call of this pair got no answer after every retry: the pair is left unlabelled, the run goes on."""
 
 
-def api_key(base_url: str | None) -> str:
+def api_key(base_url: str | None, advice: Advice = COMMAND_LINE_ADVICE) -> str:
     """The API key, from the environment only (never a file, never a log)."""
     key = os.environ.get(API_KEY_ENV)
     if not key:
         if not base_url:
-            raise PrefstudioError(f"{API_KEY_ENV} is not set; export it, or give --base-url for a local server that needs no key")
+            raise PrefstudioError(f"{API_KEY_ENV} is not set; {advice.set_key}, or {advice.set_base_url} for a "
+                                  f"local server that needs no key")
         key = "no-key"  # local servers (vLLM, llama.cpp, Ollama) often need none
     return key
 
 
-def make_client(settings: JudgeConfig) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(api_key=api_key(settings.base_url), base_url=settings.base_url, max_retries=0,
+def make_client(settings: JudgeConfig, advice: Advice = COMMAND_LINE_ADVICE) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(api_key=api_key(settings.base_url, advice), base_url=settings.base_url, max_retries=0,
                               timeout=settings.timeout_s)
 
 
@@ -255,6 +277,7 @@ class JudgeRun:
         on_progress: Callable[[RunStats], None] | None = None,
         client: openai.AsyncOpenAI | None = None,
         retry_delay: Callable[[int, Exception], float] = backoff,
+        advice: Advice = COMMAND_LINE_ADVICE,
     ):
         self.con = con
         self.settings = settings
@@ -265,6 +288,7 @@ class JudgeRun:
         self.on_progress = on_progress
         self.client = client
         self.retry_delay = retry_delay
+        self.advice = advice
         self.stats = RunStats(uuid.uuid4().hex[:12], len(plan.tasks), plan.calls_needed)
         self._prices = settings.prices(settings.model) or (0.0, 0.0)
         self._cancelled = threading.Event()
@@ -276,10 +300,11 @@ class JudgeRun:
 
     @classmethod
     def for_workspace(cls, ws, settings: JudgeConfig, prompt: JudgePrompt, plan: RunPlan, *, con=None,
-                      on_progress: Callable[[RunStats], None] | None = None) -> "JudgeRun":
+                      on_progress: Callable[[RunStats], None] | None = None,
+                      advice: Advice = COMMAND_LINE_ADVICE) -> "JudgeRun":
         """A run writing to `ws` (through `con`, a cursor, when run from another thread)."""
         return cls(con or ws.con, settings, prompt, plan, ws.config.margins, workspace=ws.path,
-                   on_progress=on_progress)
+                   on_progress=on_progress, advice=advice)
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -289,11 +314,15 @@ class JudgeRun:
     async def run(self) -> RunStats:
         self._loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
-        client = self.client or make_client(self.settings)
+        client = self.client or make_client(self.settings, self.advice)
         writer = RunWriter(self.con, self.workspace, self.stats.run_id)
+        asked = self.plan.selection or Selection(None, None, None, None)
         writer.statement(
-            "INSERT INTO judge_runs (id, model, base_url, prompt_version, state, started_at, n_pairs) VALUES (?, ?, ?, ?, 'running', ?, ?)",
-            [self.stats.run_id, self.settings.model, self.settings.base_url, self.prompt.identity, _now(), len(self.plan.tasks)],
+            "INSERT INTO judge_runs (id, model, base_url, prompt_version, state, started_at, n_pairs, purpose, source, "
+            "split, pair_limit, continues) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+            [self.stats.run_id, self.settings.model, self.settings.base_url, self.prompt.identity, _now(),
+             len(self.plan.tasks), asked.purpose, asked.source, asked.split, asked.limit,
+             self.plan.continuation.chain if self.plan.continuation else None],
         )
         semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
         try:
@@ -428,7 +457,7 @@ class JudgeRun:
                     if exc.status_code >= 500 or exc.status_code == 408:
                         error = exc
                     else:
-                        raise _FatalAPIError(_describe_status(exc, self.settings)) from None
+                        raise _FatalAPIError(_describe_status(exc, self.settings, self.advice)) from None
             if attempt >= self.settings.max_retries:
                 if isinstance(error, NoAnswer):
                     raise _PairFailed(f"{_endpoint(self.settings)} sent {error} {attempt + 1} times") from None
@@ -487,13 +516,13 @@ def _describe_transient(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def _describe_status(exc: openai.APIStatusError, settings: JudgeConfig) -> str:
+def _describe_status(exc: openai.APIStatusError, settings: JudgeConfig, advice: Advice) -> str:
     where = _endpoint(settings)
     if exc.status_code == 401:
         return f"{where} refused the API key (HTTP 401); check {API_KEY_ENV}"
     if exc.status_code == 404:
-        return f"{where} does not know model {settings.model!r} (HTTP 404); pick another with --model"
-    return f"{where} refused the request (HTTP {exc.status_code}); check --model and --base-url"
+        return f"{where} does not know model {settings.model!r} (HTTP 404); {advice.other_model}"
+    return f"{where} refused the request (HTTP {exc.status_code}); {advice.check_endpoint}"
 
 
 def prepare_run(
@@ -510,6 +539,8 @@ def prepare_run(
     """Which pairs a run would judge and what it would cost, before anything is spent.
 
     `con`: a cursor to use instead of the workspace's connection (from a worker thread).
+    `limit`: pairs judged by this run and the runs it continues (judge/continuation.py): asked again after a
+    cancel, the run takes only what the limit has left.
     `retry_errors`: the pairs whose latest label from this judge is a parse error, their answers
     without a verdict asked again (the ones that parse are reused, free).
     """
@@ -519,10 +550,18 @@ def prepare_run(
         raise PrefstudioError(f"limit {limit}: must be a whole number of at least 1 (or none for all pairs)")
     con = con or ws.con
     prompt = load_prompt(settings.prompt, ws.path)
-    replay_journals(con, ws.path)  # before the cache is read: a killed run's answers are free
-    pairs = select_pairs(con, model=settings.model, prompt_identity=prompt.identity,
-                         source=source, split=split, limit=limit, pair_ids=pair_ids, parse_errors=retry_errors)
-    return prompt, plan_run(con, settings, prompt, pairs, reask_unparsed=retry_errors)
+    replay_journals(con, ws.path)  # before the cache is read (a killed run's answers are free) and labels counted
+    selection = continuation = None
+    if pair_ids is None:  # a run over chosen pairs records no selection and is never continued
+        selection = Selection(RETRY_ERRORS if retry_errors else LABEL, source, split, limit)
+        continuation = find_continuation(con, model=settings.model, prompt_identity=prompt.identity,
+                                         selection=selection)
+    pairs = select_pairs(con, model=settings.model, prompt_identity=prompt.identity, source=source, split=split,
+                         limit=continuation.left if continuation else limit, pair_ids=pair_ids,
+                         parse_errors=retry_errors)
+    plan = plan_run(con, settings, prompt, pairs, reask_unparsed=retry_errors)
+    plan.selection, plan.continuation = selection, continuation
+    return prompt, plan
 
 
 def reparse(con, margins: MarginConfig) -> tuple[int, int]:

@@ -40,8 +40,9 @@ def complete_checkpoints(job_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(job_dir: Path, step: int, *, model, tokenizer, optimizer_state: dict, trainer_state: dict,
-                    keep: int) -> Path:
+                    keep: int, finished: bool = False) -> Path:
     """Write step `step`'s checkpoint, then rotate; a write that fails leaves no trace and the older ones whole.
+    `finished`: the job's last step, whose checkpoint a LoRA model also writes merged (RewardModel.save).
 
     Raises PrefstudioError "disk full at step N, last good checkpoint step-M ..." when the disk is full.
     """
@@ -51,7 +52,7 @@ def save_checkpoint(job_dir: Path, step: int, *, model, tokenizer, optimizer_sta
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             tmp.mkdir(parents=True)
-            model.save(tmp, tokenizer)
+            model.save(tmp, tokenizer, finished=finished)
             torch.save(optimizer_state, tmp / OPTIMIZER_STATE)
             torch.save(trainer_state, tmp / TRAINER_STATE)
             _put_in_place(tmp, final)

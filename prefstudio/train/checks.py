@@ -73,6 +73,10 @@ def check_launch(ws, config: TrainConfig, *, given: Collection[str] = (), con=No
         chosen, notes = _margins(config, chosen, given, spell)
     if config.sampling == "balanced":
         _check_balanced(config.batch_size, list(chosen), split, spell)
+    if config.lora_rank:
+        from prefstudio.train.lora import check_launch as check_lora
+
+        check_lora(config)  # a 4-bit base where no GPU is, target names the backbone lacks
     return notes
 
 

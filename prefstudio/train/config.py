@@ -78,6 +78,9 @@ class TrainConfig(BaseModel):
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_checkpointing: bool = False
     freeze_layers: int = 0  # freeze the embeddings and the bottom k layers
+    # Dropout off in every layer, as TRL's RewardTrainer and OpenRLHF do by default: on MiniLM it held 530 MB of
+    # activations for the backward pass (bench/README.md). Off by default here: the papers trained with it.
+    disable_dropout: bool = False
     # LoRA (train/lora.py, with peft): the backbone frozen under low-rank adapters, the head trained whole
     lora_rank: int = 0  # 0: full fine-tuning
     lora_alpha: float | None = None  # None: 2 x lora_rank
@@ -131,6 +134,12 @@ class TrainConfig(BaseModel):
             raise ValueError("sampling 'single' needs exactly one source")
         if self.load_in_4bit and not self.lora_rank:
             raise ValueError("load_in_4bit: a 4-bit base cannot be trained itself; set lora_rank too (e.g. 16)")
+        if self.lora_rank and self.freeze_layers:
+            raise ValueError(f"freeze_layers {self.freeze_layers}: LoRA (lora_rank {self.lora_rank}) freezes the "
+                             "whole backbone already, only its adapters and the head train; leave freeze_layers at 0")
+        if self.lora_targets is not None and not self.lora_targets:
+            raise ValueError("lora_targets []: expected module names, e.g. [\"q_proj\", \"v_proj\"], or leave it out "
+                             "for the architecture's attention and MLP projections")
         if self.render == "chat" and not self.chat_template:
             raise ValueError("render 'chat' needs the backbone's chat template; leave render at 'auto' to find it")
         return self

@@ -103,8 +103,21 @@ def _prompt_ids(tokenizer, prompts: list[str], template: str) -> list[list[int]]
     return _tokenize(tokenizer, [prompt_prefix(template, p) for p in prompts])
 
 
-def encode_pairs(tokenizer, rows: list[dict], max_length: int, template: str = DEFAULT_TEMPLATE) -> list[EncodedPair]:
-    """rows: dicts with pair_id, source, prompt, chosen, rejected, margin."""
+def encode_pairs(tokenizer, rows: list[dict], max_length: int, template: str = DEFAULT_TEMPLATE,
+                 render: str = "text") -> list[EncodedPair]:
+    """rows: dicts with pair_id, source, prompt, chosen, rejected, margin (and prompt_turns, for chat rendering).
+
+    render "chat": through the tokenizer's chat template (train/chat.py), the same truncation rule; "text" (or
+    "auto", a job made before rendering was resolved at launch): `template` and the tokenizer's special tokens.
+    """
+    if render == "chat":
+        from prefstudio.train.chat import ChatEncoder, prompt_messages
+
+        chat = ChatEncoder(tokenizer, max_length).encode(
+            [(prompt_messages(r["prompt"], r.get("prompt_turns")), [r["chosen"], r["rejected"]],
+              f"pair {r['pair_id']}") for r in rows])
+        return [EncodedPair(r["pair_id"], r["source"], *e.sequences, float(r.get("margin") or 0.0),
+                            prompt_lost=e.prompt_lost, response_lost=e.response_lost) for r, e in zip(rows, chat)]
     before, after, budget = _budget(tokenizer, max_length)
     prompts = _prompt_ids(tokenizer, [r["prompt"] for r in rows], template)
     chosen = _tokenize(tokenizer, [r["chosen"] for r in rows])
@@ -222,8 +235,16 @@ def collate(batch: list[EncodedPair], pad_id: int) -> dict[str, torch.Tensor]:
 
 
 def encode_responses(tokenizer, prompts: list[str], responses: list[str], max_length: int,
-                     template: str = DEFAULT_TEMPLATE) -> list[list[int]]:
-    """One sequence per (prompt, response), under the rule encode_pairs applies to a pair (one response here)."""
+                     template: str = DEFAULT_TEMPLATE, render: str = "text",
+                     turns: list | None = None) -> list[list[int]]:
+    """One sequence per (prompt, response), under the rule encode_pairs applies to a pair (one response here);
+    `turns`: each prompt's stored turns (or None), for chat rendering."""
+    if render == "chat":
+        from prefstudio.train.chat import ChatEncoder, prompt_messages
+
+        turns = turns or [None] * len(prompts)
+        return [e.sequences[0] for e in ChatEncoder(tokenizer, max_length).encode(
+            [(prompt_messages(p, t), [r], f"prompt {p[:60]!r}") for p, t, r in zip(prompts, turns, responses)])]
     before, after, budget = _budget(tokenizer, max_length)
     prompt_ids = _prompt_ids(tokenizer, prompts, template)
     response_ids = _tokenize(tokenizer, list(responses))
@@ -243,3 +264,39 @@ def pad_right(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, to
         ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         mask[row, : len(seq)] = 1
     return ids, mask
+
+
+def collate_packed(batch: list[EncodedPair]) -> dict[str, torch.Tensor]:
+    """The batch's 2B sequences (chosen then rejected, as collate orders them) in one row, no padding: position ids
+    restart at 0 for each sequence, which is how attention keeps the sequences apart (flash-attention's varlen
+    kernels; a block-diagonal mask on the others), and `ends` is each sequence's last token, where its reward is
+    read. Padding-free batching (`padding_free`): no compute is spent on pad tokens."""
+    sequences = [p.chosen for p in batch] + [p.rejected for p in batch]
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    ends = lengths.cumsum(0) - 1
+    starts = ends - lengths + 1
+    positions = torch.arange(int(lengths.sum())) - torch.repeat_interleave(starts, lengths)
+    return {
+        "input_ids": torch.tensor([t for s in sequences for t in s], dtype=torch.long).unsqueeze(0),
+        "position_ids": positions.unsqueeze(0),
+        "ends": ends,
+        "margins": torch.tensor([p.margin for p in batch], dtype=torch.float32),
+        "pair_ids": torch.tensor([p.pair_id for p in batch], dtype=torch.long),
+    }
+
+
+def padding_free_refusal(config, *, cuda: bool | None = None) -> str | None:
+    """Why a job cannot batch without padding here (one line), or None: it needs flash-attention's varlen kernels,
+    so a CUDA GPU, the flash_attn package, and half-precision activations (mixed_precision bf16 or fp16)."""
+    import importlib.util
+
+    if not config.padding_free:
+        return None
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if not cuda:
+        return "padding_free: packs pairs for flash-attention on a CUDA GPU, and there is none here; leave it off"
+    if importlib.util.find_spec("flash_attn") is None:
+        return "padding_free: needs the flash_attn package (pip install flash-attn); leave it off without it"
+    if config.mixed_precision == "no":
+        return "padding_free: flash-attention runs in half precision; set mixed_precision bf16 (or fp16)"
+    return None

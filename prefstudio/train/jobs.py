@@ -23,12 +23,37 @@ def create_training_job(ws, config, *, gpus: list[int] | None = None, num_proces
 
     `con`: the cursor to use, for a caller in a thread other than the workspace's.
     """
+    from prefstudio.errors import PrefstudioError
+    from prefstudio.train.data import padding_free_refusal
+    from prefstudio.train.lora import check_quantization
     from prefstudio.train.snapshot import write_snapshot
+    from prefstudio.train.strategy import write_launch_config
 
+    if not held:  # what this machine lacks; a held job runs elsewhere (a Slurm login node has no GPU): checked there
+        refusal = padding_free_refusal(config)
+        if refusal:
+            raise PrefstudioError(refusal)
+        check_quantization(config)
+    config = resolve_render(config)
     con = con or ws.cursor()
     return new_job(ws, kinds.TRAIN, config.model_dump(exclude_none=True), f"{config.objective}",
-                   lambda folder: write_snapshot(ws, folder / PAIRS, con=con),
+                   lambda folder: (write_launch_config(folder, config, num_processes),  # sharded: accelerate.yaml
+                                   write_snapshot(ws, folder / PAIRS, con=con)),
                    gpus=gpus, num_processes=num_processes, name=name, con=con, held=held)
+
+
+def resolve_render(config):
+    """The config with render "auto" settled, as the job will keep it: "chat" with the backbone tokenizer's chat
+    template frozen in (a later change to the backbone's files changes no job, nor its scoring), where it has one
+    and no `template` was given; else "text" with `template` (base models, or a template asked for)."""
+    from prefstudio.train.chat import chat_template_of
+
+    if config.render != "auto":
+        return config
+    template = None if "template" in config.model_fields_set else chat_template_of(config.backbone)
+    if template:
+        return config.model_copy(update={"render": "chat", "chat_template": template})
+    return config.model_copy(update={"render": "text"})
 
 
 def run_training(folder: Path, *, should_stop, on_progress) -> None:

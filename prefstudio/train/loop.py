@@ -23,9 +23,10 @@ from prefstudio.errors import PrefstudioError
 from prefstudio.jobs.layout import METRICS, PAIRS, checkpoint_dir, latest_checkpoint
 from prefstudio.jobs.metrics_log import keep_steps_up_to
 from prefstudio.jobs.progress import Progress
+from prefstudio.train import strategy
 from prefstudio.train.checkpoints import load_trainer_state, save_checkpoint
 from prefstudio.train.config import TrainConfig
-from prefstudio.train.data import collate, encode_pairs, plan_batches
+from prefstudio.train.data import collate, collate_packed, encode_pairs, padding_free_refusal, plan_batches
 from prefstudio.train.min_norm import min_norm_weights
 from prefstudio.train.objectives import head_gradients, more_loss, pair_losses
 from prefstudio.train.reward_model import RewardModel, load_tokenizer
@@ -47,19 +48,27 @@ def load_training_rows(job_dir: Path, config: TrainConfig) -> list[dict]:
 def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] = lambda: False) -> Path:
     """Train (or resume) the job in `job_dir`; returns the final checkpoint folder."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DataLoaderConfiguration
     from transformers import get_scheduler
 
+    # split_batches: each process plans its own batches, so the schedule steps once per optimiser step; without it
+    # Accelerate steps it once per process, and on N processes the learning rate decayed N times too fast.
     accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
+                              dataloader_config=DataLoaderConfiguration(split_batches=True),
                               cpu=not torch.cuda.is_available())  # else torchrun's CPU ranks each run alone
     torch.manual_seed(config.seed)
     resume_from = latest_checkpoint(job_dir)
     source_path = resume_from or Path(config.backbone)
 
     # -- data ----------------------------------------------------------------------------------
+    refusal = padding_free_refusal(config)  # checked at launch too; a job made elsewhere (--no-start) is checked here
+    if refusal:
+        raise PrefstudioError(refusal)
     tokenizer = load_tokenizer(source_path)
+    if config.render == "chat":  # the template frozen into the job at launch, saved with every checkpoint
+        tokenizer.chat_template = config.chat_template
     rows = load_training_rows(job_dir, config)
-    pairs = encode_pairs(tokenizer, rows, config.max_length, config.template)
+    pairs = encode_pairs(tokenizer, rows, config.max_length, config.template, render=config.render)
     if accelerator.is_main_process:
         report = TruncationReport.of(pairs)
         report.write(job_dir, config.max_length)
@@ -79,29 +88,34 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
     total_steps = per_process // config.grad_accum
 
     # -- model and optimiser ---------------------------------------------------------------------
-    model = RewardModel.from_pretrained(source_path, pooling=config.pooling)
-    if model.model.config.pad_token_id is None:
-        model.model.config.pad_token_id = tokenizer.pad_token_id
-    model.freeze_bottom(config.freeze_layers)
-    if config.gradient_checkpointing:  # transformers 5 renamed it; older releases have only the old name
-        enable = getattr(model.model, "activation_checkpointing_enable", None) or model.model.gradient_checkpointing_enable
-        enable()
+    model = RewardModel.for_training(config, tokenizer, resume_from, device=accelerator.device,
+                                     **({"attn_implementation": "flash_attention_2"} if config.padding_free else {}))
+    sharded_here = strategy.shard_here(model, accelerator, config.strategy)  # else prepare shards it, if sharded
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _adamw(params, config)
     scheduler = get_scheduler(config.schedule, optimizer, num_warmup_steps=int(config.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if sharded_here:  # Accelerate would wrap it in DDP as well
+        optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    else:
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # FSDP and DeepSpeed put new parameters in their place. All of them are clipped (frozen ones have no gradient):
+    # Accelerate's FSDP clips only when given the model's whole list, and otherwise silently does not.
+    params = list(model.parameters())
+    core = accelerator.unwrap_model(model)
+    if config.strategy != "ddp" and n_proc == 1 and accelerator.is_main_process:
+        print(f"note: strategy {config.strategy} on one process: nothing to shard over, the model trains whole",
+              flush=True)
     step, momentum = 0, None
     if resume_from is not None:
         state, optimizer_state = load_trainer_state(resume_from)
         if optimizer_state is not None:
-            optimizer.load_state_dict(optimizer_state)
+            strategy.load_optimizer_state(core, optimizer, optimizer_state)
         elif accelerator.is_main_process:
             print(f"note: {resume_from.name} holds the model only (the newer checkpoints are gone): "
                   "the optimiser's state starts afresh", flush=True)
         scheduler.load_state_dict(state["scheduler"])
         step, momentum = state["step"], state["momentum"]
-    core = accelerator.unwrap_model(model)
     metrics_file = None
     if accelerator.is_main_process:
         keep_steps_up_to(job_dir, step)  # the steps after the checkpoint are trained, and logged, again
@@ -113,18 +127,23 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
     for batch_index in range(step * config.grad_accum, len(my_batches)):
         if _agreed_stop(accelerator, should_stop()):
             break
-        batch = collate(my_batches[batch_index], tokenizer.pad_token_id)
-        ids = batch["input_ids"].to(accelerator.device)
-        mask = batch["attention_mask"].to(accelerator.device)
+        if config.padding_free:  # one row, no padding: position ids restart per sequence, rewards at their ends
+            batch = collate_packed(my_batches[batch_index])
+            packed = {key: batch[key].to(accelerator.device) for key in ("position_ids", "ends")}
+            ids, mask = batch["input_ids"].to(accelerator.device), None
+        else:
+            batch, packed = collate(my_batches[batch_index], tokenizer.pad_token_id), {}
+            ids = batch["input_ids"].to(accelerator.device)
+            mask = batch["attention_mask"].to(accelerator.device)
         margins = batch["margins"].to(accelerator.device)
         n = margins.shape[0]
         with accelerator.accumulate(model):
-            rewards, pooled = model(ids, mask, return_pooled=True)
+            rewards, pooled = model(ids, mask, return_pooled=True, **packed)
             d = (rewards[:n] - rewards[n:]).float()
             record = {}
             if config.objective == "more":
                 loss, lam, sub_losses, momentum = more_objective(
-                    d, pooled, margins, len(sources), core.head.weight, config, momentum,
+                    d, pooled, margins, len(sources), strategy.full_weight(core.head.weight), config, momentum,
                     reduce=lambda g: accelerator.reduce(g, reduction="mean"))
                 record["lambda"] = dict(zip(sources, [round(x, 6) for x in lam.tolist()]))
                 record["loss_by_source"] = {s: round(v.mean().item(), 6) for s, v in zip(sources, sub_losses)}
@@ -157,7 +176,8 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
             on_progress(Progress(step, total_steps, loss_value))
         if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
             _save(accelerator, core, tokenizer, optimizer, scheduler, step, momentum, job_dir, config)
-    final = _save(accelerator, core, tokenizer, optimizer, scheduler, step, momentum, job_dir, config)
+    final = _save(accelerator, core, tokenizer, optimizer, scheduler, step, momentum, job_dir, config,
+                  finished=step == total_steps)  # LoRA: merged into its base only then (docs/methods.md, "LoRA")
     if metrics_file:
         metrics_file.close()
     return final
@@ -226,12 +246,15 @@ def _adamw(params, config: TrainConfig) -> torch.optim.AdamW:
 
 
 def _save(accelerator, core: RewardModel, tokenizer, optimizer, scheduler, step: int, momentum, job_dir: Path,
-          config: TrainConfig) -> Path:
-    """The main process writes the checkpoint (train/checkpoints.py); the others wait for it."""
+          config: TrainConfig, finished: bool = False) -> Path:
+    """The main process writes the checkpoint (train/checkpoints.py); the others wait for it. A sharded
+    model and its optimiser's state are gathered first, which every process takes part in (train/strategy.py)."""
     accelerator.wait_for_everyone()
+    writable = strategy.writable_model(core, accelerator)
+    optimizer_state = strategy.optimizer_state(core, optimizer, accelerator)
     if accelerator.is_main_process:
-        save_checkpoint(job_dir, step, model=core, tokenizer=tokenizer, keep=config.keep_checkpoints,
-                        optimizer_state=optimizer.state_dict(),
+        save_checkpoint(job_dir, step, model=writable, tokenizer=tokenizer, keep=config.keep_checkpoints,
+                        finished=finished, optimizer_state=optimizer_state,
                         trainer_state={"scheduler": scheduler.state_dict(), "step": step, "momentum": momentum})
     accelerator.wait_for_everyone()
     return checkpoint_dir(job_dir, step)

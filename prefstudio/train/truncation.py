@@ -19,7 +19,9 @@ class TruncationReport:
     pairs: int
     prompt_cut: int  # pairs that lost prompt tokens
     response_cut: int  # pairs that lost response tokens
-    identical: int  # pairs whose two sides became the same token sequence: no signal left
+    # pairs whose two sides became the same token sequence: no signal left. Their shared start (the prompt and
+    # whatever the two responses begin with alike) filled max_length, so what tells them apart was cut.
+    identical: int
 
     @classmethod
     def of(cls, pairs) -> "TruncationReport":
@@ -40,11 +42,17 @@ class TruncationReport:
         (job_dir / TRUNCATION).write_text(json.dumps({**asdict(self), "max_length": max_length}))
 
 
-def read_line(job_dir: Path) -> str:
-    """The job's truncation line, or "" before its pairs are encoded (or for a job kind that has none)."""
+def read_report(job_dir: Path) -> tuple[TruncationReport, int] | None:
+    """(the job's report, its max_length), or None before its pairs are encoded (or for a job kind that has none)."""
     try:
         values = json.loads((job_dir / TRUNCATION).read_text())
         max_length = values.pop("max_length")
-        return TruncationReport(**values).line(max_length)
+        return TruncationReport(**values), max_length
     except (OSError, ValueError, TypeError, KeyError):
-        return ""
+        return None
+
+
+def read_line(job_dir: Path) -> str:
+    """The job's truncation line, or "" before its pairs are encoded (or for a job kind that has none)."""
+    found = read_report(job_dir)
+    return found[0].line(found[1]) if found else ""

@@ -22,12 +22,13 @@ from textual.widgets import Footer, Select, Static
 from prefstudio import agreement
 from prefstudio.agreement import Agreement
 from prefstudio.config import LEVEL_NAMES
+from prefstudio.labels import level_label
 from prefstudio.tui.widgets import WorkspaceHeader, literal_text, visible
 from prefstudio.tui.workers import ReportsFailedWorkers, query_work
 
 BAR_WIDTH = 40
 _EIGHTHS = " ▏▎▍▌▋▊▉"
-NAME_WIDTH = max(len(name) for name in LEVEL_NAMES)
+NAME_WIDTH = max(len(level_label(level)) for level in range(len(LEVEL_NAMES)))
 
 
 def format_kappa(kappa: float) -> str:
@@ -46,10 +47,10 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 def confusion_text(result: Agreement) -> Text:
     cell = max(7, len(f"{result.confusion.max():,}") + 2)
-    text = Text(f"{'A ↓   B →':<{NAME_WIDTH + 2}}", style="dim")
+    text = Text(f"{'A ↓   B →':<{NAME_WIDTH}}", style="dim")
     text.append("".join(f"{level:>{cell}}" for level in range(len(LEVEL_NAMES))) + "\n", style="bold")
     for level, row in enumerate(result.confusion):
-        text.append(f"{level} {LEVEL_NAMES[level]:<{NAME_WIDTH}}", style="bold")
+        text.append(f"{level_label(level):<{NAME_WIDTH}}", style="bold")
         for other, n in enumerate(row):
             text.append(f"{n:>{cell},}", style="bold green" if level == other and n else "")
         text.append("\n")
@@ -108,7 +109,7 @@ def distribution_text(distribution: dict[str, list[int]]) -> Text:
         text.append(f" · {total:,} labelled\n", style="dim")
         for level, n in enumerate(counts):
             share = n / total if total else 0.0
-            text.append(f"  {level} {LEVEL_NAMES[level]:<{NAME_WIDTH}} ")
+            text.append(f"  {level_label(level):<{NAME_WIDTH}} ")
             text.append(f"{bar(share):<{BAR_WIDTH}}", style="cyan")
             text.append(f" {n:>7,} {share:>6.1%}\n")
         text.append("\n")

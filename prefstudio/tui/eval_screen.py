@@ -12,7 +12,7 @@ Under the models, the table has a row per setting trained with several seeds
 (a cell: mean ± the 95 % t-interval's half-width over its seeds), and a row for
 the length baseline (the longer response wins; no ECE); where cells have several
 seeds, an accuracy chart draws each cell's mean with its interval as a whisker.
-Enter opens an outlier in the pair view, `l` labels it. `t` swaps the plots for
+Enter opens an outlier in the pair view, `l` labels it (esc there comes back). `t` swaps the plots for
 the figures behind them (the distribution's moments, ECE at 5/10/20 bins,
 outlier counts). `b` cycles the bin count (5, 10, 20) of the ECE column and the
 reliability diagram; an ECE at an odd bin count gets a footnote (its middle
@@ -427,6 +427,7 @@ class EvalScreen(ReportsFailedWorkers, Screen):
         key = self.query_one("#eval-outliers", JobTable).cursor_key
         if key is not None:
             await self.app.label_pair(key)
+            self.app.screen.return_on_escape("eval")  # esc on the label screen comes back to these outliers
 
     def action_reload(self) -> None:
         self.comparison = None  # even the same models: their rewards may have been scored again

@@ -9,17 +9,24 @@ snapshot of the pairs, so it runs in a thread worker too; the form checks the
 settings first, on the spot, then against the workspace's pairs in a worker
 (train/checks.py, as `prefstudio train`). A sweep's jobs are listed together, with
 their sweep in the last column; the sweep form makes the grid as `prefstudio sweep`
-does (train/sweep.py), every run checked before any job is made.
+does (train/sweep.py), every run checked before any job is made. The forms start
+from the workspace's last launch, else from what fits the machine, and tell the time
+an epoch will take before Launch (train/launch_defaults.py).
 
-Over 400 lines: the queue table, the curves, the log and the two forms; the job
-mechanics live in prefstudio/jobs/, the sweep's in prefstudio/train/sweep.py.
+Every key answers at once: a cancel shows "cancelling…" in the row before the job
+has stopped and each action's own status updates its row without waiting for the next
+read; `c` and `r` on a job they do not apply to say why; `e` on a model scored
+already asks first.
+
+Over 400 lines: the queue table, the curves, the log, the two forms and the question;
+the job mechanics live in prefstudio/jobs/, the sweep's in prefstudio/train/sweep.py.
 """
 
 from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -37,7 +44,8 @@ from prefstudio.settings import OBJECTIVES, SAMPLINGS, parse_gpus, parse_sources
 from prefstudio.jobs import kinds
 from prefstudio.jobs.layout import read_config
 from prefstudio.jobs.metrics_log import MetricsLog
-from prefstudio.train import sweep, truncation
+from prefstudio.jobs.names import check_new_name
+from prefstudio.train import launch_defaults, sweep, truncation
 from prefstudio.train.config import TrainConfig, make_config
 from prefstudio.train.jobs import create_training_job
 from prefstudio.tui.widgets import Column, DrawnChart, PlainTextTable, WorkspaceHeader, literal_text, visible
@@ -47,6 +55,10 @@ LOG_LINES = 15
 MAX_POINTS = 2000  # per series handed to a chart; a chart is narrower than this in dots
 BAR_WIDTH = 12
 SWEEP_WIDTH = 9  # 'sw-3f2a', or a short name: the job ids keep their width
+CANCELLABLE = ("queued", "held", "running")
+RESUMABLE = ("failed", "cancelled", "held")
+CANCELLING = "cancelling…"  # a running job's state from the cancel on, until its process has saved and stopped
+GENERIC_FOLDERS = {"model", "models", "hf", "checkpoint", "final", "merged", "snapshot", "weights"}
 
 
 # -- reading the job folders (worker thread) ----------------------------------------------------------
@@ -74,7 +86,8 @@ def _number(value) -> float:
 class JobRow:
     status: jobs.JobStatus
     objective: str
-    backbone: str
+    backbone: str  # the model's path: a next launch's likeliest backbone
+    model: str = ""  # what the backbone column shows (model_label)
 
 
 @dataclass(frozen=True)
@@ -97,11 +110,21 @@ class JobsScanned(Message):
 
 
 class JobActionDone(Message):
-    """A launch, cancel or resume finished; `why` is its error, if any; `select` the job to show; `note` news."""
+    """A launch, cancel or resume finished; `why` is its error, if any; `select` the job to show; `note` news;
+    `status` the job's status right after it, shown in its row without waiting for the next read."""
 
-    def __init__(self, why: str, select: str | None = None, note: str = "") -> None:
+    def __init__(self, why: str, select: str | None = None, note: str = "",
+                 status: jobs.JobStatus | None = None) -> None:
         super().__init__()
-        self.why, self.select, self.note = why, select, note
+        self.why, self.select, self.note, self.status = why, select, note, status
+
+
+class ScoreAsked(Message):
+    """`e` on a job, checked: `already` says how the job's checkpoint is scored on test already ("" when not)."""
+
+    def __init__(self, job_id: str, already: str) -> None:
+        super().__init__()
+        self.job_id, self.already = job_id, already
 
 
 # -- widgets ------------------------------------------------------------------------------------------
@@ -128,10 +151,38 @@ def sweep_label(sweep_id: str | None) -> str:
     return short if len(short) <= SWEEP_WIDTH else f"sw-{short[-4:]}"
 
 
-def job_cells(row: JobRow) -> tuple[str, ...]:
+def job_label(status: jobs.JobStatus) -> str:
+    """How a job is named to a person: its name where it has one of its own, else its id."""
+    return status.name or status.id
+
+
+def model_label(backbone: str) -> str:
+    """The backbone column: the model folder's name, or where that says only "model" (a packaged model,
+    .../all-MiniLM-L6-v2/model), the name its model card gives it, else its parent folder's."""
+    path = Path(backbone)
+    if path.name.lower() not in GENERIC_FOLDERS:
+        return path.name
+    return _card_title(path) or path.parent.name or path.name
+
+
+def _card_title(folder: Path) -> str | None:
+    """The one-word title of a Hugging Face model card (README.md, '# all-MiniLM-L6-v2'), if it has one."""
+    try:
+        with open(folder / "README.md", encoding="utf-8", errors="replace") as card:
+            for _, line in zip(range(80), card):
+                if line.startswith("# "):
+                    title = line[2:].strip()
+                    return title if title and " " not in title else None
+    except OSError:
+        pass
+    return None
+
+
+def job_cells(row: JobRow, cancelling: bool = False) -> tuple[str, ...]:
     s = row.status
-    return (s.state, f"{s.step}/{s.total_steps or '?'}", _bar(s.step, s.total_steps), _eta(s.eta_seconds),
-            "—" if s.loss is None else f"{s.loss:.4f}", row.objective, s.id, Path(row.backbone).name,
+    state = CANCELLING if cancelling and s.state in CANCELLABLE else s.state
+    return (state, f"{s.step}/{s.total_steps or '?'}", _bar(s.step, s.total_steps), _eta(s.eta_seconds),
+            "—" if s.loss is None else f"{s.loss:.4f}", row.objective, job_label(s), row.model or row.backbone,
             sweep_label(s.sweep))
 
 
@@ -185,6 +236,7 @@ class LaunchRequest:
     name: str | None
     given: frozenset[str] = frozenset()  # the settings the form set: an explicit unlabelled is not a default
     notes: tuple[str, ...] = ()  # what the launch check says to know (train/checks.py)
+    typed: dict = field(default_factory=dict)  # the fields as typed: the next form starts from them
 
 
 @dataclass(frozen=True)
@@ -193,6 +245,22 @@ class SweepRequest:
     gpus: list[int] | None
     configs: tuple[TrainConfig, ...] = ()  # every run's, once checked against the workspace
     notes: tuple[str, ...] = ()
+    typed: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FormFacts:
+    """What the form's estimate rests on, read once from the workspace when the form opens."""
+
+    counts: dict  # source -> SourcePairs of the training split (train/checks.py)
+    text_chars: float
+    runs: list  # launch_defaults.PastRun of the workspace's jobs
+
+
+class FactsRead(Message):
+    def __init__(self, facts: FormFacts | None) -> None:
+        super().__init__()
+        self.facts = facts
 
 
 class LaunchChecked(Message):
@@ -209,6 +277,10 @@ def form_spelling(key: str, value) -> str:
     return f"{key.replace('_', ' ')} {value}"
 
 
+PRECISIONS = ("no", "bf16", "fp16")
+UNLABELLED = ("zero", "drop")
+
+
 def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(value, value) for value in values]
 
@@ -222,10 +294,13 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
     TITLE = "New training job"
     NAME_HINT = "the job id"
 
-    def __init__(self, backbone: str = "") -> None:
+    def __init__(self, backbone: str = "", start: dict[str, str] | None = None) -> None:
+        """`start`: the fields' first values (the last launch's, then what fits the machine), by setting name."""
         super().__init__()
         self._backbone = backbone
+        self._start = start or {}
         self._checking = None  # the request whose workspace check runs
+        self._facts: FormFacts | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -237,47 +312,122 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
             with Grid():
                 yield from self.run_fields()
                 yield from self.setting_fields()
+            yield Static("estimating the time per epoch…", id="estimate")
             yield Static(id="form-error")
             with Horizontal(id="form-buttons"):
                 yield Button("Launch", compact=True, variant="success", id="launch")
                 yield Button("Cancel", compact=True, id="close")
 
+    def _first(self, key: str, choices: tuple[str, ...] | None = None) -> str:
+        """A field's first value: the start value where it is one the field takes, else TrainConfig's default."""
+        value = self._start.get(key)
+        if value is not None and (choices is None or value in choices):
+            return value
+        default = TrainConfig.model_fields[key].default
+        return "" if default is None else str(default)
+
     def run_fields(self) -> ComposeResult:
         """What one job is: its objective and sampling (a sweep's form asks for several)."""
         yield Static("objective", classes="name")
-        yield Select(_choices(OBJECTIVES), value="bt", allow_blank=False, compact=True, id="objective")
+        yield Select(_choices(OBJECTIVES), value=self._first("objective", OBJECTIVES), allow_blank=False,
+                     compact=True, id="objective")
         yield Static("sampling", classes="name")
-        yield Select(_choices(SAMPLINGS), value="multitask", allow_blank=False, compact=True, id="sampling")
+        yield Select(_choices(SAMPLINGS), value=self._first("sampling", SAMPLINGS), allow_blank=False,
+                     compact=True, id="sampling")
 
     def setting_fields(self) -> ComposeResult:
         """The settings a job and a sweep share."""
-        defaults = TrainConfig.model_fields
         yield Static("batch size", classes="name")
-        yield Input(str(defaults["batch_size"].default), compact=True, id="batch-size")
+        yield Input(self._first("batch_size"), compact=True, id="batch-size")
         yield Static("lr", classes="name")
-        yield Input(str(defaults["lr"].default), compact=True, id="lr")
+        yield Input(self._first("lr"), compact=True, id="lr")
         yield Static("epochs", classes="name")
-        yield Input(str(defaults["epochs"].default), compact=True, id="epochs")
+        yield Input(self._first("epochs"), compact=True, id="epochs")
         yield Static("max length", classes="name")
-        yield Input(str(defaults["max_length"].default), compact=True, id="max-length")
+        yield Input(self._first("max_length"), compact=True, id="max-length")
         yield Static("precision", classes="name")
-        yield Select(_choices(("no", "bf16", "fp16")), value="no", allow_blank=False, compact=True,
-                     id="mixed-precision")
+        yield Select(_choices(PRECISIONS), value=self._first("mixed_precision", PRECISIONS), allow_blank=False,
+                     compact=True, id="mixed-precision")
         yield Static("GPUs", classes="name")
-        yield Input(placeholder="none, or e.g. 0,1", compact=True, id="gpus")
+        yield Input(self._start.get("gpus", ""), placeholder="none, or e.g. 0,1", compact=True, id="gpus")
         yield Static("sources", classes="name")
-        yield Input(placeholder="all, or a,b", compact=True, id="sources")
+        yield Input(self._start.get("sources", ""), placeholder="all, or a,b", compact=True, id="sources")
         yield Static("name", classes="name")
         yield Input(placeholder=self.NAME_HINT, compact=True, id="name")
         yield Static("unlabelled", classes="name")
-        yield Select(_choices(("zero", "drop")), prompt="zero (default)", compact=True, id="unlabelled")
+        unlabelled = self._start.get("unlabelled")
+        chosen = {"value": unlabelled} if unlabelled in UNLABELLED else {}  # else blank: the default, not chosen
+        yield Select(_choices(UNLABELLED), prompt="zero (default)", compact=True, id="unlabelled", **chosen)
 
     def on_mount(self) -> None:
         self.query_one("#backbone", Input).focus()
+        self._read_facts()
+
+    @work(thread=True, group="launch-facts", exit_on_error=False)
+    def _read_facts(self) -> None:
+        """The training split's pairs per source, a text's length and the past jobs' speeds, for the estimate
+        and for refusing an unknown source on the spot."""
+        from prefstudio.train.checks import training_pairs
+
+        try:
+            with self.app.cursor("launch-facts") as con:
+                counts = training_pairs(self.app.ws, TrainConfig.model_fields["split"].default, con)
+                chars = launch_defaults.mean_text_chars(con)
+            runs = launch_defaults.past_runs(jobs.list_jobs(self.app.ws.jobs_dir))
+        except (PrefstudioError, OSError, duckdb.Error):
+            self.post_message(FactsRead(None))  # no estimate; Launch still checks against the workspace
+            return
+        self.post_message(FactsRead(FormFacts(counts, chars, runs)))
+
+    def on_facts_read(self, message: FactsRead) -> None:
+        self._facts = message.facts
+        self.show_estimate()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.show_estimate()
+
+    def show_estimate(self) -> None:
+        """The time an epoch will take with the fields as they are now; blank while a field is not a number."""
+        estimate = self.query_one("#estimate", Static)
+        facts = self._facts
+        if facts is None:
+            return
+        text = lambda input_id: self.query_one(f"#{input_id}", Input).value.strip()  # noqa: E731
+        try:
+            batch_size, max_length = int(text("batch-size")), int(text("max-length"))
+            epochs = float(text("epochs"))
+            gpu = bool(parse_gpus(text("gpus")))
+        except (ValueError, PrefstudioError):
+            estimate.update("")
+            return
+        chosen = parse_sources(text("sources")) or list(facts.counts)
+        pairs = sum(facts.counts[s].pairs for s in chosen if s in facts.counts)
+        if batch_size < 1 or max_length < 1 or epochs <= 0 or not pairs:
+            estimate.update("")
+            return
+        backbone = text("backbone")
+        throughput = (launch_defaults.recorded_throughput(facts.runs, backbone, max_length, gpu)
+                      or launch_defaults.rough_throughput(backbone, max_length, facts.text_chars,
+                                                          gpu or launch_defaults.has_gpu()))
+        estimate.update(literal_text(launch_defaults.epoch_line(pairs, batch_size, epochs, throughput)))
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "objective" and (needed := sampling_needed(event.value)):
             self.query_one("#sampling", Select).value = needed  # MORE weighs one sub-batch per source
+
+    def typed(self) -> dict[str, str]:
+        """The fields as typed, by setting name: what the next form starts from (the job's name is not kept)."""
+        values = {key: self.query_one(f"#{input_id}", Input).value.strip() for input_id, key in self.FIELDS.items()}
+        values.update(backbone=self.query_one("#backbone", Input).value.strip(),
+                      gpus=self.query_one("#gpus", Input).value.strip(),
+                      sources=self.query_one("#sources", Input).value.strip())
+        for select_id, key in (("objective", "objective"), ("sampling", "sampling"),
+                               ("mixed-precision", "mixed_precision"), ("unlabelled", "unlabelled")):
+            select = next(iter(self.query(f"#{select_id}").results(Select)), None)  # a sweep has no objective
+            value = select.value if select is not None else None
+            if isinstance(value, str):
+                values[key] = value
+        return values
 
     def shared_values(self) -> dict:
         """The settings of the shared fields that are filled in; PrefstudioError on a missing backbone."""
@@ -292,6 +442,10 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
             if text:
                 values[key] = text
         sources = parse_sources(self.query_one("#sources", Input).value)
+        if sources and self._facts is not None and (unknown := [s for s in sources if s not in self._facts.counts]):
+            split = TrainConfig.model_fields["split"].default
+            raise PrefstudioError(f"sources {', '.join(unknown)}: no such source in split {split!r} "
+                                  f"(sources: {', '.join(self._facts.counts) or 'none'})")
         if sources:
             values["sources"] = sources
         unlabelled = self.query_one("#unlabelled", Select).value
@@ -305,13 +459,15 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
                   "sampling": self.query_one("#sampling", Select).value, **self.shared_values()}
         config = make_config(values)
         gpus = parse_gpus(self.query_one("#gpus", Input).value)
-        return LaunchRequest(config, gpus, self.query_one("#name", Input).value.strip() or None, frozenset(values))
+        return LaunchRequest(config, gpus, self.query_one("#name", Input).value.strip() or None, frozenset(values),
+                             typed=self.typed())
 
     def check(self, request, con):
         """The request against the workspace's pairs (train/checks.py), as `prefstudio train` checks it: the
         request to give back, with the notes."""
         from prefstudio.train.checks import check_launch
 
+        check_new_name(self.app.ws.jobs_dir, request.name, "name")
         notes = check_launch(self.app.ws, request.config, given=request.given, con=con, spell=form_spelling)
         return replace(request, notes=tuple(notes))
 
@@ -384,7 +540,7 @@ class SweepForm(NewJobForm):
         fixed, varied = sweep.parse_set(self.query_one("#vary", Input).value.split(), "vary")
         name = sweep.check_name(self.query_one("#name", Input).value.strip() or None, "name")
         plan = sweep.plan_sweep({**values, **fixed}, objectives, seeds, varied, name=name)
-        return SweepRequest(plan, parse_gpus(self.query_one("#gpus", Input).value))
+        return SweepRequest(plan, parse_gpus(self.query_one("#gpus", Input).value), typed=self.typed())
 
     def check(self, request: SweepRequest, con) -> SweepRequest:
         configs, notes = sweep.check_sweep(self.app.ws, request.plan, con=con, spell=form_spelling,
@@ -405,8 +561,8 @@ class JobsScreen(Screen):
         Binding("r", "resume_job", "Resume job"),
         Binding("e", "evaluate_job", "Score on test"),
     ]
-    COLUMNS = [Column("state", 9), Column("step", 11, right=True), Column("progress", BAR_WIDTH),
-               Column("ETA", 7, right=True), Column("loss", 8, right=True), Column("objective", 9),
+    COLUMNS = [Column("state", len(CANCELLING)), Column("step", 11, right=True), Column("progress", BAR_WIDTH),
+               Column("ETA", 7, right=True), Column("loss", 6, right=True), Column("objective", 9),
                Column("job"), Column("backbone", 16), Column("sweep", SWEEP_WIDTH)]
 
     def __init__(self) -> None:
@@ -417,9 +573,10 @@ class JobsScreen(Screen):
         self._scanning = False
         self._scan_again = False
         self._scan_failure = ""  # the last read's error, said once
+        self._cancelling: set[str] = set()  # jobs asked to stop that have not stopped yet
         # Read and written by the scan worker only; scan() runs one at a time:
         self._metrics: dict[str, MetricsLog] = {}
-        self._configs: dict[str, tuple[str, str]] = {}  # job id -> (objective, backbone)
+        self._configs: dict[str, tuple[str, str, str]] = {}  # job id -> (objective, backbone, its label)
         self._synced_states: dict[str, str] = {}  # job id -> state, as last copied into the jobs table
 
     def compose(self) -> ComposeResult:
@@ -484,17 +641,20 @@ class JobsScreen(Screen):
             detail = JobDetail(selected, *curves(metrics), status.log_tail(LOG_LINES), truncation.read_line(status.folder))
         self.post_message(JobsScanned(rows, detail, sweeps=summaries))
 
-    def _config_of(self, status: jobs.JobStatus) -> tuple[str, str]:
+    def _config_of(self, status: jobs.JobStatus) -> tuple[str, str, str]:
+        """(objective or kind, the model's path, what the backbone column shows), read once per job."""
         if status.id not in self._configs:
             try:
                 config = read_config(status.folder)
                 what = config.get("objective", "bt") if status.kind == kinds.TRAIN else status.kind
                 model = config.get("backbone") or config.get("checkpoint") or config.get("policy")
                 if not model and status.kind == kinds.EVAL:  # a sweep's, before it chose its checkpoint
-                    return str(what), "latest"
-                self._configs[status.id] = (str(what), str(model or "?"))
+                    return str(what), "latest", "latest"
+                model = str(model or "?")
+                shown = model_label(model) if status.kind == kinds.TRAIN else Path(model).name
+                self._configs[status.id] = (str(what), model, shown)
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError):
-                return "?", "?"
+                return "?", "?", "?"
         return self._configs[status.id]
 
     def on_jobs_scanned(self, message: JobsScanned) -> None:
@@ -509,14 +669,29 @@ class JobsScreen(Screen):
         self._sweeps = message.sweeps
         if message.detail is not None and self._selected not in {row.status.id for row in self._rows}:
             self._selected = message.detail.id
-        table = self.query_one(JobTable)
-        index = next((i for i, row in enumerate(self._rows) if row.status.id == self._selected), 0)
-        table.show_rows([job_cells(row) for row in self._rows], list(range(len(self._rows))), cursor_row=index)
+        self._cancelling &= {row.status.id for row in self._rows if row.status.state in CANCELLABLE}
+        self._show_rows()
         self._show_selected(message.detail)
         self.refresh_bindings()
         if self._scan_again:
             self._scan_again = False
             self.scan()
+
+    def _show_rows(self) -> None:
+        table = self.query_one(JobTable)
+        index = next((i for i, row in enumerate(self._rows) if row.status.id == self._selected), 0)
+        table.show_rows([job_cells(row, row.status.id in self._cancelling) for row in self._rows],
+                        list(range(len(self._rows))), cursor_row=index)
+
+    def _show_status(self, status: jobs.JobStatus) -> None:
+        """One job's row (and title, if selected) from a status just read: an action answers at once."""
+        if status.state not in CANCELLABLE:
+            self._cancelling.discard(status.id)
+        self._rows = [replace(row, status=status) if row.status.id == status.id else row for row in self._rows]
+        self._show_rows()
+        if self._selected == status.id:
+            self._show_selected(None)
+        self.refresh_bindings()
 
     def _show_selected(self, detail: JobDetail | None) -> None:
         row = self.selected
@@ -527,8 +702,10 @@ class JobsScreen(Screen):
             self.query_one("#loss", ChartView).show({})
             return
         s = row.status
+        state = CANCELLING if s.id in self._cancelling and s.state in CANCELLABLE else s.state
         self.query_one("#job-title", Static).update(literal_text(
-            f"{s.name or s.id} · {row.objective} · {s.state} · step {s.step}/{s.total_steps or '?'}"
+            f"{job_label(s)}{'' if job_label(s) == s.id else f' ({s.id})'} · {row.objective} · {state} · "
+            f"step {s.step}/{s.total_steps or '?'}"
         ))
         self.query_one("#job-sweep", Static).update(literal_text(
             f"sweep {self._sweeps.get(s.sweep, s.sweep)}" if s.sweep else ""))
@@ -556,11 +733,8 @@ class JobsScreen(Screen):
 
     # -- actions -------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # cancel and resume stay live on any job: on one they do not apply to, they say why
         state = self.selected.status.state if self.selected else None
-        if action == "cancel_job":
-            return True if state in ("queued", "held", "running") else None
-        if action == "resume_job":  # a held job (made to run elsewhere) runs here when resumed
-            return True if state in ("failed", "cancelled", "held") else None
         if action == "evaluate_job":  # a training job with a checkpoint: done, or stopped after saving one
             return True if self.selected and self.selected.status.kind == kinds.TRAIN and state not in (
                 "queued", "held") else None
@@ -570,9 +744,15 @@ class JobsScreen(Screen):
         # the newest training job's backbone is the likeliest next one; before any, the demo's small model
         from prefstudio.demo import small_backbone
 
+        start = self._form_start()
         trained = [row for row in self._rows if row.status.kind == kinds.TRAIN and row.backbone != "?"]
-        backbone = trained[-1].backbone if trained else (small_backbone() or "")
-        self.app.push_screen(NewJobForm(backbone), self._launch_requested)
+        backbone = start.pop("backbone", "") or (trained[-1].backbone if trained else (small_backbone() or ""))
+        self.app.push_screen(NewJobForm(backbone, start), self._launch_requested)
+
+    def _form_start(self) -> dict[str, str]:
+        """A form's first values: what was launched last in this workspace, over what fits this machine."""
+        fits = {key: str(value) for key, value in launch_defaults.machine_defaults().items()}
+        return {**fits, **launch_defaults.read_remembered(self.app.ws.path)}
 
     def _launch_requested(self, request: LaunchRequest | None) -> None:
         if request is not None:
@@ -584,9 +764,10 @@ class JobsScreen(Screen):
     def action_new_sweep(self) -> None:
         from prefstudio.demo import small_backbone
 
+        start = self._form_start()
         trained = [row for row in self._rows if row.status.kind == kinds.TRAIN and row.backbone != "?"]
-        backbone = trained[-1].backbone if trained else (small_backbone() or "")
-        self.app.push_screen(SweepForm(backbone), self._sweep_requested)
+        backbone = start.pop("backbone", "") or (trained[-1].backbone if trained else (small_backbone() or ""))
+        self.app.push_screen(SweepForm(backbone, start), self._sweep_requested)
 
     def _sweep_requested(self, request: SweepRequest | None) -> None:
         if request is not None:
@@ -605,12 +786,16 @@ class JobsScreen(Screen):
         except (PrefstudioError, OSError) as exc:
             self.post_message(JobActionDone(f"sweep not made: {first_line(exc)}"))
             return
+        kept = launch_defaults.read_remembered(self.app.ws.path)  # a sweep has no one objective to keep
+        launch_defaults.remember(self.app.ws.path, {**kept, **{k: v for k, v in request.typed.items()
+                                                                if k not in ("objective", "sampling")}})
         self.post_message(JobActionDone("", select=made[0].training.id,
                                         note=f"sweep {request.plan.id}: {request.plan.describe()}"))
 
     @work(thread=True, group="jobs-launch")
     def _launch(self, request: LaunchRequest) -> None:
         try:
+            check_new_name(self.app.ws.jobs_dir, request.name, "name")  # taken since the form's check?
             with self.app.write_cursor() as con:
                 made = create_training_job(self.app.ws, request.config, gpus=request.gpus,
                                            num_processes=len(request.gpus) if request.gpus else 1, name=request.name,
@@ -619,11 +804,34 @@ class JobsScreen(Screen):
         except (PrefstudioError, OSError) as exc:
             self.post_message(JobActionDone(f"launch failed: {first_line(exc)}"))
             return
+        launch_defaults.remember(self.app.ws.path, request.typed)
         self.post_message(JobActionDone("", select=made.id))
 
     def action_evaluate_job(self) -> None:
         if self.selected is not None:
-            self._evaluate(self.selected.status.id)
+            self._ask_score(self.selected.status.id)
+
+    @work(thread=True, group="jobs-launch")
+    def _ask_score(self, job_id: str) -> None:
+        """Whether the job's latest checkpoint is scored on test already (or being scored): asked before again."""
+        from prefstudio.evaluate import scoring_job
+
+        try:
+            config = scoring_job.eval_config(self.app.ws, job_id)
+            with self.app.cursor("jobs-scored") as con:
+                already = scored_already(con, jobs.list_jobs(self.app.ws.jobs_dir), job_id,
+                                         config.checkpoint_name, config.split)
+        except (PrefstudioError, OSError, duckdb.Error) as exc:
+            self.post_message(JobActionDone(f"scoring not started: {first_line(exc)}"))
+            return
+        self.post_message(ScoreAsked(job_id, already))
+
+    def on_score_asked(self, message: ScoreAsked) -> None:
+        if not message.already:
+            self._evaluate(message.job_id)
+            return
+        self.app.push_screen(ConfirmScore(f"{message.already}. Score it again?"),
+                             lambda yes: self._evaluate(message.job_id) if yes else self.notify("not scored again"))
 
     @work(thread=True, group="jobs-launch")
     def _evaluate(self, job_id: str) -> None:
@@ -643,23 +851,50 @@ class JobsScreen(Screen):
                                              "F6 Evaluate shows it when done"))
 
     def action_cancel_job(self) -> None:
-        if self.selected is not None:
-            self._act(jobs.cancel, self.selected.status.folder)
+        row = self.selected
+        if row is None:
+            self.notify("no job to cancel: n starts one", severity="warning")
+            return
+        s = row.status
+        if s.id in self._cancelling:
+            self.notify(f"{job_label(s)}: cancel asked for already; it saves a checkpoint, then stops",
+                        markup=False)
+            return
+        if s.state not in CANCELLABLE:
+            self.notify(visible(f"job {job_label(s)} is {s.state}: nothing to cancel"
+                                + ("; r resumes it" if s.state in RESUMABLE else "")),
+                        severity="warning", markup=False)
+            return
+        self._cancelling.add(s.id)
+        self._show_rows()
+        self._show_selected(None)
+        self.notify(visible(f"cancelling {job_label(s)}…"), markup=False)
+        self._act(jobs.cancel, s.folder)
 
     def action_resume_job(self) -> None:
-        if self.selected is not None:
-            self._act(jobs.resume, self.selected.status.folder)
+        row = self.selected
+        if row is None:
+            self.notify("no job to resume: n starts one", severity="warning")
+            return
+        s = row.status
+        if s.state not in RESUMABLE:
+            self.notify(visible(f"job {job_label(s)} is {s.state}: {_why_not_resumed(s)}"),
+                        severity="warning", markup=False)
+            return
+        self._act(jobs.resume, s.folder)
 
     @work(thread=True, group="jobs-act")
     def _act(self, act, folder: Path) -> None:
         try:
-            act(folder)
+            status = act(folder)
         except (PrefstudioError, OSError) as exc:
-            self.post_message(JobActionDone(first_line(exc)))
+            self.post_message(JobActionDone(first_line(exc), status=jobs.read_status(folder)))
             return
-        self.post_message(JobActionDone(""))
+        self.post_message(JobActionDone("", status=status))
 
     def on_job_action_done(self, message: JobActionDone) -> None:
+        if message.status is not None:
+            self._show_status(message.status)
         if message.why:
             self.notify(visible(message.why), severity="error", markup=False)
         if message.note:
@@ -667,3 +902,52 @@ class JobsScreen(Screen):
         if message.select is not None:
             self._selected = message.select
         self.scan()
+
+
+def _why_not_resumed(status: jobs.JobStatus) -> str:
+    """What `r` says on a job it cannot resume, after 'job X is STATE:'."""
+    if status.state == "running":
+        return "nothing to resume (c cancels it)"
+    if status.state == "queued":
+        return status.message or "nothing to resume: it starts when the running job ends"
+    if status.state == "damaged":
+        return "it ended, but a file it wrote is cut short: resuming cannot mend it (see its message)"
+    return "nothing to resume" + ("; e scores it on test" if status.kind == kinds.TRAIN else "")
+
+
+def scored_already(con, statuses: list[jobs.JobStatus], job_id: str, checkpoint: str, split: str) -> str:
+    """How `checkpoint` of `job_id` is scored on `split` already, said for a question; "" when it is not: its
+    rewards are in the workspace, or a scoring job of it is queued, held or running."""
+    for status in statuses:
+        if status.kind != kinds.EVAL or status.state not in CANCELLABLE:
+            continue
+        try:
+            config = read_config(status.folder)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        if config.get("subject") == job_id and config.get("checkpoint_name") in (checkpoint, "", None) \
+                and config.get("split") == split:
+            return f"{checkpoint} of {job_id} is being scored on {split} by job {status.id} ({status.state})"
+    scored = con.execute("SELECT count(*) FROM predictions p JOIN pairs s ON s.id = p.pair_id "
+                         "WHERE p.job_id = ? AND p.checkpoint = ? AND s.split = ?",
+                         [job_id, checkpoint, split]).fetchone()[0]
+    return f"{checkpoint} of {job_id} is scored on {split} already ({scored:,} pairs)" if scored else ""
+
+
+class ConfirmScore(ModalScreen[bool]):
+    """A yes/no question before work that repeats done work: y or enter goes on, n or escape does not."""
+
+    CSS_PATH = "jobs_screen.tcss"
+    BINDINGS = [Binding("y,enter", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(literal_text(self.question), id="question")
+            yield Static("y / enter: yes · n / esc: no", classes="name")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

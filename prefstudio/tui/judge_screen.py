@@ -7,7 +7,13 @@ cursor; it reports through on_progress into a snapshot that the screen draws
 five times a second, so a fast run neither floods the UI with messages nor
 waits on it; while calls wait on a retry the state line counts down ("rate
 limited; retrying in 37 s"). Leaving the app cancels a running run: answered calls are kept
-and the next run goes on from them.
+and the next run goes on from them; asked for the same limit again, it judges only what that
+limit has left (prefstudio/judge/continuation.py).
+
+The form opens on the model and base URL of the workspace's newest judge run (judge_runs keeps
+them, never a key: the key comes only from the environment), so a person who set up a local
+server once does not type its address at every start of the app; within a session the screen
+itself lives on (a mode) and keeps whatever was typed.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from prefstudio.config import JudgeConfig
 from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.judge.history import PastRun, past_runs
 from prefstudio.judge.prompts import JudgePrompt, available_prompts
-from prefstudio.judge.runner import JudgeRun, RunPlan, RunStats, prepare_run
+from prefstudio.judge.runner import Advice, JudgeRun, RunPlan, RunStats, prepare_run
 from prefstudio.settings import judge_settings
 from prefstudio.tui.widgets import Column, PlainTextTable, SourceSplitPicker, WorkspaceHeader, literal_text
 from prefstudio.tui.workers import ReportsFailedWorkers, query_work
@@ -43,6 +49,10 @@ HISTORY_COLUMNS = [Column("started", 11), Column("state", 9), Column("model"), C
                    Column("pairs", 6, right=True), Column("calls", 6, right=True), Column("cached", 6, right=True),
                    Column("incons.", 7, right=True), Column("errors", 6, right=True), Column("cost", 8, right=True)]
 """Fits 100 columns; "errors" are answers that did not parse, "incons." the pairs whose two orders disagreed."""
+FORM_ADVICE = Advice(set_key="export it and start prefstudio again", set_base_url="set the base URL field",
+                     other_model="pick another in the model field",
+                     check_endpoint="check the model and base URL fields")
+"""The judge's errors in this screen's words: its fields, not the command line's flags."""
 
 
 class FormError(ValueError):
@@ -111,7 +121,8 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
     PURPOSE = ("Label margins with an LLM judge asked in both orders: estimate the cost, then start a run that goes "
                "on while you work elsewhere.")  # what `?` says first
 
-    BINDINGS = [Binding("c", "cancel_run", "Cancel run")]
+    BINDINGS = [Binding("e", "estimate", "Estimate run"), Binding("s", "start", "Start run"),
+                Binding("c", "cancel_run", "Cancel run")]
     AUTO_FOCUS = "#estimate"  # not a text box: the screen's keys (and q) work on arrival
 
     def __init__(self) -> None:
@@ -124,6 +135,7 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
         self._run_stopped = threading.Event()
         self._latest: RunStats | None = None  # the run's newest numbers, copied in its own thread
         self._redraw: Timer | None = None  # draws _latest while a run is on
+        self._endpoint_restored = False  # the newest run's model and base URL were offered to the form once
 
     def compose(self) -> ComposeResult:
         defaults = self.app.ws.config.judge
@@ -177,6 +189,19 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
                  "—" if r.n_pairs == 0 else f"{r.inconsistent_share:.1%}", f"{r.n_parse_errors:,}",
                  f"${r.cost_usd:,.2f}") for r in found]
         self.query_one("#history", PlainTextTable).show_rows(rows, list(range(len(rows))))
+        if not self._endpoint_restored:
+            self._endpoint_restored = True
+            if found:
+                self._restore_endpoint(found[0])
+
+    def _restore_endpoint(self, newest: PastRun) -> None:
+        """The newest run's model and base URL, unless the person has already typed over the defaults."""
+        defaults = self.app.ws.config.judge
+        model, base_url = self.query_one("#model", Input), self.query_one("#base-url", Input)
+        if self._run_active or self._estimate is not None or (model.value, base_url.value) != (
+                defaults.model, defaults.base_url or ""):
+            return
+        model.value, base_url.value = newest.model, newest.base_url or ""
 
     def on_unmount(self) -> None:
         # The app is closing: stop the run and let it write its last rows before the workspace closes.
@@ -209,11 +234,8 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
             return False
 
     def _sync_controls(self) -> None:
-        current = self._estimate_is_current()
         self.query_one("#estimate", Button).disabled = self._run_active  # (while estimating, presses are ignored)
-        self.query_one("#start", Button).disabled = (
-            self._run_active or self._estimating or not current or not self._estimate.plan.tasks
-        )
+        self.query_one("#start", Button).disabled = self._why_not_start() is not None
         self.query_one("#cancel", Button).disabled = not self._run_active
         self.refresh_bindings()
         for field in self.query("#form Input, #form Select"):
@@ -241,9 +263,18 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
     def _say(self, why: str) -> None:
         self.query_one("#message", Static).update(literal_text(why))
 
+    def _clear_run_lines(self) -> None:
+        """The last run's bar and numbers go once a new estimate or run begins: they would read as the new one's."""
+        self.query_one("#progress", ProgressBar).remove_class("-shown")
+        for line_id in ("rate", "tokens", "issues", "state"):
+            self.query_one(f"#{line_id}", Static).update("")
+
     # -- estimate ------------------------------------------------------------------
     def action_estimate(self) -> None:
-        if self._run_active or self._estimating:
+        if self._estimating:
+            return  # one is on its way
+        if self._run_active:
+            self._say("a run is going on: estimate the next one once it ends (or cancel it)")
             return
         try:
             form = self.read_form()
@@ -251,6 +282,7 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
             self._say(str(exc))
             return
         self._say("")
+        self._clear_run_lines()
         self._estimating = True
         self.query_one("#plan", Static).update("estimating…")
         self._sync_controls()
@@ -287,8 +319,24 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
         self._sync_controls()
 
     # -- run -----------------------------------------------------------------------
+    def _why_not_start(self) -> str | None:
+        """Why Start cannot run now (what its key and the palette say), or None when it can."""
+        if self._run_active:
+            return "a run is going on"
+        if self._estimating:
+            return "the estimate is not ready yet"
+        if self._estimate is None:
+            return "Estimate first: Start runs exactly the plan an estimate shows"
+        if not self._estimate_is_current():
+            return "the form changed since the estimate: Estimate again"
+        if not self._estimate.plan.tasks:
+            return "nothing to judge: the estimate found no pair left for this judge"
+        return None
+
     def action_start(self) -> None:
-        if self._run_active or self._estimating or not self._estimate_is_current() or not self._estimate.plan.tasks:
+        why = self._why_not_start()
+        if why is not None:
+            self._say(why)
             return
         estimate = self._estimate
         self._run_active = True
@@ -296,6 +344,7 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
         self._run_stopped.clear()
         self._latest = None
         self._say("")
+        self._clear_run_lines()
         progress = self.query_one("#progress", ProgressBar)
         progress.update(total=len(estimate.plan.tasks), progress=0)
         progress.add_class("-shown")
@@ -313,7 +362,7 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
         try:
             with self.app.cursor("judge-run") as con:
                 run = JudgeRun.for_workspace(self.app.ws, estimate.settings, estimate.prompt, estimate.plan, con=con,
-                                             on_progress=on_progress)
+                                             on_progress=on_progress, advice=FORM_ADVICE)
                 self._run = run
                 if self._cancel_asked.is_set():  # Cancel came before there was a run to tell
                     run.cancel()

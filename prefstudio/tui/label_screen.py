@@ -17,6 +17,15 @@ label keeps the order it was given under (extra.chosen_shown_as).
 A text too big to show is cut with a line that says how much more there is;
 `o` opens it whole in $PAGER (tui/pager.py).
 
+A pair shown again (relabelled, or brought back by undo) starts from the
+person's last decision on it: its side is preset and its level marked, and
+the older row in "recent" reads as superseded. A pair brought back by undo,
+once decided again, sends the walk to the queue's first pair (the first
+undecided one), so nothing undone is passed over. A pair sent here from
+another screen (`l` on an outlier, in the pair view) goes back there on esc.
+The demo's ground truth (meta.gt_level, gt_flip) is never shown unless asked
+for (`g`), so that a person labels blind to it and can check themself after.
+
 Over 400 lines: the screen, its worker steps and its key bindings; the rules
 themselves (queue, flips, sides) live in prefstudio/labels.py.
 """
@@ -44,8 +53,10 @@ from textual.widgets import Footer, ProgressBar, Select, Static
 from prefstudio import browse, labels
 from prefstudio.browse import PairDetail
 from prefstudio.config import LEVEL_NAMES
-from prefstudio.labels import (HumanDecision, QueueFilter, QueueName, better_side, chosen_shown_as,
+from prefstudio.demo import ground_truth
+from prefstudio.labels import (HumanDecision, QueueFilter, QueueName, better_side, chosen_shown_as, level_label,
                                next_in_queue, stored_flip)
+from prefstudio.tui.annotator_prompt import AnnotatorPrompt
 from prefstudio.tui.pager import OpensTextsInPager, shown_text
 from prefstudio.tui.pair_view import TextBox
 from prefstudio.tui.widgets import Column, PlainTextTable, SourceSplitPicker, WorkspaceHeader, literal_text
@@ -66,12 +77,12 @@ DEFAULT_GUIDELINES = """\
 
 Read the prompt, then both responses, and say how much better the better one is.
 
-Keys 1-4 give the margin, from small to large:
+Keys 1-4 give the level, from small to large (the level is stored as 0-3, the number shown everywhere):
 
-1  Negligibly better / unsure: about as good as each other, or you cannot tell. This level has no direction.
-2  Slightly better: better, but only a little.
-3  More effective: clearly better: more correct, more helpful or safer.
-4  Distinctly superior: much better; the other one is wrong, harmful or useless.
+key 1  0 · Negligibly better / unsure: about as good as each other, or you cannot tell. No direction.
+key 2  1 · Slightly better: better, but only a little.
+key 3  2 · More effective: clearly better: more correct, more helpful or safer.
+key 4  3 · Distinctly superior: much better; the other one is wrong, harmful or useless.
 
 The left response is taken to be the better one. If the right-hand one is better, press f before the level: that is a flip, kept as its own outcome, never dropped.
 
@@ -83,21 +94,41 @@ This file is the workspace's own: press e to edit it.
 """
 
 
+def label_text(level: int, flip: bool, blind_side: str | None) -> str:
+    """A label as this screen says it: "3 · Distinctly superior, left better"."""
+    if level == 0:
+        return level_label(0)
+    return f"{level_label(level)}, {better_side(flip, blind_side)} better"
+
+
 def decision_text(decision: HumanDecision, blind_side: str | None) -> str:
     if decision.outcome == "skip" or decision.level is None:
         return "skipped"
-    if decision.level == 0:
-        return LEVEL_NAMES[0]
-    return f"{LEVEL_NAMES[decision.level]}, {better_side(decision.flip, blind_side)} better"
+    return label_text(decision.level, decision.flip, blind_side)
 
 
-def level_legend() -> Text:
-    """The level keys with their names: the footer has room for the keys only."""
-    text = Text()
-    for level, name in enumerate(LEVEL_NAMES):
-        text.append(f" {level + 1} ", style="bold reverse")
-        text.append(f" {name}  ")
-    text.rstrip()
+def level_legend(width: int = 0, last_level: int | None = None) -> Text:
+    """The level keys (1-4) with the levels they give: the footer has room for the keys only.
+
+    The keys are drawn as keycaps so that their digit is never read as the
+    level's number; items move to a second line, whole, when `width` is short.
+    `last_level`, the level of the person's last decision on this pair, is marked.
+    """
+    items = []
+    for level in range(len(LEVEL_NAMES)):
+        item = Text.assemble((f" {level + 1} ", "bold reverse"), f" {level_label(level)}")
+        if level == last_level:
+            item.append(" ◂ last", style="bold")
+        items.append(item)
+    text, line = Text(), 0
+    for item in items:
+        gap = 2 if line else 0
+        if width and line and line + gap + item.cell_len > width:
+            text.append("\n")
+            line, gap = 0, 0
+        text.append(" " * gap)
+        text.append_text(item)
+        line += gap + item.cell_len
     return text
 
 
@@ -112,7 +143,7 @@ def direction_text(blind: bool, right_better: bool) -> Text:
         (f" ◀ {mark(not right_better)}{left} ", other if right_better else picked),
         " ",
         (f" {mark(right_better)}{right} ▶ ", picked if right_better else other),
-        ("   f switches sides · 1 has no side", "dim"),
+        ("   f switches sides · key 1 has no side", "dim"),
     )
 
 
@@ -134,9 +165,10 @@ class RecentDecisions(PlainTextTable):
 
 class StepDone(Message):
     def __init__(self, step: Step, pair: PairDetail | None, decision: HumanDecision | None,
-                 recent: list[HumanDecision]) -> None:
+                 recent: list[HumanDecision], pair_labels: list[tuple[str, int, bool]]) -> None:
         super().__init__()
         self.step, self.pair, self.decision, self.recent = step, pair, decision, recent
+        self.pair_labels = pair_labels
 
 
 class StepFailed(Message):
@@ -160,19 +192,20 @@ class GuidelinesLoaded(Message):
 class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
     CSS_PATH = "label_screen.tcss"
     PURPOSE = ("Label pairs by hand: which response is better (f flips the side) and by how much, on four levels "
-               "(keys 1-4).")  # what `?` says first
+               "0-3 (keys 1-4).")  # what `?` says first
 
     BINDINGS = [
-        Binding("1", "label(0)", LEVEL_NAMES[0], group=LEVEL_KEYS),
-        Binding("2", "label(1)", LEVEL_NAMES[1], group=LEVEL_KEYS),
-        Binding("3", "label(2)", LEVEL_NAMES[2], group=LEVEL_KEYS),
-        Binding("4", "label(3)", LEVEL_NAMES[3], group=LEVEL_KEYS),
+        *(Binding(str(level + 1), f"label({level})", level_label(level), group=LEVEL_KEYS)
+          for level in range(len(LEVEL_NAMES))),
         Binding("f", "flip", "Flip"),
         Binding("s", "skip", "Skip"),
         Binding("u", "undo", "Undo"),
         Binding("b", "blind", "Blind"),
         Binding("e", "edit_guidelines", "Guide"),
         Binding("o", "open_in_pager", "Pager"),
+        Binding("a", "set_annotator", "Annotator"),
+        Binding("escape", "back", "Back"),
+        Binding("g", "toggle_truth", "Ground truth", show=False),  # in the ? panel: the footer must fit 100 columns
     ]
 
     def __init__(self) -> None:
@@ -186,6 +219,10 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
         self.right_better = False  # the pending label's direction
         self.recent: list[HumanDecision] = []
         self.shown_texts: dict[str, str] = {}  # box id -> the pair's text it shows ("left" -> "chosen")
+        self.pair_labels: list[tuple[str, int, bool]] = []  # everyone's latest label on the shown pair
+        self.back_to: str | None = None  # the mode esc goes back to (the pair was sent from there)
+        self.undone_pair: int | None = None  # the pair undo brought back, until it is decided again
+        self.show_truth = False  # the demo's ground truth, hidden while labelling
         self._pending: Step | None = None
 
     def compose(self) -> ComposeResult:
@@ -199,6 +236,7 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
             yield ProgressBar(show_eta=False, id="progress")
             yield Static(id="counts")
         yield Static("loading…", id="status")
+        yield Static(id="pair-labels")
         with Horizontal(id="body"):
             with Vertical(id="pair"):
                 yield TextBox("prompt", id="prompt")
@@ -215,7 +253,7 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
     def on_mount(self) -> None:
         settings = self.app.ws.config.annotation
         self.blind = settings.blind
-        self.query_one("#annotator", Static).update(literal_text(f"labelling as {self.app.annotator}"))
+        self._show_annotator()
         self.query_one("#recent", RecentDecisions).border_title = "recent · enter relabels"
         self.query_one("#left", TextBox).focus()
         self._show_direction()
@@ -227,10 +265,31 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
         if self.pair is not None and self._pending is None:
             self._load_counts(self.app.annotator, self.filter)  # labels may have come in from elsewhere
 
+    def on_screen_suspend(self) -> None:
+        self.back_to = None  # esc goes back only straight after being sent here
+
+    def on_resize(self) -> None:
+        self._show_legend()
+
     # -- steps ---------------------------------------------------------------------
     def show_pair(self, pair_id: int) -> None:
         """Show `pair_id` to be labelled, out of the queue's order; the walk goes on after it."""
         self._take(Step(lambda con: pair_id, pinned=True))
+
+    def return_on_escape(self, mode: str) -> None:
+        """esc goes back to the screen of `mode`, which sent the pair here, until the app leaves this screen."""
+        self.back_to = mode
+        if self._pending is None:  # else the pair on its way shows it
+            self._show_pair()
+
+    def action_back(self) -> None:
+        if self.back_to is not None:
+            self.app.switch_mode(self.back_to)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":  # shown only where there is somewhere to go back to
+            return self.back_to is not None
+        return True
 
     def _walk_step(self, after: int) -> Step:
         annotator, queue_filter = self.app.annotator, self.filter
@@ -248,12 +307,13 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
                 pair = browse.get_pair(con, pair_id) if pair_id is not None else None
                 decision = labels.latest_decision(con, pair.id, annotator) if pair is not None else None
                 recent = labels.recent_decisions(con, annotator, RECENT_SHOWN)
+                pair_labels = labels.pair_labels(con, pair.id) if pair is not None else []
         except duckdb.InterruptException:
             return  # a newer step took over
         except Exception:  # the screen stops waiting; the app reports it
             self.post_message(StepFailed(step))
             raise
-        self.post_message(StepDone(step, pair, decision, recent))
+        self.post_message(StepDone(step, pair, decision, recent, pair_labels))
 
     @query_work(group="label-counts", exclusive=True)
     def _load_counts(self, annotator: str, queue_filter: QueueFilter) -> None:
@@ -270,7 +330,8 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
         if not step.pinned:
             self.walk_pair = pair.id if pair is not None else None
         self.pair, self.pair_decision, self.recent = pair, message.decision, message.recent
-        self.right_better = False
+        self.pair_labels = message.pair_labels
+        self.right_better = self._last_side_right()
         self._show_pair()
         self._show_recent()
         self._show_direction()
@@ -311,9 +372,18 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
     def _blind_side(self, pair_id: int) -> str | None:
         return chosen_shown_as(self.app.ws.config.annotation.blind_seed, pair_id) if self.blind else None
 
+    def _last_side_right(self) -> bool:
+        """Whether the person's last decision on the shown pair said the right-hand response is better."""
+        last = self.pair_decision
+        if self.pair is None or last is None or last.outcome != "label" or not last.level:
+            return False
+        return better_side(last.flip, self._blind_side(self.pair.id)) in ("right", "B")
+
     def _decide(self, write: Callable[[duckdb.DuckDBPyConnection], object], done_note: str = "") -> None:
         """Store a decision on the shown pair, then show the queue's next pair."""
-        if self.pinned:  # back to where the walk was set aside
+        if self.pair.id == self.undone_pair:  # undo may have left undecided pairs before it: the first of them
+            after, self.undone_pair = 0, None
+        elif self.pinned:  # back to where the walk was set aside
             after = self.walk_pair - 1 if self.walk_pair is not None else 0
         else:
             after = self.pair.id
@@ -360,8 +430,9 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
             return last.pair_id
 
         said = decision_text(last, self._blind_side(last.pair_id))
-        # The walk steps back to the undone pair: after it is decided again, the queue goes on from there.
-        self._take(Step(pick, writes=True, done_note=f"undone: {said} on pair {last.pair_id}"))
+        # Out of the queue's order: once it is decided again, the walk goes to the queue's first pair (_decide).
+        self.undone_pair = last.pair_id
+        self._take(Step(pick, writes=True, pinned=True, done_note=f"undone: {said} on pair {last.pair_id}"))
 
     def action_flip(self) -> None:
         if self.pair is not None:
@@ -371,12 +442,33 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
 
     def action_blind(self) -> None:
         self.blind = not self.blind
-        self.right_better = False
+        self.right_better = self._last_side_right()
         self._show_pair()
         self._show_recent()
         self._show_direction()
         self.notify("blind mode on: A/B order hides the chosen response" if self.blind else "blind mode off",
                     timeout=2)
+
+    def action_toggle_truth(self) -> None:
+        self.show_truth = not self.show_truth
+        self._show_pair()
+        self.notify("ground truth shown: check yourself against it" if self.show_truth else "ground truth hidden",
+                    timeout=2)
+
+    def action_set_annotator(self) -> None:
+        self.app.push_screen(AnnotatorPrompt(self.app.annotator), self._annotator_given)
+
+    def _annotator_given(self, name: str | None) -> None:
+        if not name or name == self.app.annotator:
+            return
+        self.app.annotator = name  # whose labels this screen writes, and whose queues it walks
+        self._show_annotator()
+        self.walk_pair, self.pinned, self.undone_pair, self.recent = None, False, None, []
+        self._take(self._walk_step(after=0))
+        self.notify(f"labelling as {name}", timeout=2, markup=False)
+
+    def _show_annotator(self) -> None:
+        self.query_one("#annotator", Static).update(literal_text(f"labelling as {self.app.annotator} · a changes"))
 
     def on_plain_text_table_selected(self, event: PlainTextTable.Selected) -> None:
         chosen = next((d for d in self.recent if d.annotation_id == event.key), None)
@@ -438,6 +530,8 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
             self.shown_texts = {}
             left.border_title, right.border_title = "left", "right"
             self._mark_better()
+            self._show_pair_labels()
+            self._show_legend()
             return
         side = self._blind_side(pair.id)
         if side is None:
@@ -451,10 +545,38 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
         for box, name in zip((prompt, left, right), self.shown_texts.values()):
             box.show(shown_text(getattr(pair, name), pair.left_out.get(name, 0)))
         place = "out of queue order" if self.pinned else f"{QUEUE_TITLES[self.filter.queue]} queue"
+        if pair.id == self.undone_pair:
+            place = "brought back by undo"
         before = "not decided yet" if self.pair_decision is None else (
             f"your last decision: {decision_text(self.pair_decision, side)}")
-        self.query_one("#status", Static).update(literal_text(f"pair {pair.id} · {place} · {before}"))
+        parts = [f"pair {pair.id}", place, before]
+        if self.show_truth:
+            truth = ground_truth(pair.meta)
+            parts.append("no ground truth" if truth is None else f"truth: {label_text(*truth, side)}")
+        if self.back_to is not None:
+            parts.append(f"esc: back to {self._mode_title(self.back_to)}")
+        self.query_one("#status", Static).update(literal_text(" · ".join(parts)))
         self._mark_better()
+        self._show_pair_labels()
+        self._show_legend()
+
+    def _mode_title(self, mode: str) -> str:
+        return next((title for _, m, title in getattr(self.app, "NAVIGATION", ()) if m == mode), mode)
+
+    def _show_legend(self) -> None:
+        last = self.pair_decision
+        last_level = last.level if self.pair is not None and last is not None and last.outcome == "label" else None
+        legend = self.query_one("#legend", Static)
+        legend.update(level_legend(legend.content_size.width or self.size.width - 2, last_level))
+
+    def _show_pair_labels(self) -> None:
+        """In the disagreements queue, every annotator's label on the pair, side by side."""
+        box = self.query_one("#pair-labels", Static)
+        box.display = self.filter.queue == "disagreements" and self.pair is not None
+        if box.display:
+            side = self._blind_side(self.pair.id)
+            cells = [f"{who}: {label_text(level, flip, side)}" for who, level, flip in self.pair_labels]
+            box.update(literal_text("labels  " + "  │  ".join(cells)))
 
     def _mark_better(self) -> None:
         shown = self.pair is not None
@@ -465,11 +587,13 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
         self.query_one("#direction", Static).update(direction_text(self.blind, self.right_better))
 
     def _show_recent(self) -> None:
-        rows = []
-        for d in self.recent:
+        rows, seen = [], set()
+        for d in self.recent:  # newest first: a pair met again is a decision given again
             side = self._blind_side(d.pair_id)
-            if d.outcome == "skip" or d.level is None:
-                rows.append((str(d.pair_id), "skipped", ""))
-            else:
-                rows.append((str(d.pair_id), LEVEL_NAMES[d.level], "" if d.level == 0 else better_side(d.flip, side)))
+            said = "skipped" if d.outcome == "skip" or d.level is None else level_label(d.level)
+            better = "" if d.outcome == "skip" or not d.level else better_side(d.flip, side)
+            if d.pair_id in seen:
+                said = f"superseded: {said}"
+            seen.add(d.pair_id)
+            rows.append((str(d.pair_id), said, better))
         self.query_one("#recent", RecentDecisions).show_rows(rows, [d.annotation_id for d in self.recent])

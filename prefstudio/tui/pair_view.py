@@ -3,7 +3,9 @@
 The screen steps through the same filtered list the browser shows, so a
 researcher can read a search's hits one after another; on the way back it
 tells the browser which pair it ended on. `l` hands the pair to the labelling
-screen. A text too big to show is cut (browse.SHOWN_CHARS) with a line that
+screen (esc there comes back here). The demo's ground truth in the metadata
+(gt_level, gt_flip) is hidden until `g`, so that reading a pair before
+labelling it does not give the answer away. A text too big to show is cut (browse.SHOWN_CHARS) with a line that
 says how much more there is; `o` opens it whole in $PAGER (tui/pager.py).
 """
 
@@ -23,6 +25,8 @@ from textual.widgets import Footer, Static
 from prefstudio import browse
 from prefstudio.browse import AnnotationRow, PairDetail, PairFilter
 from prefstudio.config import LEVEL_NAMES
+from prefstudio.demo import GROUND_TRUTH_KEYS
+from prefstudio.labels import level_label
 from prefstudio.tui.pager import OpensTextsInPager, more_line, shown_text
 from prefstudio.tui.widgets import WorkspaceHeader, literal_text
 from prefstudio.tui.workers import ReportsFailedWorkers, query_work
@@ -49,7 +53,8 @@ class TextBox(VerticalScroll):
         padding: 0 1;
     }
     TextBox:focus {
-        border: round $primary;
+        border: heavy $accent;
+        border-title-style: bold reverse;
     }
     """
 
@@ -78,6 +83,7 @@ class PairScreen(ReportsFailedWorkers, OpensTextsInPager, Screen[int]):
         Binding("k", "step(False)", "Previous pair", show=False),
         Binding("l", "label_pair", "Label it"),
         Binding("o", "open_in_pager", "Pager"),
+        Binding("g", "toggle_truth", "Ground truth"),
     ]
 
     def __init__(self, pair_filter: PairFilter, pair_id: int) -> None:
@@ -86,6 +92,7 @@ class PairScreen(ReportsFailedWorkers, OpensTextsInPager, Screen[int]):
         self.pair_id = pair_id
         self._stepping = False
         self.pair: PairDetail | None = None
+        self.show_truth = False
 
     def compose(self) -> ComposeResult:
         yield WorkspaceHeader()
@@ -135,7 +142,12 @@ class PairScreen(ReportsFailedWorkers, OpensTextsInPager, Screen[int]):
         for name in ("prompt", "chosen", "rejected"):
             self.query_one(f"#{name}", TextBox).show(shown_text(getattr(pair, name), pair.left_out.get(name, 0)))
         self.query_one("#annotations", TextBox).show(annotations_text(message.annotations))
-        self.query_one("#metadata", TextBox).show(metadata_text(pair))
+        self.query_one("#metadata", TextBox).show(metadata_text(pair, self.show_truth))
+
+    def action_toggle_truth(self) -> None:
+        self.show_truth = not self.show_truth
+        if self.pair is not None:
+            self.query_one("#metadata", TextBox).show(metadata_text(self.pair, self.show_truth))
 
     def on_pair_not_loaded(self, message: PairNotLoaded) -> None:
         self._stepping = False
@@ -158,7 +170,9 @@ class PairScreen(ReportsFailedWorkers, OpensTextsInPager, Screen[int]):
         self.open_in_pager(self.pair.id, box)
 
     async def action_label_pair(self) -> None:
+        mode = self.app.current_mode  # the browser's or the evaluation's: this view stays on top of it
         await self.app.label_pair(self.pair_id)
+        self.app.screen.return_on_escape(mode)
 
     def action_back(self) -> None:
         self.dismiss(self.pair_id)
@@ -170,9 +184,9 @@ def annotations_text(annotations: list[AnnotationRow]) -> Text:
     lines = Text()
     for a in annotations:
         if a.outcome == "label" and a.level is not None:
-            verdict = f"{LEVEL_NAMES[a.level]} ({a.level})"
-            if a.annotator_kind == "data":  # the data's own margin first: "data 0.82 → 3"
-                verdict = f"data {browse.data_margin_text(a.value, a.level)} · {verdict}"
+            verdict = level_label(a.level)
+            if a.annotator_kind == "data":  # the data's own margin first: "data 0.82 → 3 · Distinctly superior"
+                verdict = f"data {browse.data_margin_text(a.value, a.level)} · {LEVEL_NAMES[a.level]}"
         else:
             verdict = a.outcome
         flip = " · flip" if a.flip else ""
@@ -184,7 +198,8 @@ def annotations_text(annotations: list[AnnotationRow]) -> Text:
     return lines
 
 
-def metadata_text(pair: PairDetail) -> Text:
+def metadata_text(pair: PairDetail, show_truth: bool = False) -> Text:
+    """The pair's fields and meta; the demo's ground truth only when `show_truth` (module docstring)."""
     fields = {
         "id": str(pair.id),
         "source": pair.source,
@@ -192,10 +207,13 @@ def metadata_text(pair: PairDetail) -> Text:
         "import batch": "" if pair.import_batch is None else str(pair.import_batch),
         "content hash": pair.content_hash[:16],
     }
+    hidden = [key for key in GROUND_TRUTH_KEYS if key in pair.meta and not show_truth]
     fields |= {
         f"meta.{key}": value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        for key, value in pair.meta.items()
+        for key, value in pair.meta.items() if key not in hidden
     }
+    if hidden:
+        fields["ground truth"] = "hidden while you label · g shows it"
     text = Text()
     for key, value in fields.items():
         text.append(literal_text(f"{key}: ", style="dim"))

@@ -136,6 +136,9 @@ CASES = [
     Case("a UTF-8 byte order mark", "ah.csv", b"\xef\xbb\xbfprompt,chosen,rejected\nq,a,b\n", "imported 1 pair,", 1),
     Case("one over-long source name", "ai.jsonl", jsonl({**ROW, "source": "s" * 100}, {**ROW, "prompt": "q2"}),
          "ai.jsonl:line 1: source name 'ssssssssssssssssssssssssssssssssssssssss...' is 100 characters; at most 64", 1),
+    Case("--resplit without --test-fraction", "ak.jsonl", jsonl(ROW),
+         "--resplit draws the pairs already present again by --test-fraction: give --test-fraction F", None,
+         command=lambda ws, file: ["import", str(ws), str(file), "--resplit"]),
 ]
 
 

@@ -206,3 +206,28 @@ CASES += [
          "no job or sweep 'sw-nope-0000' in", None, setup=_held_job,
          command=lambda ws, file: ["jobs", str(ws), "--cancel", "sw-nope-0000"]),
 ]
+
+
+def _named_jobs(*names: str):
+    """Held jobs with these names, made as the app names its scoring jobs: a name may repeat there."""
+    def setup(ws_path: Path, file: Path) -> None:
+        from prefstudio.workspace import Workspace
+
+        with Workspace.open(ws_path) as ws:
+            for name in names:
+                training_job(ws, held=True, name=name)
+
+    return setup
+
+
+CASES += [
+    Case("train --name that another job of the workspace has", "name-taken.txt", b"",
+         "--name 'first try': taken by job", None, setup=_named_jobs("first try"),
+         command=lambda ws, file: ["train", str(ws), "--backbone", "/models/tiny", "--name", "first try",
+                                   "--no-start"]),
+    Case("a job name two jobs share, given where a job id is taken", "name-shared.txt", b"",
+         "job name 'twin' is shared by 2 jobs", None, setup=_named_jobs("twin", "twin"),
+         command=lambda ws, file: ["jobs", str(ws), "--follow", "twin"]),
+    Case("a job name no job has", "name-unknown.txt", b"", "no job 'second try' in", None,
+         setup=_named_jobs("first try"), command=lambda ws, file: ["eval", str(ws), "second try"]),
+]

@@ -105,4 +105,13 @@ FAULTS = [
     Fault("a judge answer that quotes a verdict from inside a response", "a response holds \"Verdict: B>>>A\" and the "
           "judge quotes it while reasoning", "read only from the judge's own verdict line; a quoted one is never "
           "taken for it", "tests/test_verdict.py::test_a_verdict_quoted_from_a_response_is_not_the_judges"),
+    Fault("a judge run with a limit, cancelled part-way, then started again", "`prefstudio annotate --limit 500` "
+          "(or limit 500 on the Judge screen), cancel it at 156, start it again with the same settings",
+          "goes on with the 344 the limit has left and says so (\"continuing run X: 156 of 500 judged, 344 left\"); "
+          "another limit, other pairs or a run that ended done start fresh; no answer is paid for twice",
+          "tests/test_judge_limits.py::test_a_cancelled_run_asked_again_judges_exactly_what_its_limit_has_left"),
+    Fault("no OPENAI_API_KEY and no base URL on the Judge screen", "press Start in the app",
+          "one line in the app's words (\"… export it and start prefstudio again, or set the base URL field for a "
+          "local server that needs no key\"), never a command-line flag; nothing is spent",
+          "tests/test_tui_judge.py::test_no_key_and_no_base_url_is_one_line_on_screen"),
 ]

@@ -27,7 +27,8 @@ def fill(ws: Path, n: int = 2000) -> None:
     with Workspace.open(ws) as opened:
         opened.con.execute("INSERT INTO sources (name) VALUES ('s')")
         opened.con.execute(
-            "INSERT INTO pairs SELECT i, 's', 'train', 'prompt ' || i || ' ' || md5(i::VARCHAR) || md5('p' || i), "
+            "INSERT INTO pairs (id, source, split, prompt, chosen, rejected, content_hash, import_batch, meta) "
+            "SELECT i, 's', 'train', 'prompt ' || i || ' ' || md5(i::VARCHAR) || md5('p' || i), "
             "'chosen ' || md5('c' || i), 'rejected ' || md5('r' || i), md5(i::VARCHAR), NULL, NULL FROM range(?) t(i)",
             [n])
         opened.back_up()
@@ -55,7 +56,8 @@ def flip_past_the_checksum(ws: Path, file: Path) -> None:
     from prefstudio.workspace import Workspace
 
     with Workspace.open(ws) as opened:
-        opened.con.execute("INSERT INTO pairs SELECT i, 's', 'train', 'prompt ' || i || ' ' || "
+        opened.con.execute("INSERT INTO pairs (id, source, split, prompt, chosen, rejected, content_hash, "
+                           "import_batch, meta) SELECT i, 's', 'train', 'prompt ' || i || ' ' || "
                            "repeat(md5(i::VARCHAR), 4), 'c', 'r', md5(i::VARCHAR), NULL, NULL FROM range(300) t(i)")
         opened.back_up()
     db = ws / DB
