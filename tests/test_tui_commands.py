@@ -148,3 +148,13 @@ async def test_esc_closes_the_keys_panel_and_otherwise_reaches_the_screen(app):
         await pilot.press("escape")  # the Browse screen's own esc: clear the search
         await settle(pilot)
         assert app.screen.query_one("#search", Input).value == ""
+
+
+async def test_the_help_lists_the_screens_own_keys_before_its_tables(app):
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("f5")
+        await settle(pilot)
+        keys = [key for key, _ in screen_keys(app.screen)]
+        assert keys[:5] == ["n", "w", "c", "r", "e"]  # New job ... Score on test
+        assert "↓" in keys[5:]  # the job table's moves after them

@@ -28,11 +28,13 @@ def ours(node) -> set[tuple[str, str]]:
 
 
 def screen_keys(screen: Screen) -> list[tuple[str, str]]:
-    """(key, what it does) for each of the app's bindings active on `screen`, the app-wide ones left out."""
+    """(key, what it does) for each of the app's bindings active on `screen`, the app-wide ones left out: the
+    screen's own first, then those of the widget that has focus (a table's moves)."""
     app = screen.app
     keys: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
-    for key, active in screen.active_bindings.items():
+    actives = sorted(screen.active_bindings.values(), key=lambda active: active.node is not screen)
+    for active in actives:
         binding = active.binding
         if active.node is app or not binding.description or (binding.key, binding.action) not in ours(active.node):
             continue
