@@ -456,6 +456,7 @@ async def test_the_form_fits_the_machine_and_estimates_an_epoch(small_ws, backbo
         await open_jobs(pilot)
         form = await open_form(pilot)
         assert (field(form, "batch-size"), field(form, "max-length")) == ("24", "128")  # CPU_DEFAULTS
+        assert form.query_one("#dropout", Select).value == "on"  # as the papers trained
         form.query_one("#backbone", Input).value = str(backbone)
         await settle(pilot)
         estimate = form.query_one("#estimate", Static)
@@ -464,6 +465,9 @@ async def test_the_form_fits_the_machine_and_estimates_an_epoch(small_ws, backbo
         assert estimate.visual.plain == launch_defaults.epoch_line(pairs, 24, 1.0, rough)
         assert estimate.visual.plain.startswith("≈ ") and f"({pairs:,} pairs, {-(-pairs // 24)} steps of 24 at " \
             in estimate.visual.plain and "rough: no past job of this backbone at this length" in estimate.visual.plain
+        assert not form.read_form().config.disable_dropout
+        form.query_one("#dropout", Select).value = "off"
+        assert form.read_form().config.disable_dropout
         await pilot.press("escape")
     monkeypatch.setattr(launch_defaults, "has_gpu", lambda: True)
     past = create_training_job(small_ws, config(backbone), name="measured")  # batch 6, max_length 64

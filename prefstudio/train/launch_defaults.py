@@ -29,13 +29,15 @@ from prefstudio.jobs.status import JobStatus
 
 REMEMBERED_FILE = "launch-form.json"
 REMEMBERED = ("backbone", "objective", "sampling", "batch_size", "lr", "epochs", "max_length", "mixed_precision",
-              "gpus", "sources", "unlabelled")  # the form's fields a next launch starts from (not the job's name)
+              "gpus", "sources", "unlabelled", "dropout")  # the form's fields a next launch starts from (not the job's name)
 # On a CPU. A batch is padded to its longest text, not to max_length, so neither setting changes much what a
 # pair costs on the demo (its texts: 44 tokens median, 109 at most, with all-MiniLM-L6-v2's tokenizer); measured
 # on a shared 2-core CPU: 3.5 pairs per CPU-second at batch 80 x 512, 3.1 at 32 x 128, 2.6 at 16 x 128.
 # 128 cuts none of the demo's texts and keeps a long imported text from costing four times as much; 24 pairs
 # a step put a point on the loss curve every few seconds instead of every half minute, and split into equal
 # sub-batches for balanced sampling (MORE) over 2, 3, 4, 6 or 8 sources (the demo has 3).
+# Dropout stays on (the papers trained with it): off, it saved 530 MB on MiniLM (bench/README.md), but two demo jobs
+# at 24 x 128 on the loaded CPU ran at 2.87 pairs/s without it and 3.24 with it: no speed to be had here.
 CPU_DEFAULTS = {"batch_size": 24, "max_length": 128}
 # The rough throughput: all-MiniLM-L6-v2 (10.6M parameters outside the embeddings) on that CPU, on the demo's
 # texts (42 tokens a text by CHARS_PER_TOKEN): 3.58 pairs/s recorded by a demo job.
@@ -116,6 +118,7 @@ class PastRun:
     gpu: bool
     pairs_per_s: float
     job: str  # its name, or id
+    dropout: bool = True
 
 
 def past_runs(statuses: list[JobStatus]) -> list[PastRun]:
@@ -130,14 +133,15 @@ def past_runs(statuses: list[JobStatus]) -> list[PastRun]:
         rate = record.get("pairs_per_s") if record else None
         if isinstance(rate, (int, float)) and rate > 0 and isinstance(config.get("backbone"), str):
             runs.append(PastRun(config["backbone"], int(config.get("max_length", 512)), bool(launch.get("gpus")),
-                                float(rate), status.name or status.id))
+                                float(rate), status.name or status.id, not config.get("disable_dropout", False)))
     return runs
 
 
-def recorded_throughput(runs: list[PastRun], backbone: str, max_length: int, gpu: bool) -> Throughput | None:
-    """The newest past run's pairs_per_s with this backbone, max_length and device (GPUs given or not)."""
+def recorded_throughput(runs: list[PastRun], backbone: str, max_length: int, gpu: bool,
+                        dropout: bool = True) -> Throughput | None:
+    """The newest past run's pairs_per_s with this backbone, max_length, device (GPUs given or not) and dropout."""
     for run in reversed(runs):
-        if (run.backbone, run.max_length, run.gpu) == (backbone, max_length, gpu):
+        if (run.backbone, run.max_length, run.gpu, run.dropout) == (backbone, max_length, gpu, dropout):
             return Throughput(run.pairs_per_s, f"measured by job {run.job}")
     return None
 

@@ -278,6 +278,7 @@ def form_spelling(key: str, value) -> str:
 
 
 PRECISIONS = ("no", "bf16", "fp16")
+DROPOUT = ("on", "off")  # off: disable_dropout
 UNLABELLED = ("zero", "drop")
 
 
@@ -348,6 +349,9 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
         yield Static("precision", classes="name")
         yield Select(_choices(PRECISIONS), value=self._first("mixed_precision", PRECISIONS), allow_blank=False,
                      compact=True, id="mixed-precision")
+        yield Static("dropout", classes="name")
+        yield Select(_choices(DROPOUT), value=self._start.get("dropout") if self._start.get("dropout") in DROPOUT
+                     else "on", allow_blank=False, compact=True, id="dropout")
         yield Static("GPUs", classes="name")
         yield Input(self._start.get("gpus", ""), placeholder="none, or e.g. 0,1", compact=True, id="gpus")
         yield Static("sources", classes="name")
@@ -406,7 +410,8 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
             estimate.update("")
             return
         backbone = text("backbone")
-        throughput = (launch_defaults.recorded_throughput(facts.runs, backbone, max_length, gpu)
+        dropout = self.query_one("#dropout", Select).value != "off"
+        throughput = (launch_defaults.recorded_throughput(facts.runs, backbone, max_length, gpu, dropout)
                       or launch_defaults.rough_throughput(backbone, max_length, facts.text_chars,
                                                           gpu or launch_defaults.has_gpu()))
         estimate.update(literal_text(launch_defaults.epoch_line(pairs, batch_size, epochs, throughput)))
@@ -414,6 +419,8 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "objective" and (needed := sampling_needed(event.value)):
             self.query_one("#sampling", Select).value = needed  # MORE weighs one sub-batch per source
+        if event.select.id == "dropout":
+            self.show_estimate()
 
     def typed(self) -> dict[str, str]:
         """The fields as typed, by setting name: what the next form starts from (the job's name is not kept)."""
@@ -422,7 +429,8 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
                       gpus=self.query_one("#gpus", Input).value.strip(),
                       sources=self.query_one("#sources", Input).value.strip())
         for select_id, key in (("objective", "objective"), ("sampling", "sampling"),
-                               ("mixed-precision", "mixed_precision"), ("unlabelled", "unlabelled")):
+                               ("mixed-precision", "mixed_precision"), ("unlabelled", "unlabelled"),
+                               ("dropout", "dropout")):
             select = next(iter(self.query(f"#{select_id}").results(Select)), None)  # a sweep has no objective
             value = select.value if select is not None else None
             if isinstance(value, str):
@@ -451,6 +459,8 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
         unlabelled = self.query_one("#unlabelled", Select).value
         if isinstance(unlabelled, str):  # chosen, not left at the default
             values["unlabelled"] = unlabelled
+        if self.query_one("#dropout", Select).value == "off":
+            values["disable_dropout"] = True
         return values
 
     def read_form(self) -> LaunchRequest:
