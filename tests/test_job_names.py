@@ -86,3 +86,11 @@ def test_eval_and_bon_score_take_a_jobs_name(small_ws, backbone, tmp_path, capsy
         for job in reversed(jobs.list_jobs(small_ws.jobs_dir)):  # the newest first: nothing left to start
             if job.state in ("queued", "running"):
                 jobs.cancel(job.folder)
+
+
+def test_eval_leaves_a_model_subject_to_its_own_lookup(small_ws, capsys):
+    """`eval WS model:NAME` (a reward model scored before) is not a job name: its own refusal, not "no job"."""
+    held_job(small_ws, "first try")
+    small_ws.close()
+    assert main(["eval", str(small_ws.path), "model:nothing"]) == 2
+    assert f"no model named 'model:nothing' in {small_ws.path}; score it first" in capsys.readouterr().err

@@ -175,7 +175,7 @@ def cmd_eval(args) -> int:
             config = external_model.model_config(ws, args.model, name=args.name, split=args.split,
                                                  batch_size=args.batch_size, max_length=args.max_length)
         else:
-            if args.job and not args.raw:
+            if args.job and not args.raw and not args.job.startswith("model:"):  # model:NAME, scored before
                 from prefstudio.jobs.names import job_id
 
                 args.job = job_id(ws.jobs_dir, args.job, where=str(ws.path))  # a name, or an id
