@@ -332,8 +332,8 @@ def cmd_jobs(args) -> int:
             Workspace.open(args.workspace).close()  # opening brings a scoring job's rewards in now
         print(f"{status.id}: {status.state} at step {status.step}/{status.total_steps}"
               + (f"; {status.message}" if status.message else ""))
-        if truncation.read_line(folder):
-            print(truncation.read_line(folder))
+        if line := truncation.read_line(folder):
+            print(line)
         if status.state == "failed":
             print(status.log_tail(), file=sys.stderr)
     else:

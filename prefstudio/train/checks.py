@@ -76,7 +76,7 @@ def check_launch(ws, config: TrainConfig, *, given: Collection[str] = (), con=No
     if config.lora_rank:
         from prefstudio.train.lora import check_launch as check_lora
 
-        check_lora(config)  # a 4-bit base where no GPU is, target names the backbone lacks
+        check_lora(config)  # target names the backbone lacks (the machine is checked where the job is made)
     return notes
 
 

@@ -27,7 +27,7 @@ from prefstudio.errors import PrefstudioError
 ADAPTER = "adapter"  # the adapter's folder inside a LoRA checkpoint
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-HEADS = ("score", "classifier")  # never adapted: trained whole, as a module to save
+HEADS = ("score", "classifier")  # a classifier's one-output head (decoders, encoders): never adapted, trained whole
 
 _LLAMA_LIKE = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _BERT_LIKE = ("query", "key", "value", "dense")
@@ -108,6 +108,11 @@ def linear_layers(model: nn.Module) -> list[str]:
             and name and name.rsplit(".", 1)[-1] not in HEADS]
 
 
+def _matches(name: str, target: str) -> bool:
+    """Whether a target names a layer as peft reads it: the layer's full name, or its last parts."""
+    return name == target or name.endswith(f".{target}")
+
+
 def targets_for(model: nn.Module, targets: list[str] | None) -> list[str]:
     """The module names to adapt: those asked for, each checked, or the architecture's defaults.
 
@@ -118,7 +123,7 @@ def targets_for(model: nn.Module, targets: list[str] | None) -> list[str]:
     if targets is None:
         known = [t for t in DEFAULT_TARGETS.get(model.config.model_type, ()) if t in names]
         return known or names
-    missing = [t for t in targets if not any(name == t or name.endswith(f".{t}") for name in layers)]
+    missing = [t for t in targets if not any(_matches(name, t) for name in layers)]
     if missing:
         raise PrefstudioError(f"lora_targets {', '.join(missing)}: no such linear layer in this "
                               f"{model.config.model_type} backbone (its linear layers: {', '.join(names)})")
@@ -132,8 +137,7 @@ def lora_config(model: nn.Module, config, head: str):
 
     targets = targets_for(model, config.lora_targets)
     # GPT-2's Conv1D stores its weight transposed; peft must be told, or it warns and changes the setting itself
-    conv = any(isinstance(m, Conv1D) and any(n == t or n.endswith(f".{t}") for t in targets)
-               for n, m in model.named_modules())
+    conv = any(isinstance(m, Conv1D) and any(_matches(n, t) for t in targets) for n, m in model.named_modules())
     return LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_rank,
                       lora_alpha=config.lora_alpha if config.lora_alpha is not None else 2 * config.lora_rank,
                       lora_dropout=config.lora_dropout, target_modules=targets, modules_to_save=[head],

@@ -28,9 +28,9 @@ META_NAME = "prefstudio_reward.json"
 
 def _head_of(model: nn.Module) -> tuple[str, nn.Linear]:
     """(its name, the head that is trained): under LoRA, peft's trainable copy of the head (train/lora.py)."""
-    from prefstudio.train.lora import trained_head
+    from prefstudio.train.lora import HEADS, trained_head
 
-    for name in ("score", "classifier"):
+    for name in HEADS:
         head = getattr(model, name, None)
         head = trained_head(head) if isinstance(head, nn.Module) else head
         if isinstance(head, nn.Linear) and head.out_features == 1:

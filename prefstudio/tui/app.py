@@ -38,6 +38,8 @@ from textual.actions import SkipAction
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.screen import ModalScreen
+from textual.widgets import HelpPanel
 from textual.worker import Worker, WorkerState
 
 from prefstudio import browse
@@ -92,12 +94,15 @@ class PrefstudioApp(App):
         self.fatal_error: str | None = None
         """Why the app ended itself (a damaged database file): run_app prints it as the one error line."""
 
-    async def label_pair(self, pair_id: int) -> None:
-        """Show the labelling screen on `pair_id`, out of its queue's order."""
+    async def label_pair(self, pair_id: int, back_to: str | None = None) -> None:
+        """Show the labelling screen on `pair_id`, out of its queue's order; esc there returns to `back_to`'s
+        screen (the mode the pair was sent from), where given."""
         await self.switch_mode("label")
         label_screen = self.screen
         assert isinstance(label_screen, LabelScreen)
         label_screen.show_pair(pair_id)
+        if back_to is not None:
+            label_screen.return_on_escape(back_to)
 
     def on_mount(self) -> None:
         self._load_summary()
@@ -160,9 +165,8 @@ class PrefstudioApp(App):
 
     def action_switch_screen_by_digit(self, mode: str) -> None:
         """A digit switches screens only where it is not the screen's own key (Label's 1-4 are levels)."""
-        from textual.screen import ModalScreen
-
-        if isinstance(self.screen, ModalScreen) or any(key.isdigit() for key in self.screen._merge_bindings().key_to_bindings):
+        own_keys = self.screen._merge_bindings().key_to_bindings
+        if isinstance(self.screen, ModalScreen) or any(key.isdigit() for key in own_keys):
             raise SkipAction()
         self.switch_mode(mode)
 
@@ -178,8 +182,6 @@ class PrefstudioApp(App):
         return True
 
     def _keys_panel_open(self) -> bool:
-        from textual.widgets import HelpPanel
-
         return bool(self.screen.query(HelpPanel))
 
     def action_show_help_panel(self) -> None:

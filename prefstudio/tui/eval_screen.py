@@ -426,8 +426,7 @@ class EvalScreen(ReportsFailedWorkers, Screen):
     async def action_label_outlier(self) -> None:
         key = self.query_one("#eval-outliers", JobTable).cursor_key
         if key is not None:
-            await self.app.label_pair(key)
-            self.app.screen.return_on_escape("eval")  # esc on the label screen comes back to these outliers
+            await self.app.label_pair(key, back_to="eval")  # esc on the label screen comes back to these outliers
 
     def action_reload(self) -> None:
         self.comparison = None  # even the same models: their rewards may have been scored again

@@ -255,6 +255,7 @@ class FormFacts:
     counts: dict  # source -> SourcePairs of the training split (train/checks.py)
     text_chars: float
     runs: list  # launch_defaults.PastRun of the workspace's jobs
+    gpu: bool  # whether this machine has a GPU (read once, not at every keystroke)
 
 
 class FactsRead(Message):
@@ -381,7 +382,7 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
         except (PrefstudioError, OSError, duckdb.Error):
             self.post_message(FactsRead(None))  # no estimate; Launch still checks against the workspace
             return
-        self.post_message(FactsRead(FormFacts(counts, chars, runs)))
+        self.post_message(FactsRead(FormFacts(counts, chars, runs, launch_defaults.has_gpu())))
 
     def on_facts_read(self, message: FactsRead) -> None:
         self._facts = message.facts
@@ -413,7 +414,7 @@ class NewJobForm(ModalScreen[LaunchRequest | None]):
         dropout = self.query_one("#dropout", Select).value != "off"
         throughput = (launch_defaults.recorded_throughput(facts.runs, backbone, max_length, gpu, dropout)
                       or launch_defaults.rough_throughput(backbone, max_length, facts.text_chars,
-                                                          gpu or launch_defaults.has_gpu()))
+                                                          gpu or facts.gpu))
         estimate.update(literal_text(launch_defaults.epoch_line(pairs, batch_size, epochs, throughput)))
 
     def on_select_changed(self, event: Select.Changed) -> None:

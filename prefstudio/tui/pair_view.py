@@ -170,9 +170,8 @@ class PairScreen(ReportsFailedWorkers, OpensTextsInPager, Screen[int]):
         self.open_in_pager(self.pair.id, box)
 
     async def action_label_pair(self) -> None:
-        mode = self.app.current_mode  # the browser's or the evaluation's: this view stays on top of it
-        await self.app.label_pair(self.pair_id)
-        self.app.screen.return_on_escape(mode)
+        # back to the browser's or the evaluation's mode: this view stays on top of it
+        await self.app.label_pair(self.pair_id, back_to=self.app.current_mode)
 
     def action_back(self) -> None:
         self.dismiss(self.pair_id)
