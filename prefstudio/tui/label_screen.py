@@ -297,17 +297,18 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
 
     def _take(self, step: Step) -> None:
         self._pending = step
-        self._run_step(step, self.app.annotator)
+        # everyone's labels on the pair: shown in the disagreements queue only, so only read there
+        self._run_step(step, self.app.annotator, self.filter.queue == "disagreements")
 
     @query_work(group="label")
-    def _run_step(self, step: Step, annotator: str) -> None:
+    def _run_step(self, step: Step, annotator: str, with_labels: bool) -> None:
         try:
             with (self.app.write_cursor() if step.writes else self.app.cursor("label")) as con:
                 pair_id = step.pick(con)
                 pair = browse.get_pair(con, pair_id) if pair_id is not None else None
                 decision = labels.latest_decision(con, pair.id, annotator) if pair is not None else None
                 recent = labels.recent_decisions(con, annotator, RECENT_SHOWN)
-                pair_labels = labels.pair_labels(con, pair.id) if pair is not None else []
+                pair_labels = labels.pair_labels(con, pair.id) if pair is not None and with_labels else []
         except duckdb.InterruptException:
             return  # a newer step took over
         except Exception:  # the screen stops waiting; the app reports it
