@@ -256,8 +256,33 @@ _V6 = [
     "ALTER TABLE judge_runs ADD COLUMN continues VARCHAR",
 ]
 
+# v7: the judge of today (docs/schema.md): the verdict distribution a call's logprobs gave, kept with the call so a
+# cached answer keeps it; the expected level it implies, beside the hard level of an annotation; and the OpenAI
+# Batch API's batches, journaled so that a closed app or a killed process goes on polling (prefstudio/judge/batch.py).
+_V7 = [
+    "ALTER TABLE judge_calls ADD COLUMN verdict_probs JSON",
+    "ALTER TABLE annotations ADD COLUMN expected_level DOUBLE",
+    """
+    CREATE TABLE judge_batches (
+        id             VARCHAR PRIMARY KEY,
+        batch_id       VARCHAR,
+        input_file_id  VARCHAR,
+        output_file_id VARCHAR,
+        error_file_id  VARCHAR,
+        model          VARCHAR NOT NULL,
+        base_url       VARCHAR,
+        prompt_version VARCHAR NOT NULL,
+        state          VARCHAR NOT NULL,
+        message        VARCHAR,
+        n_requests     BIGINT NOT NULL,
+        selection      JSON,
+        created_at     TIMESTAMP NOT NULL,
+        finished_at    TIMESTAMP
+    )""",
+]
+
 # MIGRATIONS[v] takes a database at version v-1 to version v (v=1: empty file).
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
 
 
 def latest_version() -> int:
