@@ -190,7 +190,7 @@ def test_a_v5_workspace_migrates_with_its_judge_runs_and_none_is_continued(tmp_p
                 "VALUES ('old', 'gpt-4o', 'v#1', 'cancelled', '2026-11-01 10:00', 5)")
     con.close()
     with Workspace.open(path) as ws:
-        assert schema.current_version(ws.con) == 6
+        assert schema.current_version(ws.con) == schema.latest_version()
         assert ws.con.execute("SELECT id, state, n_pairs, purpose, source, split, pair_limit, continues "
                               "FROM judge_runs").fetchall() == [("old", "cancelled", 5, None, None, None, None, None)]
         assert continuation(ws) is None

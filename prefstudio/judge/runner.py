@@ -37,6 +37,7 @@ from prefstudio.errors import PrefstudioError
 from prefstudio.judge.continuation import LABEL, RETRY_ERRORS, Continuation, Selection, find_continuation
 from prefstudio.judge.journal import RunWriter, now_text, replay_journals
 from prefstudio.judge.prompts import JudgePrompt
+from prefstudio.judge.request import chat_request
 from prefstudio.judge.replies import NoAnswer, answer_text, backoff, retry_after, token_count
 from prefstudio.judge.verdict import Judgement, combine, parse_verdict
 from prefstudio.labels import signed_margin
@@ -437,10 +438,7 @@ class JudgeRun:
         while True:
             async with semaphore:  # held until the answer is on disk: at most `concurrency` paid and not kept
                 try:
-                    reply = await client.chat.completions.create(
-                        model=self.settings.model, messages=messages,
-                        temperature=self.settings.temperature, max_tokens=self.settings.max_tokens,
-                    )
+                    reply = await client.chat.completions.create(**chat_request(self.settings, messages))
                     text = answer_text(reply)
                     usage = getattr(reply, "usage", None)
                     tokens_in, tokens_out = token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens")
