@@ -23,6 +23,8 @@ so its peak memory (max RSS, and CUDA peak when on a GPU) is its own:
 - more:         prefstudio, MORE, balanced sampling, random batches (its default)
 - more-grouped: MORE with length-grouped batches (group_by_length=true): faster, but λ is then a
                 statistic of same-length batches (docs/methods.md, "Batches")
+- bt-frozen4:   bt with the embeddings and the bottom 4 of MiniLM's 6 layers frozen (`freeze_layers=4`): the
+                backward pass through 2 layers and the head, what the launch form offers on a CPU
 - bt-nodropout: bt on a copy of the backbone whose config sets every dropout to 0, as TRL's
                 `disable_dropout` does: the rest of the peak-memory gap (bench/README.md)
 
@@ -195,13 +197,14 @@ def activations(args) -> None:
 
 
 def run_prefstudio(args, snapshot: Path, work: Path, objective: str, sampling: str, grouped: bool,
-                   dropout: bool = True) -> dict:
+                   dropout: bool = True, freeze_layers: int = 0) -> dict:
     import pyarrow.parquet as pq
 
     from prefstudio.train.config import make_config
     from prefstudio.train.loop import train
 
-    folder = work / f"{objective}-{sampling}-{'grouped' if grouped else 'random'}{'' if dropout else '-nodropout'}"
+    folder = work / (f"{objective}-{sampling}-{'grouped' if grouped else 'random'}{'' if dropout else '-nodropout'}"
+                     f"{f'-frozen{freeze_layers}' if freeze_layers else ''}")
     folder.mkdir()
     backbone = args.backbone if dropout else str(backbone_without_dropout(Path(args.backbone), work / "nodropout"))
     (folder / "pairs.parquet").write_bytes(snapshot.read_bytes())
@@ -210,7 +213,7 @@ def run_prefstudio(args, snapshot: Path, work: Path, objective: str, sampling: s
     config = make_config({"backbone": backbone, "objective": objective, "sampling": sampling,
                           "batch_size": args.batch, "lr": 1e-5, "max_length": args.max_length,
                           "epochs": epochs, "warmup_ratio": 0.0, "mixed_precision": "bf16" if args.bf16 else "no",
-                          "group_by_length": grouped})
+                          "group_by_length": grouped, "freeze_layers": freeze_layers})
     rss_by_step = {"start": rss_mb()}
 
     def note_rss(progress) -> None:
@@ -236,6 +239,7 @@ VARIANTS = {
     "more": lambda a, s, w: run_prefstudio(a, s, w, "more", "balanced", False),
     "more-grouped": lambda a, s, w: run_prefstudio(a, s, w, "more", "balanced", True),
     "bt-nodropout": lambda a, s, w: run_prefstudio(a, s, w, "bt", "multitask", True, dropout=False),
+    "bt-frozen4": lambda a, s, w: run_prefstudio(a, s, w, "bt", "multitask", True, freeze_layers=4),
 }
 
 

@@ -84,6 +84,7 @@ class AnnotationRow:
     margin: float | None
     created_at: datetime
     value: float | None = None  # a data label's continuous margin
+    expected_level: float | None = None  # a judge's soft label, from its logprobs (docs/methods.md)
 
 
 def escape_like(text: str) -> str:
@@ -300,7 +301,7 @@ def size_text(n_bytes: int) -> str:
 
 def annotations_for(con: duckdb.DuckDBPyConnection, pair_id: int) -> list[AnnotationRow]:
     rows = con.execute(
-        "SELECT id, annotator_kind, annotator_id, outcome, level, flip, margin, created_at, value "
+        "SELECT id, annotator_kind, annotator_id, outcome, level, flip, margin, created_at, value, expected_level "
         "FROM annotations WHERE pair_id = ? ORDER BY created_at, id",
         [pair_id],
     ).fetchall()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from prefstudio.errors import PrefstudioError
 
@@ -102,6 +102,9 @@ KNOWN_PRICES: dict[str, tuple[float, float]] = {
 }
 
 
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # what OpenAI's reasoning_effort takes
+
+
 class JudgeConfig(_Strict):
     """Defaults for `prefstudio annotate --judge`; command-line options override them."""
 
@@ -115,8 +118,22 @@ class JudgeConfig(_Strict):
     retry_after_cap_s: float = Field(120.0, gt=0, allow_inf_nan=False)
     max_tokens: int = Field(200, ge=1)
     temperature: float = Field(0.0, ge=0, allow_inf_nan=False)
+    # Reasoning models (o1, o3, o4-mini, GPT-5: judge/request.py's table, or this override) take
+    # max_completion_tokens, no temperature, and spend completion tokens on reasoning: a budget of their own.
+    reasoning: bool | Literal["auto"] = "auto"
+    reasoning_max_tokens: int = Field(4000, ge=1)
+    reasoning_effort: Literal[REASONING_EFFORTS] | None = None
+    token_parameter: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto"
+    logprobs: bool = False  # ask for the verdict's logprobs (a soft label) where the model gives them
     price_input_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
     price_output_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+
+    @field_validator("reasoning", mode="before")
+    @classmethod
+    def _check_reasoning(cls, value):
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise ValueError('expected true, false or "auto" (the model table decides)')
 
     def prices(self, model: str) -> tuple[float, float] | None:
         """(input, output) USD per million tokens, or None when unknown."""

@@ -2,7 +2,8 @@
 
 Columns: prompt, chosen, rejected, margin, source (then split, level,
 level_name, flip, pair_id and label_by, the kind:annotator whose label counts,
-for those who want them). level_name names the level as the app and `agreement`
+for those who want them, and expected_level, the judge's soft label where its
+logprobs gave one: docs/methods.md). level_name names the level as the app and `agreement`
 do ("3 · Distinctly superior", labels.level_label). The margin comes from the label that counts (prefstudio.labels) through
 the workspace's *current* level->margin map, so switching the scale in
 workspace.toml and exporting again gives the other scale; with `[margins] data
@@ -52,10 +53,15 @@ def export_query(margins: tuple[float, float, float, float], flips: Flips, unlab
                     WHEN l.flip AND NOT {swap} THEN -l.m ELSE l.m END AS margin,
                p.source, p.split, l.level::INTEGER AS level, l.level_name, coalesce(l.flip, FALSE) AS flip,
                p.id AS pair_id,
-               l.annotator_kind || ':' || l.annotator_id AS label_by
+               l.annotator_kind || ':' || l.annotator_id AS label_by,
+               CASE WHEN {swap} THEN -x.expected_level ELSE x.expected_level END AS expected_level
         FROM pairs p LEFT JOIN (
             SELECT *, {margin} AS m, list_extract(?::VARCHAR[], level + 1) AS level_name FROM ({RESOLVED_LABELS_SQL})
         ) l ON l.pair_id = p.id
+        LEFT JOIN LATERAL (  -- the soft label of the label that counts, where its judge gave logprobs
+            SELECT a.expected_level FROM annotations a WHERE a.pair_id = p.id AND a.annotator_kind = l.annotator_kind
+            AND a.annotator_id = l.annotator_id AND a.outcome IN ('label', 'inconsistent') ORDER BY a.id DESC LIMIT 1
+        ) x ON TRUE
         WHERE {' AND '.join(where)}
         ORDER BY p.id
     """

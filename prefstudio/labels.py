@@ -5,8 +5,9 @@ counts, so nothing a person or a judge said is lost. The one exception is
 undo, which removes the row the person just made — that is what undo means.
 
 Which label a pair's margin comes from (`resolved_labels`) is one rule, used by
-training and export alike: the latest human label, else the latest LLM-judge
-label (an inconsistent judge result counts as level 0), else the margin that
+training and export alike: the latest human label, else the latest jury label
+(judge/jury.py), else the latest LLM-judge label (an inconsistent judge result
+counts as level 0), else the margin that
 came with the data (kind 'data': AlpacaEval's preference, SHP's score ratio,
 --margin-from), else none. A person or a judge looked at this pair; the data's
 margin was made for the dataset, so it is the fallback. Skips and parse errors
@@ -29,8 +30,12 @@ from prefstudio.config import LEVEL_NAMES, MarginConfig
 from prefstudio.db import source_split_where
 from prefstudio.errors import PrefstudioError
 
-QueueName = Literal["unlabelled", "mine", "skipped", "disagreements"]
-QUEUES: tuple[QueueName, ...] = ("unlabelled", "mine", "skipped", "disagreements")
+# The queues a person walks: by pair id, then the queues that learn (evaluate/model_queues.py), each in its own order.
+QueueName = Literal["unlabelled", "mine", "skipped", "disagreements", "uncertain", "models_disagree",
+                    "judge_inconsistent", "human_judge_flips", "agreed_outliers", "likely_noise"]
+QUEUES: tuple[QueueName, ...] = ("unlabelled", "mine", "skipped", "disagreements", "uncertain", "models_disagree",
+                                 "judge_inconsistent", "human_judge_flips", "agreed_outliers", "likely_noise")
+ID_ORDERED: tuple[QueueName, ...] = QUEUES[:4]  # queue_page's; the others are model_queues.queue_page's
 
 
 def level_label(level: int) -> str:
@@ -131,7 +136,7 @@ def recent_decisions(con, annotator: str, limit: int = 20) -> list[HumanDecision
     return [HumanDecision(*r) for r in rows]
 
 
-_MY_LATEST = """
+MY_LATEST_SQL = """
     SELECT pair_id, outcome FROM annotations
     WHERE annotator_kind = 'human' AND annotator_id = ? AND outcome IN ('label', 'skip')
     QUALIFY row_number() OVER (PARTITION BY pair_id ORDER BY id DESC) = 1
@@ -152,24 +157,40 @@ def queue_page(con, annotator: str, queue: QueueName, *, source: str | None = No
 
     unlabelled: nothing decided by this annotator yet; mine: labelled by them;
     skipped: their latest decision was a skip; disagreements: annotators' latest
-    labels differ in level or direction.
+    labels differ in level or direction. (The queues that learn: model_queues.queue_page.)
     """
-    params: list = []
-    if queue == "disagreements":
-        where = f"p.id IN (SELECT pair_id FROM ({LATEST_LABELS_SQL}) GROUP BY pair_id HAVING count(DISTINCT (level, flip)) > 1)"
-    else:
-        params.append(annotator)
-        if queue == "unlabelled":
-            where = f"p.id NOT IN (SELECT pair_id FROM ({_MY_LATEST}))"
-        else:
-            outcome = "label" if queue == "mine" else "skip"
-            where = f"p.id IN (SELECT pair_id FROM ({_MY_LATEST}) WHERE outcome = '{outcome}')"
+    where, params = _queue_where(annotator, queue)
     picked, picked_params = source_split_where(source, split)
     clauses, rest = [where, "p.id > ?", *picked], [after_id, *picked_params]
     rows = con.execute(
         f"SELECT p.id FROM pairs p WHERE {' AND '.join(clauses)} ORDER BY p.id LIMIT ?", params + rest + [limit]
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def queue_size(con, annotator: str, queue: QueueName, *, source: str | None = None, split: str | None = None) -> int:
+    """How many pairs a queue walked by id holds (the queue picker shows it)."""
+    where, params = _queue_where(annotator, queue)
+    picked, picked_params = source_split_where(source, split)
+    return con.execute(f"SELECT count(*) FROM pairs p WHERE {' AND '.join([where, *picked])}",
+                       params + picked_params).fetchone()[0]
+
+
+def _queue_where(annotator: str, queue: QueueName) -> tuple[str, list]:
+    """The condition on `pairs p` of a queue walked by id, and its parameters."""
+    if queue not in ID_ORDERED:
+        raise ValueError(f"{queue!r} is a queue that learns: model_queues.queue_page walks it")
+    params: list = []
+    if queue == "disagreements":
+        where = f"p.id IN (SELECT pair_id FROM ({LATEST_LABELS_SQL}) GROUP BY pair_id HAVING count(DISTINCT (level, flip)) > 1)"
+    else:
+        params.append(annotator)
+        if queue == "unlabelled":
+            where = f"p.id NOT IN (SELECT pair_id FROM ({MY_LATEST_SQL}))"
+        else:
+            outcome = "label" if queue == "mine" else "skip"
+            where = f"p.id IN (SELECT pair_id FROM ({MY_LATEST_SQL}) WHERE outcome = '{outcome}')"
+    return where, params
 
 
 def queue_counts(con, annotator: str, *, source: str | None = None, split: str | None = None) -> dict[str, int]:
@@ -179,7 +200,7 @@ def queue_counts(con, annotator: str, *, source: str | None = None, split: str |
     done, skipped, total = con.execute(
         f"""
         SELECT count(*) FILTER (WHERE m.outcome = 'label'), count(*) FILTER (WHERE m.outcome = 'skip'), count(*)
-        FROM pairs p LEFT JOIN ({_MY_LATEST}) m ON m.pair_id = p.id WHERE {' AND '.join(clauses)}
+        FROM pairs p LEFT JOIN ({MY_LATEST_SQL}) m ON m.pair_id = p.id WHERE {' AND '.join(clauses)}
         """,
         params,
     ).fetchone()
@@ -195,11 +216,26 @@ class QueueFilter:
     split: str | None = None
 
 
-def next_in_queue(con, annotator: str, f: QueueFilter, after: int) -> int | None:
-    """The first pair of the queue after pair `after`, wrapping round to its start; None if it is empty."""
-    ids = queue_page(con, annotator, f.queue, source=f.source, split=f.split, after_id=after, limit=1)
+def next_in_queue(con, annotator: str, f: QueueFilter, after: int, *, including: bool = False,
+                  models: list | None = None) -> int | None:
+    """The first pair of the queue after pair `after` (or at it, `including`), wrapping round to its start;
+    None if it is empty. A queue that learns walks in its own order (model_queues.queue_page), not by id;
+    `models`: model_queues.scored_models, where the caller has read them already."""
+    if f.queue in ID_ORDERED:
+        def page(start: int, at: bool) -> list[int]:
+            return queue_page(con, annotator, f.queue, source=f.source, split=f.split,
+                              after_id=start - 1 if at else start, limit=1)
+    else:
+        from prefstudio.evaluate import model_queues  # it builds on this module's SQL: imported where it is needed
+
+        models = model_queues.scored_models(con) if models is None else models
+
+        def page(start: int, at: bool) -> list[int]:
+            return model_queues.queue_page(con, annotator, f.queue, source=f.source, split=f.split, after=start,
+                                           including=at, limit=1, models=models)
+    ids = page(after, including)
     if not ids and after > 0:
-        ids = queue_page(con, annotator, f.queue, source=f.source, split=f.split, limit=1)
+        ids = page(0, False)
     return ids[0] if ids else None
 
 
@@ -210,7 +246,8 @@ RESOLVED_LABELS_SQL = f"""
     SELECT pair_id, annotator_kind, annotator_id, level, flip, value
     FROM ({LATEST_LABELS_SQL}) WHERE annotator_kind IN ('human', 'llm', 'data')
     QUALIFY row_number() OVER (
-        PARTITION BY pair_id ORDER BY CASE annotator_kind WHEN 'human' THEN 0 WHEN 'llm' THEN 1 ELSE 2 END, id DESC
+        PARTITION BY pair_id ORDER BY CASE annotator_kind WHEN 'human' THEN 0 WHEN 'llm' THEN 1 ELSE 2 END,
+                                      starts_with(annotator_id, 'jury:') DESC, id DESC  -- a jury over its judges
     ) = 1
 """
 

@@ -6,12 +6,20 @@ return first (429, 500, ...), with a Retry-After of its choosing, a queue of
 200 replies that are no answer (empty or null content, `{}`, a proxy's HTML
 page), a latency, garbage answers, or to hang once it has answered a given
 number of calls (a dead API). It counts what it is asked per (prompt, A, B):
-one key per pair and order.
+one key per pair and order, and keeps every request body it got (`bodies`).
+
+Modes, as the real endpoints behave: `reasoning=True` refuses `max_tokens` and
+`temperature` with the OpenAI API's own 400 (a reasoning model); `json_schema`
+True answers a `response_format` JSON schema with a JSON verdict, False refuses
+it with a 400 (a server without structured outputs), None ignores it; `logprobs`
+(a function of (prompt, A, B) giving the winner letter's and the operator's
+probabilities) returns `choices[0].logprobs` for the answer when asked.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -20,6 +28,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 _SECTION = re.compile(r"<(conversation|response_a|response_b)>\n(.*?)\n</\1>", re.DOTALL)
+_VERDICT = re.compile(r"([AB])(>{1,3}|=)([AB])")
+
+# The OpenAI API's 400 bodies, word for word, for what a reasoning model or an endpoint without JSON schemas refuses.
+REFUSALS = {
+    "max_tokens": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                              "'max_completion_tokens' instead.", "type": "invalid_request_error",
+                   "param": "max_tokens", "code": "unsupported_parameter"},
+    "temperature": {"message": "Unsupported value: 'temperature' does not support 0 with this model. Only the "
+                               "default (1) value is supported.", "type": "invalid_request_error",
+                    "param": "temperature", "code": "unsupported_value"},
+    "response_format": {"message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported "
+                                   "with this model.", "type": "invalid_request_error", "param": "response_format",
+                        "code": None},
+}
 
 
 def default_answer(prompt: str, response_a: str, response_b: str) -> str:
@@ -51,14 +73,56 @@ NO_ANSWERS: dict[str, tuple[str, bytes]] = {
 }
 
 
+def _as_json(text: str) -> str:
+    """An answer as a JSON-schema endpoint gives it: its first line the reason, its last verdict the verdict."""
+    found = _VERDICT.findall(text)
+    answer = {"reason": text.splitlines()[0] if text else ""}
+    if found:
+        answer["verdict"] = "".join(found[-1])
+    return json.dumps(answer)
+
+
+def _token(text: str, probability: float, top: dict[str, float] | None = None) -> dict:
+    def logprob(p: float) -> float:
+        return math.log(p) if p > 0 else -100.0
+
+    top = top if top is not None else {text: probability}
+    return {"token": text, "logprob": logprob(probability), "bytes": list(text.encode()),
+            "top_logprobs": [{"token": t, "logprob": logprob(p), "bytes": list(t.encode())}
+                             for t, p in top.items() if p > 0]}
+
+
+def _token_logprobs(text: str, winners: dict[str, float], operators: dict[str, float]) -> list[dict]:
+    """The answer as tokens: what comes before its last verdict, the winner letter, the operator, the rest; the
+    letter's and the operator's alternatives from the test's probabilities, every other token certain."""
+    found = list(_VERDICT.finditer(text))
+    if not found:
+        return [_token(text, 1.0)]
+    match = found[-1]
+    tokens = [_token(text[: match.start()], 1.0)] if match.start() else []
+    letter, op = match.group(1), match.group(2)
+    tokens += [_token(letter, winners.get(letter, 0.0), winners), _token(op, operators.get(op, 0.0), operators)]
+    rest = text[match.start(3):]
+    return tokens + [_token(rest, 1.0)]
+
+
 class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default 5 resets connections at concurrency 32
 
 
+Probs = dict[str, float]
+
+
 class StubOpenAI:
-    def __init__(self, answer: Callable[[str, str, str], str] = default_answer, latency_s: float = 0.0):
+    def __init__(self, answer: Callable[[str, str, str], str] = default_answer, latency_s: float = 0.0, *,
+                 reasoning: bool = False, json_schema: bool | None = None,
+                 logprobs: Callable[[str, str, str], tuple[Probs, Probs]] | None = None):
         self.answer = answer
         self.latency_s = latency_s
+        self.reasoning = reasoning
+        self.json_schema = json_schema
+        self.logprobs = logprobs  # (prompt, A, B) -> ({"A": p, "B": q}, {">": .., ">>": .., ">>>": .., "=": ..})
+        self.bodies: list[dict] = []  # every request body, in the order received
         self.fail_with: list[int] = []  # status codes returned, in order, before answering again
         self.retry_after = "0"  # the Retry-After header sent with those
         self.no_answers: list[str] = []  # NO_ANSWERS names, 200 replies sent in order before answering again
@@ -100,6 +164,10 @@ class StubOpenAI:
         with self._lock:
             self.requests += 1
             self.tries[key] += 1
+            self.bodies.append(body)
+            refused = self._refused(body)
+            if refused:
+                return 400, {"error": REFUSALS[refused]}, {}
             if self.fail_with:
                 code = self.fail_with.pop(0)
                 return code, {"error": {"message": f"stub failure {code}", "type": "stub"}}, {"retry-after": self.retry_after}
@@ -114,17 +182,32 @@ class StubOpenAI:
         if self.latency_s:
             time.sleep(self.latency_s)
         text = self.answer(*key)
+        if self.json_schema and (body.get("response_format") or {}).get("type") == "json_schema":
+            text = _as_json(text)
         with self._lock:
             self.answered[key] += 1
         tokens_in = sum(len(m["content"]) for m in body["messages"]) // 4
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        if body.get("logprobs") and self.logprobs:
+            choice["logprobs"] = {"content": _token_logprobs(text, *self.logprobs(*key))}
         return 200, {
             "id": f"chatcmpl-{self.requests}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "stub"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [choice],
             "usage": {"prompt_tokens": tokens_in, "completion_tokens": 20, "total_tokens": tokens_in + 20},
         }, {}
+
+    def _refused(self, body: dict) -> str | None:
+        """The REFUSALS key of what this server does not take in `body`, or None."""
+        if self.reasoning and "max_tokens" in body:
+            return "max_tokens"
+        if self.reasoning and "temperature" in body:
+            return "temperature"
+        if self.json_schema is False and "response_format" in body:
+            return "response_format"
+        return None
 
     def _handler(self):
         stub = self

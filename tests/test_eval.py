@@ -126,8 +126,9 @@ def test_eval_command_waits_then_prints_the_figures(tmp_path, backbone, monkeypa
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("job ") and f"scores raw:{backbone.name} (raw) on split 'test'" in lines[0]
-    assert [line.split()[0] for line in lines[1:]] == [*demo.SOURCES, "all"]
-    assert "accuracy" in lines[-1] and "ties" in lines[-1] and "ECE@10" in lines[-1]
+    assert [line.split()[0] for line in lines[1:-1]] == [*demo.SOURCES, "all"]
+    assert "accuracy" in lines[-2] and "ties" in lines[-2] and "ECE@10" in lines[-2]
+    assert lines[-1] == "no margin labels on the test pairs; label some (F2) or judge them (F3)"  # the demo has none
     listed = cli("jobs", str(path))
     assert " eval  done " in listed.stdout
     neither = cli("eval", str(path))
@@ -152,6 +153,7 @@ def test_eval_command_prints_the_ties_beside_accuracy(tmp_path, backbone, capsys
     by_source = {"alpha": rewards.d[rewards.source == "alpha"], "beta": rewards.d[rewards.source == "beta"],
                  "all": rewards.d}
     assert [int((d == 0).sum()) for d in by_source.values()] == [2, 1, 3]
+    assert printed.pop() == "no margin labels on the test pairs; label some (F2) or judge them (F3)"
     for line, (source, d) in zip(printed, by_source.items(), strict=True):
         right_or_half = ((d > 0).sum() + 0.5 * (d == 0).sum()) / d.size  # a tie counts half
         assert line.split()[:7] == [source, "n", str(d.size), "accuracy", f"{right_or_half:.1%}", "ties",

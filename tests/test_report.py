@@ -13,6 +13,7 @@ from prefstudio.errors import PrefstudioError
 from prefstudio.evaluate import compare, metrics, predictions, report
 from prefstudio.workspace import Workspace
 from tests.eval_helpers import add_pairs, store_model
+from tests.test_calibration import add_labels
 from tests.png_helpers import assert_png
 
 A = [1.0, 2.0, 3.0, -1.0, 0.5, -0.5]  # alpha 3 of 4 right, beta 1 of 2
@@ -31,12 +32,20 @@ def _fill(con) -> dict[str, list[int]]:
     return ids
 
 
+def margin_labels(ids):
+    """alpha: levels 1, 2, 3 and a flipped 3; beta: one data label at level 0 and an unlabelled pair."""
+    alpha, beta = ids["alpha"], ids["beta"]
+    return {alpha[0]: ("human", 1, False), alpha[1]: ("human", 2, False), alpha[2]: ("llm", 3, False),
+            alpha[3]: ("human", 3, True), beta[0]: ("data", 0, False)}
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """One report, read by many tests (drawing the plots is the slow part): tests only read it."""
     folder = tmp_path_factory.mktemp("report")
     with Workspace.init(folder / "ws") as ws:
         ids = _fill(ws.con)
+        add_labels(ws.con, margin_labels(ids))
         models = predictions.scored_models(ws.con, "test")
         paths = report.write_report(ws.con, models, folder / "out", ece_bins=5)
         yield ws, ids, models, paths, folder / "out"
@@ -128,6 +137,38 @@ def test_outliers_csv_keeps_user_text_with_commas_quotes_and_newlines(written):
     row = rows[1]
     assert row["prompt"] == TRICKY and row["source"] == "beta" and float(row["d"]) == 50.0
     assert row["chosen"] == "good answer 1" and row["rejected"] == "bad answer 1"
+
+
+def test_margins_csv_and_markdown_hold_the_calibration_by_margin_level(written):
+    *_, out = written
+    rows = _rows(out / "margins.csv")
+    a = {(r["source"], r["level"]): r for r in rows if r["job_id"] == "job-a"}
+    # A directed by the labels: alpha [1, 2, 3, 1] (its −1 is flipped), beta [0.5] (level 0), beta's −0.5 unlabelled
+    assert list(a) == [("alpha", "1"), ("alpha", "2"), ("alpha", "3"), ("alpha", "all"), ("beta", "0"),
+                       ("beta", "all"), (metrics.ALL, "0"), (metrics.ALL, "1"), (metrics.ALL, "2"),
+                       (metrics.ALL, "3"), (metrics.ALL, "all")]
+    three = a[(metrics.ALL, "3")]
+    assert (three["level_name"], three["pairs"], three["flipped"], float(three["mean_d"]), float(three["accuracy"])) \
+        == ("3 · Distinctly superior", "2", "1", 2.0, 1.0)
+    assert float(three["ece_5"]) == pytest.approx(metrics.ece(np.array([3.0, 1.0]), 5)) and three["spearman"] == ""
+    every = a[(metrics.ALL, "all")]
+    assert (every["pairs"], float(every["mean_d"])) == ("5", 1.5)
+    # ρ by hand: level ranks [2, 3, 4.5, 4.5, 1], d ranks [2.5, 4, 5, 2.5, 1]; Σ xy 6.75, Σ x² = Σ y² = 9.5
+    assert float(every["spearman"]) == pytest.approx(6.75 / 9.5)
+    assert float(a[("alpha", "all")]["spearman"]) == pytest.approx(1.75 / 4.5)
+    assert a[("beta", "all")]["spearman"] == ""  # one labelled pair: no ρ
+    assert {r["job_id"] for r in rows} == {"job-a", "job-b", "job-c"}
+    text = (out / "report.md").read_text(encoding="utf-8")
+    section = text[text.index("## Calibration by margin level"):text.index("## Outliers")]
+    assert "The 5 of 6 pairs with a margin label (the label that counts: 3 human, 1 judge, 1 data)" in section
+    assert "| source | level | pairs | flipped | mean d | accuracy % | ECE@5 | ρ(level, d) |" in section
+    bt = section[section.index("### bt (step-10)"):section.index("### more (step-10)")]
+    assert f"| all | 3 · Distinctly superior | 2 | 1 | +2.000 | 100.0 | {ece_text(3.0, 1.0)} |  |" in bt
+    assert "| all | all levels | 5 | 1 | +1.500 | 100.0 |" in bt and "| +0.711 |" in bt
+
+
+def ece_text(*d: float) -> str:
+    return f"{metrics.ece(np.array(d), 5):.4f}"
 
 
 def test_markdown_holds_the_table_the_figures_and_the_plots(written):
@@ -236,8 +277,9 @@ def test_job_names_checkpoints_raw_and_all(tmp_path, capsys):
     assert main(["report", str(path), "job-a", "--bins", "5", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[1].split()[-2] == "ECE@5"
-    assert printed[-2] == ("odd bin count: the middle bin pools p and 1 − p, so ECE@5 can read ≈ 0 for a model whose "
-                           "p stay near 0.5")
+    assert printed[-4] == ("odd bin count: the middle bin pools p and 1 − p, so ECE@5 can read ≈ 0 for a model "
+                           "whose p stay near 0.5")
+    assert printed[-2] == "no margin labels on the test pairs; label some (F2) or judge them (F3)"
     assert main(["report", str(path), "job-b:step-99", "--out", str(out)]) == 2
     assert "has no rewards for step-99 on split 'test' (scored: step-10, step-20)" in capsys.readouterr().err
     for bad, message in ((["--bins", "0"], "--bins 0"), (["--source", "gamma"], "no such source"),
@@ -351,3 +393,27 @@ def test_models_of_separate_settings_get_no_comparisons_unless_a_baseline_is_nam
     assert [(r["a"], r["b"], r["figure"]) for r in rows][:2] == [("bt (step-10)", "length", "accuracy_all"),
                                                                  ("bt (step-10)", "length", "accuracy_avg")]
     assert all(r["figure"] != "ece" for r in rows)  # length has no probability
+
+
+def test_the_short_margin_block_of_eval_wait(ws):
+    from prefstudio.evaluate import calibration
+    from tests.test_calibration import add_labels
+
+    ids = _fill(ws.con)
+    add_labels(ws.con, margin_labels(ids))
+    rewards = predictions.load_rewards(ws.con, "job-a", "step-10", "test")
+    labels = calibration.load_labels(ws.con, rewards.pair_id)
+    lines = report.margin_block(calibration.by_source(rewards, labels), labels, 6, "test", 10)
+    assert lines[0] == ("margin labels on 5 of 6 test pairs (3 human, 1 judge, 1 data); d from the response the label "
+                        "calls better:")
+    # A directed by the labels: level 0 beta's 0.5; 1, 2: alpha's 1, 2; 3: alpha's 3 and its flipped −1
+    assert lines[1].split() == ["level", "pairs", "flipped", "mean", "d", "accuracy", "%", "ECE@10"]
+    assert [line.split()[:3] + line.split()[-5:] for line in lines[2:-1]] == [
+        ["0", "·", "Negligibly", "1", "0", "+0.500", "100.0", f"{metrics.ece(np.array([0.5]), 10):.4f}"],
+        ["1", "·", "Slightly", "1", "0", "+1.000", "100.0", f"{metrics.ece(np.array([1.0]), 10):.4f}"],
+        ["2", "·", "More", "1", "0", "+2.000", "100.0", f"{metrics.ece(np.array([2.0]), 10):.4f}"],
+        ["3", "·", "Distinctly", "2", "1", "+2.000", "100.0", f"{metrics.ece(np.array([3.0, 1.0]), 10):.4f}"],
+        ["all", "levels", "5", "5", "1", "+1.500", "100.0", f"{metrics.ece(np.array([1.0, 2, 3, 1, 0.5]), 10):.4f}"]]
+    assert lines[-1] == "  Spearman ρ(level, d) +0.711 over all 5; per source: alpha +0.389 (4), beta — (1)"
+    assert report.margin_block({}, calibration.load_labels(ws.con, rewards.pair_id[:0]), 0, "test", 10) == [
+        "no margin labels on the test pairs; label some (F2) or judge them (F3)"]

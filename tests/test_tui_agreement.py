@@ -72,8 +72,10 @@ async def test_judge_consistency_and_levels_per_source(app):
         await settle(pilot)
         screen = app.screen
         consistency = text(screen, "consistency").splitlines()
-        assert consistency[0].split() == ["model", "prompt", "judged", "inconsistent", "rate"]
-        assert consistency[1].split() == ["gpt-4o", "general@1#abc", "11", "1", "9.1%"]
+        assert consistency[0].split() == ["model", "prompt", "judged", "inconsistent", "rate", "first", "won",
+                                          "bias"]
+        # labels stored without the judge's raw answers show no positions
+        assert consistency[1].split() == ["gpt-4o", "general@1#abc", "11", "1", "9.1%", "n/a", "n/a"]
         distribution = text(screen, "distribution")
         assert "[red]x[/red] · 6 labelled" in distribution  # a source name is shown as typed
         assert "y · 6 labelled" in distribution
@@ -86,6 +88,36 @@ async def test_judge_consistency_and_levels_per_source(app):
         await settle(pilot)
         assert "human:cleo" in [value for _, value in screen.query_one("#a", Select)._options[1:]]
         assert "[red]x[/red] · 6 labelled" in text(screen, "distribution")  # cleo's label counts over the judge's
+
+
+async def test_everyone_against_everyone_and_each_judges_position_bias(app):
+    rows = [  # a second judge's (outcome, level, answer with chosen shown as A, with chosen shown as B), pairs 1..4
+        ("label", 1, "Verdict: A>>>B", "Verdict: B>A"),       # first, then second
+        ("inconsistent", 0, "Verdict: A>B", "Verdict: A>>B"),  # the first shown both times
+        ("inconsistent", 0, "Verdict: B>A", "Verdict: B>A"),   # the second shown both times
+        ("inconsistent", 0, "Verdict: A>>B", "Verdict: A>B"),  # the first shown both times
+    ]
+    for pair_id, (outcome, level, ab, ba) in enumerate(rows, start=1):
+        app.ws.con.execute(
+            "INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, prompt_version, "
+            "raw_response_ab, raw_response_ba) VALUES (?, 'llm', 'j2', ?, ?, 'general@1#abc', ?, ?)",
+            [pair_id, outcome, level, ab, ba])
+    ana_judge = agreement.compare(app.ws.con, "human:ana", "llm:gpt-4o")
+    ana_j2 = agreement.compare(app.ws.con, "human:ana", "llm:j2")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        matrix = text(app.screen, "matrix").splitlines()
+        assert matrix[:4] == ["1  human:ana", "2  human:ben", "3  llm:gpt-4o", "4  llm:j2"]
+        assert matrix[4].split() == ["1", "2", "3", "4"]
+        # ana with the judge on 10 pairs, with j2 on 4; ben shares no pair with anyone
+        assert matrix[5].split() == ["1", "—", "–", f"{ana_judge.kappa:.2f}", "(10)", f"{ana_j2.kappa:.2f}", "(4)"]
+        assert matrix[6].split() == ["2", "–", "—", "–", "–"]
+        consistency = text(app.screen, "consistency").splitlines()
+        # j2: 3 of 4 inconsistent, 2 of them the first shown twice; 5 of its 8 answers name the first shown
+        assert consistency[2].split() == ["j2", "general@1#abc", "4", "3", "75.0%", "62.5%", "66.7%"]
+        assert consistency[3].startswith("first won: the judge's answers naming the response shown first")
 
 
 def test_bars_are_drawn_to_an_eighth_of_a_cell():

@@ -290,3 +290,59 @@ async def test_seeds_of_one_setting_show_as_a_row_with_its_interval_and_a_whiske
             await settle(pilot)
             rows = {row[1]: row for row in screen.query_one("#eval-table", JobTable).rows}
             assert "objective=bt (2 seeds)" not in rows and "objective=more (2 seeds)" in rows
+
+
+async def test_m_shows_the_calibration_by_margin_level(ws):
+    from prefstudio.tui.widgets import PlainTextTable
+    from tests.test_calibration import add_labels
+
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_screen(pilot, "f6")
+        title = lambda: str(screen.query_one("#eval-margins-title", Static).render())  # noqa: E731
+        await pilot.press("m")
+        box = screen.query_one("#eval-margins-box")
+        assert box.display and not screen.query_one("#eval-plots").display
+        assert title() == "no margin labels on the test pairs; label some (F2) or judge them (F3)"
+
+        alpha, beta = ws.ids["alpha"], ws.ids["beta"]
+        # bt's d: alpha[0] 0.1, alpha[39] 2.0, beta[0] 1.0, beta[1] −1.0 (its label flipped: +1.0)
+        add_labels(ws.con, {alpha[0]: ("human", 0, False), beta[1]: ("human", 1, True), beta[0]: ("llm", 2, False),
+                            alpha[39]: ("data", 3, False)})
+        await pilot.press("r")
+        await settle(pilot)
+        margins = screen.query_one("#eval-margins", PlainTextTable)
+        assert [c.label for c in margins.columns] == ["model", "level", "pairs", "mean d", "bar of mean d",
+                                                      "acc %", "ECE@10"]
+        rows = margins.rows
+        at = [row[0] for row in rows].index("bt (step-5)")
+        bt = rows[at:at + 5]
+        # one scale for every row: bt's 2.0 at level 3 is the largest mean d, a full half of 7 cells
+        assert [row[1:5] for row in bt] == [
+            ("0 · Negligibly better / unsure", "1", "+0.100", "       │       "),
+            ("1 · Slightly better", "1", "+1.000", "       │████   "),
+            ("2 · More effective", "1", "+1.000", "       │████   "),
+            ("3 · Distinctly superior", "1", "+2.000", "       │███████"),
+            ("all levels", "4", "+1.025", "")]
+        assert bt[3][5:] == ("100.0", f"{metrics_ece([2.0]):.4f}")
+        # ρ by hand: d ranks (1, 2.5, 2.5, 4) against levels (1, 2, 3, 4): 4.5 / √(5 · 4.5) = 0.949
+        assert title().startswith("margins · all sources · 4 of 60 pairs labelled (2 human, 1 judge, 1 data)")
+        assert "bt (step-5) +0.949" in title()
+        line = margins.render_line(at + 4).text  # the level-3 row, whole at 100 columns
+        assert "3 · Distinctly superior" in line and "███████" in line and line.rstrip().endswith(
+            f"{metrics_ece([2.0]):.4f}")
+
+        screen.query_one("#eval-source", Select).value = "beta"  # levels 1 and 2 only
+        await settle(pilot)
+        assert [row[1] for row in margins.rows[:3]] == ["1 · Slightly better", "2 · More effective", "all levels"]
+        assert "margins · beta · " in title()
+        await pilot.press("t")  # the figures replace the margins, and m brings the plots back after them
+        assert screen.query_one("#eval-figures").display and not box.display
+        await pilot.press("m", "m")
+        assert screen.query_one("#eval-plots").display
+
+
+def metrics_ece(d: list[float]) -> float:
+    from prefstudio.evaluate import metrics
+
+    return metrics.ece(np.array(d), 10)

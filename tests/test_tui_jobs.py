@@ -519,3 +519,33 @@ async def test_the_form_remembers_refuses_taken_names_and_unknown_sources(small_
         assert form.query_one("#form-error", Static).visual.plain == (
             f"name 'first': taken by job {first.id} in this workspace; choose another name")
         assert pilot.app.screen is form and len(jobs.list_jobs(small_ws.jobs_dir)) == 1
+
+
+# -- issue 18: MORE's diagnostics -------------------------------------------------------------------------
+
+async def test_a_more_job_shows_its_gradient_cosines_and_an_ignored_source(small_ws, backbone):
+    from prefstudio.jobs.metrics_log import IGNORED_STEPS
+
+    job = create_training_job(small_ws, config(backbone, objective="more", sampling="balanced"))
+    steps = IGNORED_STEPS + 10
+    write_done_job(job, steps)
+    with open(job.folder / "metrics.jsonl", "w") as metrics:  # safety's λ near 0 for exactly the last N steps
+        for step in range(1, steps + 1):
+            low = step > steps - IGNORED_STEPS
+            metrics.write(json.dumps({"step": step, "total_steps": steps, "loss": 0.5,
+                                      "lambda": {"concise": 0.5, "detailed": 0.5 - 0.01 * low, "safety": 0.01 * low}
+                                      if low else {s: 1 / 3 for s in SOURCES},
+                                      "cosine": [-0.5, 0.25, 1.0] if step % 2 else [-0.3, 0.75, 1.0]}) + "\n")
+    async with PrefstudioApp(small_ws).run_test(size=(100, 30)) as pilot:
+        screen = await open_jobs(pilot)
+        await wait_for(pilot, lambda: screen.query_one("#conflict").display, timeout=30)
+        table = screen.query_one("#conflict", Static).visual.plain.splitlines()
+        assert table == ["cos(g_i, g_j), mean of last 50 steps", "         conc deta safe",
+                         "concise  +1.0 -.40 +.50", "detailed -.40 +1.0 +1.0", "safety   +.50 +1.0 +1.0"]
+        warning = screen.query_one("#job-warnings", Static).visual.plain
+        assert warning == f"⚠ source safety is being ignored (λ < 0.0333 for the last {IGNORED_STEPS} steps)"
+        create_training_job(small_ws, config(backbone))  # a bt job: no table, no warning
+        await wait_for(pilot, lambda: len(states(screen)) == 2, timeout=30)
+        screen.query_one(JobTable).move_cursor(1)
+        await wait_for(pilot, lambda: not screen.query_one("#conflict").display, timeout=30)
+        assert not screen.query_one("#job-warnings").display

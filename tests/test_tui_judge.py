@@ -298,7 +298,8 @@ async def test_the_screens_errors_name_its_fields_not_command_line_flags(app):
             await click(pilot, "estimate")
             await click(pilot, "start")
             assert line(screen, "state").endswith(
-                f"{stub.base_url} does not know model 'gpt-4o' (HTTP 404); pick another in the model field")
+                f"{stub.base_url} does not know model 'gpt-4o' (HTTP 404); pick another in the model field; "
+                "the server said: stub failure 404")
             assert "--" not in every_line(screen)
 
 

@@ -259,3 +259,42 @@ async def test_the_demo_ground_truth_is_hidden_while_labelling_and_shown_on_requ
         await pilot.press("g")
         metadata = app.screen.query_one("#metadata-text", Static).visual.plain
         assert "meta.gt_level: 3" in metadata and "meta.gt_flip: false" in metadata
+
+
+async def test_a_queue_that_learns_says_why_and_shows_pre_labels_hidden_in_blind_mode(ws):
+    """Issue 18, item 5: the uncertain queue walks by the latest model's |d|, says why, and `p` shows the judge's
+    and the models' opinions; blind mode drops every sign and side that would tell the chosen response."""
+    store_model(ws.con, "j1", [1, 2, 3, 4], [0.4, -0.3, 0.9, 0.05], name="old-run", split="train")
+    store_model(ws.con, "j2", [1, 2, 3, 4], [0.6, -0.1, 1.5, 0.02], name="new-run", split="train")
+    ws.con.execute("UPDATE jobs SET created_at = created_at + INTERVAL 1 HOUR WHERE id = 'j2'")
+    ws.con.execute("INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, flip) "
+                   "VALUES (4, 'llm', 'gpt', 'label', 2, true)")
+    app = PrefstudioApp(ws, annotator="ana")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await label_screen(pilot)
+        select = screen.query_one("#queue", Select)
+        assert not screen.query_one("#reason", Static).display  # the unlabelled queue has no reason to give
+        assert str(select.query_one("#label", Static).visual) == "unlabelled · 12"  # each queue's size
+        select.value = "uncertain"
+        await settle(pilot)
+        assert shown_pair(screen) == 4  # |d| 0.02: the latest model's least sure
+        assert line(screen, "reason") == "why  latest model new-run d = +0.02 (1st most uncertain of 4)"
+        assert str(select.query_one("#label", Static).visual) == "uncertain · 4"
+        assert not screen.query_one("#prelabels", Static).display  # hidden until asked for
+        await pilot.press("p")
+        await settle(pilot)
+        assert line(screen, "prelabels") == ("pre-labels  judge gpt: 2 · More effective, right better  │  models "
+                                             "old-run d = +0.05 (left) · new-run d = +0.02 (left)")
+        await pilot.press("b")
+        side = labels.chosen_shown_as(ws.config.annotation.blind_seed, 4)
+        judged = labels.better_side(True, side)
+        assert line(screen, "prelabels") == (f"pre-labels  judge gpt: 2 · More effective, {judged} better  │  "
+                                             "models hidden in blind mode")
+        assert line(screen, "reason") == "why  latest model new-run |d| = 0.02 (1st most uncertain of 4)"
+        await pilot.press("b", "2")
+        await settle(pilot)
+        assert shown_pair(screen) == 2  # next by |d|: 0.1
+        assert line(screen, "reason") == "why  latest model new-run d = -0.10 (2nd most uncertain of 4)"
+        assert "old-run d = -0.30 (right)" in line(screen, "prelabels")
+        assert str(select.query_one("#label", Static).visual) == "uncertain · 3"
+        assert select.value == "uncertain"

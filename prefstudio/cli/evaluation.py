@@ -44,7 +44,8 @@ then: F6 Evaluate in the app, or `prefstudio report ws JOB... --out DIR`""",
     p.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass (default 32)")
     p.add_argument("--max-length", type=int, help="tokens per text (default: the job's own; with --model the "
                    "model's limit, at most 1024)")
-    p.add_argument("--wait", action="store_true", help="follow the job, then store and print the figures")
+    p.add_argument("--wait", action="store_true", help="follow the job, then store and print the figures, with "
+                   "the calibration by margin level of the pairs that have a margin label")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
@@ -54,13 +55,14 @@ then: F6 Evaluate in the app, or `prefstudio report ws JOB... --out DIR`""",
             "Compare scored models (see `prefstudio eval`) on the pairs of a split that every one of them has scored, "
             "print the papers' table (accuracy per source, their average, over all pairs, ties, ECE) and write into "
             "DIR: report.md (every table, with the plots embedded); comparison.csv (the table as numbers), metrics.csv "
-            "(every figure in long form), comparisons.csv, reliability.csv, outliers.csv (Tukey's outliers with their "
-            "texts); histogram.png (reward differences), reliability.png and accuracy.png. Every table ends with the "
-            "length baseline (the longer response wins). When models share a setting (jobs whose training config "
-            "differs only in seed: a sweep's cells), the table has one row per cell, mean ± the 95 % t-interval over "
-            "the seeds, and a Comparisons section tests each pair of cells (or each against --baseline) by a paired "
-            "bootstrap over the test pairs, with p, effect size and a power note (docs/methods.md, \"Comparing "
-            "runs\").", 100),
+            "(every figure in long form), comparisons.csv, reliability.csv, margins.csv (calibration by margin level: "
+            "per level of the pairs' margin labels, mean reward difference, accuracy, ECE, and Spearman's ρ(level, "
+            "d)), outliers.csv (Tukey's outliers with their texts); histogram.png (reward differences), "
+            "reliability.png and accuracy.png. Every table ends with the length baseline (the longer response wins). "
+            "When models share a setting (jobs whose training config differs only in seed: a sweep's cells), the "
+            "table has one row per cell, mean ± the 95 % t-interval over the seeds, and a Comparisons section tests "
+            "each pair of cells (or each against --baseline) by a paired bootstrap over the test pairs, with p, "
+            "effect size and a power note (docs/methods.md, \"Comparing runs\").", 100),
         epilog="""JOB is a job id (its latest scored checkpoint), JOB:step-N for another checkpoint, raw:NAME for an
 untrained baseline, `sweep:ID` for every scored job of a sweep, or `all` for every scored job's latest
 checkpoint on the split.
@@ -158,7 +160,7 @@ def _sweep_models(con, sweep_id: str, split: str, scored):
 
 def cmd_eval(args) -> int:
     from prefstudio import jobs
-    from prefstudio.evaluate import predictions, scoring_job
+    from prefstudio.evaluate import calibration, metrics, predictions, report, scoring_job
     from prefstudio.workspace import Workspace
 
     if args.batch_size < 1:
@@ -198,14 +200,17 @@ def cmd_eval(args) -> int:
     with Workspace.open(args.workspace) as ws:  # opening brings the rewards in
         scored = predictions.find_model(ws.con, config.subject, config.split, config.checkpoint_name)
         rewards = predictions.load_rewards(ws.con, scored.job_id, scored.checkpoint, scored.split)
+        labels = calibration.load_labels(ws.con, rewards.pair_id)
     for source, summary in rewards.summaries().items():
         print(f"  {source:<20} n {summary.n:>7,}  accuracy {summary.accuracy:6.1%}  ties {summary.ties:>5,}  "
               f"ECE@10 {summary.ece[10]:.4f}")
+    print("\n".join(report.margin_block(calibration.by_source(rewards, labels), labels, rewards.pair_id.size,
+                                        config.split, metrics.DEFAULT_ECE_BINS)))
     return 0
 
 
 def cmd_report(args) -> int:
-    from prefstudio.evaluate import compare, report
+    from prefstudio.evaluate import calibration, compare, report
     from prefstudio.workspace import Workspace
 
     for option, value in (("--bins", args.bins), ("--reliability-bins", args.reliability_bins),
@@ -225,7 +230,9 @@ def cmd_report(args) -> int:
                                      reliability_bins=args.reliability_bins)
         report.check_common(comparison)
         tests = report.cell_tests(comparison, bootstrap=args.bootstrap, seed=args.seed, baseline=args.baseline)
-        paths = report.write_comparison(ws.con, comparison, args.out, hist_bins=args.hist_bins, tests=tests)
+        margins = calibration.for_comparison(ws.con, comparison)
+        paths = report.write_comparison(ws.con, comparison, args.out, hist_bins=args.hist_bins, tests=tests,
+                                        margins=margins)
     print(f"split {args.split!r}: {comparison.n_common:,} pairs every model has scored")
     for label, n in comparison.left_out.items():
         print(f"  left out: {n:,} pairs {label} scored that not every model did")
@@ -242,5 +249,6 @@ def cmd_report(args) -> int:
         print("\n".join(report.text_table(compare.comparisons_table(tests.comparisons))))
         print("power (80 %, α = 0.05):")
         print("\n".join(f"  {line}" for line in compare.power_lines(tests.comparisons, comparison)))
+    print("\n" + "\n".join(report.margin_lines(comparison, margins)))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

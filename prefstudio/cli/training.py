@@ -125,6 +125,46 @@ A sweep of more than 200 training jobs needs --yes.
                      "a job's id or its name)")
     p.set_defaults(func=cmd_jobs)
 
+    p = sub.add_parser(
+        "retrain", help="train a job's settings again on the pairs as they are now (a new job, linked to it)",
+        description="Make a training job with JOB's frozen settings, unchanged, and a new snapshot of the pairs: "
+        "after labelling, the same run on the new labels. The new job is named after its parent (NAME-r1, "
+        "NAME-r2, …), records its parent, and runs after any job already running; a scoring job on the test "
+        "split runs after it, and one scores the parent too where nothing has, so `prefstudio report` and the "
+        "Evaluate screen (p: parent vs child) compare the two on the same test pairs. The label screen's `t` "
+        "does the same for the newest training job.",
+        epilog="""examples:
+  prefstudio retrain ws my-run              # my-run-r1: my-run's settings on today's labels
+  prefstudio retrain ws                     # the newest training job
+  prefstudio retrain ws my-run --no-start   # for a cluster: see docs/cluster.md
+""", formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_workspace(p)
+    p.add_argument("job", nargs="?", metavar="JOB", help="the job to retrain, by id or name (default: the newest "
+                   "training job)")
+    p.add_argument("--no-score", action="store_true", help="make no scoring jobs on the test split")
+    p.add_argument("--no-start", action="store_true", help="only make the job folders (to run them elsewhere)")
+    p.set_defaults(func=cmd_retrain)
+
+
+def cmd_retrain(args) -> int:
+    from prefstudio import jobs
+    from prefstudio.jobs.retrain import plan_retrain, start_retrain
+    from prefstudio.workspace import Workspace
+
+    with Workspace.open(args.workspace) as ws:
+        plan = plan_retrain(ws, args.job)
+        child = start_retrain(ws, plan, held=args.no_start, score=not args.no_score)
+        started = None if args.no_start else jobs.start_next(ws.jobs_dir)
+    print(plan.describe(score=not args.no_score))
+    print(f"job {child} ({plan.name}): retrain of {plan.parent.name or plan.parent.id} -> {ws.jobs_dir / child}")
+    if args.no_start:
+        print(f"not started; run it with: python -m prefstudio.jobs {ws.jobs_dir / child} (docs/cluster.md)")
+    else:
+        state = "running" if started is not None and started.id == child else \
+            "queued: it starts when the running job ends"
+        print(f"{state}; follow it with: prefstudio jobs {args.workspace} --follow {plan.name}")
+    return 0
+
 
 def _add_settings(p, sweep: bool = False) -> None:
     """The settings flags `train` and `sweep` share."""

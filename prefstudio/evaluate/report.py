@@ -33,11 +33,12 @@ import numpy as np
 from prefstudio import __version__
 from prefstudio.errors import PrefstudioError
 from prefstudio.evaluate import compare as comparing
-from prefstudio.evaluate import metrics, uncertainty
+from prefstudio.evaluate import calibration, metrics, uncertainty
 from prefstudio.evaluate.compare import Comparison, ModelResult, compare, marker, odd_bins_note, outlier_pairs
 from prefstudio.evaluate.predictions import Scored, metric_values
 
-FILES = ("report.md", "comparison.csv", "metrics.csv", "comparisons.csv", "reliability.csv", "outliers.csv",
+FILES = ("report.md", "comparison.csv", "metrics.csv", "comparisons.csv", "reliability.csv", "margins.csv",
+         "outliers.csv",
          "histogram.png", "reliability.png", "accuracy.png")
 EXCERPT = 500  # characters of each text in outliers.csv: enough to recognise a pair, not a whole transcript
 OUTLIERS_IN_MARKDOWN = 10  # per model; outliers.csv lists up to OUTLIER_LIMIT per model and group
@@ -87,20 +88,22 @@ class CellTests:
 
 
 def write_comparison(con, comparison: Comparison, out_dir: str | Path, *, hist_bins: int = 40,
-                     tests: CellTests | None = None) -> list[Path]:
-    """The files of a comparison already made (the command line prints its table too, and computes it once)."""
+                     tests: CellTests | None = None, margins: calibration.ComparedMargins | None = None) -> list[Path]:
+    """The files of a comparison already made (the command line prints its tables too, and computes them once)."""
     check_common(comparison)
     tests = tests if tests is not None else cell_tests(comparison)
+    margins = margins if margins is not None else calibration.for_comparison(con, comparison)
     out = _prepare(Path(out_dir))
     # per model (in comparison.results' order): its outliers fenced over every pair, then within each source
     outliers = [{group: outlier_pairs(con, r, None if group == metrics.ALL else group, OUTLIER_LIMIT)
                  for group in (metrics.ALL, *comparison.sources)} for r in comparison.results]
     return [
-        _write_markdown(out / "report.md", comparison, outliers, tests),
+        _write_markdown(out / "report.md", comparison, outliers, tests, margins),
         _write_comparison_csv(out / "comparison.csv", comparison),
         _write_metrics_csv(out / "metrics.csv", comparison),
         _write_comparisons_csv(out / "comparisons.csv", comparison, tests),
         _write_reliability_csv(out / "reliability.csv", comparison),
+        _write_margins_csv(out / "margins.csv", comparison, margins),
         _write_outliers_csv(out / "outliers.csv", comparison, outliers),
         plot_histogram(out / "histogram.png", comparison, hist_bins),
         plot_reliability(out / "reliability.png", comparison),
@@ -184,7 +187,8 @@ def _number(value) -> str:
 
 # -- Markdown ------------------------------------------------------------------------------------------------
 
-def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict], tests: CellTests) -> Path:
+def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict], tests: CellTests,
+                    margins: calibration.ComparedMargins) -> Path:
     results = comparison.results
     splits = sorted({r.model.split for r in results})
     ece_cols = sorted({b for r in results for b in r.summaries[metrics.ALL].ece})
@@ -235,6 +239,7 @@ def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict], te
         rows += [[f"{b.lower:.3f}-{b.upper:.3f}", f"{b.count:,}", _fixed(b.confidence), _fixed(b.accuracy)]
                  for b in r.summaries[metrics.ALL].reliability]
         lines += [f"### {r.label}", "", *markdown_table(rows), ""]
+    lines += _margins_markdown(comparison, margins)
     lines += ["## Outliers", "",
               f"Tukey's fences drawn over every pair, then within each source (a source's own spread can make "
               f"a pair stand out there and not overall); the most extreme first, up to {OUTLIERS_IN_MARKDOWN} "
@@ -253,6 +258,61 @@ def _write_markdown(path: Path, comparison: Comparison, outliers: list[dict], te
     with _replacing(path) as handle:
         handle.write("\n".join(lines))
     return path
+
+
+def _split_names(comparison: Comparison) -> str:
+    return ", ".join(sorted({r.model.split for r in comparison.results}))
+
+
+def _margins_markdown(comparison: Comparison, margins: calibration.ComparedMargins) -> list[str]:
+    """Calibration by margin level: per model, a row per (source, level), each source closed by its ρ row."""
+    lines = ["## Calibration by margin level", ""]
+    if not margins.any:
+        return [*lines, calibration.no_labels_line(_split_names(comparison)) + ".", ""]
+    labels = margins.labels
+    lines += [f"The {labels.n:,} of {margins.n_pairs:,} pairs with a margin label (the label that counts: "
+              f"{calibration.kinds_text(labels.kinds)}), per level: mean d, accuracy (a tie counting half) and "
+              f"ECE@{comparison.ece_bins}, with d running from the response the label calls better (a flipped "
+              "label's pair enters with −d; flipped says how many). The all-levels row of each source holds "
+              "Spearman's ρ(level, d), ties at average ranks. A model whose rewards know the margins has mean d "
+              "rising with the level and ρ > 0 (docs/methods.md, \"Calibration by margin level\").", ""]
+    for r, figures in zip(comparison.results, margins.figures):
+        rows = [["source", *calibration.header(comparison.ece_bins), "ρ(level, d)"]]
+        for source, of_source in figures.items():
+            for row in calibration.level_rows(of_source):
+                rho = calibration.signed(of_source.spearman) if row.level is None else ""
+                rows.append([source, *calibration.cells(row), rho])
+        lines += [f"### {r.label}", "", *markdown_table(rows, left=2), ""]
+    return lines
+
+
+def margin_lines(comparison: Comparison, margins: calibration.ComparedMargins) -> list[str]:
+    """The terminal's short form: a row per model with ρ and the mean d at each level, over every source."""
+    if not margins.any:
+        return [calibration.no_labels_line(_split_names(comparison))]
+    present = [level for level in calibration.LEVELS
+               if any(row.level == level for f in margins.figures for row in f[metrics.ALL].levels)]
+    rows = [["model", "ρ(level, d)", *(f"mean d @{level}" for level in present)]]
+    for r, figures in zip(comparison.results, margins.figures):
+        mean = {row.level: row.mean_d for row in figures[metrics.ALL].levels}
+        rows.append([r.label, calibration.signed(figures[metrics.ALL].spearman),
+                     *(calibration.signed(mean.get(level, math.nan)) for level in present)])
+    labels = margins.labels
+    return [f"margin labels on {labels.n:,} of {margins.n_pairs:,} pairs ({calibration.kinds_text(labels.kinds)}); "
+            "d from the response the label calls better (report.md: per level and source)",
+            *(f"  {line}" for line in text_table(rows))]
+
+
+def margin_block(figures: dict[str, calibration.MarginFigures], labels: calibration.MarginLabels, n_pairs: int,
+                 split: str, ece_bins: int) -> list[str]:
+    """One model's short block (`eval --wait`): every source together, a row per level, then ρ."""
+    if not figures:
+        return [calibration.no_labels_line(split)]
+    rows = [calibration.header(ece_bins), *(calibration.cells(row)
+                                            for row in calibration.level_rows(figures[metrics.ALL]))]
+    return [f"margin labels on {labels.n:,} of {n_pairs:,} {split} pairs ({calibration.kinds_text(labels.kinds)}); "
+            "d from the response the label calls better:",
+            *(f"  {line}" for line in text_table(rows)), f"  {calibration.rho_line(figures)}"]
 
 
 def _cell_members(comparison: Comparison) -> list[str]:
@@ -386,6 +446,21 @@ def _write_reliability_csv(path: Path, comparison: Comparison) -> Path:
                 for b in summary.reliability:
                     out.writerow([*_identity(r), source, _number(b.lower), _number(b.upper), b.count,
                                   _number(b.confidence), _number(b.accuracy)])
+    return path
+
+
+def _write_margins_csv(path: Path, comparison: Comparison, margins: calibration.ComparedMargins) -> Path:
+    """A row per (model, source, level), then the source's all-levels row with ρ; the header alone without labels."""
+    with _replacing(path) as handle:
+        out = csv.writer(handle)
+        out.writerow(["model", "job_id", "checkpoint", "split", "source", "level", "level_name", "pairs", "flipped",
+                      "mean_d", "accuracy", f"ece_{comparison.ece_bins}", "spearman"])
+        for r, figures in zip(comparison.results, margins.figures):
+            for source, of_source in figures.items():
+                for row in calibration.level_rows(of_source):
+                    out.writerow([*_identity(r), source, "all" if row.level is None else row.level, row.name, row.n,
+                                  row.flipped, _number(row.mean_d), _number(row.accuracy), _number(row.ece),
+                                  _number(of_source.spearman) if row.level is None else ""])
     return path
 
 

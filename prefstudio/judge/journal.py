@@ -49,6 +49,7 @@ ANNOTATION_SCHEMA = pa.schema([
     ("flip", pa.bool_()), ("margin", pa.float64()), ("prompt_version", pa.string()),
     ("raw_response_ab", pa.string()), ("raw_response_ba", pa.string()), ("tokens_in", pa.int64()),
     ("tokens_out", pa.int64()), ("cost_usd", pa.float64()), ("run_id", pa.string()),
+    ("expected_level", pa.float64()),  # the soft label, where both calls had logprobs (judge/verdict.py)
 ])
 
 _active_runs: set[str] = set()  # journals of runs going on in this process: never replayed under them
@@ -65,11 +66,13 @@ def _insert_calls(con, rows: list[dict]) -> None:
     Journals are replayed before any run plans, so an older answer never arrives after a newer one.
     """
     newest = list({row["cache_key"]: row for row in rows}.values())  # one statement may not touch a key twice
-    con.register("_calls", pa.Table.from_pylist(newest, schema=CALL_SCHEMA))
+    # verdict_probs: JSON text where the call had logprobs (absent from older journals: NULL)
+    con.register("_calls", pa.Table.from_pylist(newest, schema=CALL_SCHEMA.append(pa.field("verdict_probs",
+                                                                                          pa.string()))))
     try:
         con.execute(
-            f"INSERT OR REPLACE INTO judge_calls ({', '.join(CALL_COLUMNS)}) "
-            f"SELECT {', '.join(CALL_COLUMNS[:-1])}, created_at::TIMESTAMP FROM _calls"
+            f"INSERT OR REPLACE INTO judge_calls ({', '.join(CALL_COLUMNS)}, verdict_probs) "
+            f"SELECT {', '.join(CALL_COLUMNS[:-1])}, created_at::TIMESTAMP, verdict_probs::JSON FROM _calls"
         )
     finally:
         con.unregister("_calls")

@@ -4,6 +4,12 @@ A prompt is a TOML file (name, version, system, user) under the workspace's
 `prompts/` folder or the project's `prompts/`. Its identity for caching and
 storage is `name@version#sha`, the sha covering the text, so an edited prompt
 whose version was not bumped still never reuses another text's answers.
+
+Two optional fields say how the answer is asked for: `structured = "json_schema"`
+(a JSON answer `{"reason", "verdict"}` where the endpoint supports it; the default
+`"text"` is a verdict line) and `logprobs = true` (the verdict's token
+probabilities, a soft label). A JSON-schema prompt's sha covers that too: its
+answers are another kind of text.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from prefstudio.errors import PrefstudioError
 
 PROJECT_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
 PLACEHOLDERS = ("{prompt}", "{response_a}", "{response_b}")
+STRUCTURED = ("text", "json_schema")
 
 
 @dataclass(frozen=True)
@@ -27,10 +34,13 @@ class JudgePrompt:
     system: str
     user: str
     path: Path
+    structured: str = "text"  # one of STRUCTURED
+    logprobs: bool = False
 
     @property
     def identity(self) -> str:
-        digest = hashlib.sha256(f"{self.system}\x1f{self.user}".encode()).hexdigest()[:8]
+        text = f"{self.system}\x1f{self.user}" + ("" if self.structured == "text" else f"\x1f{self.structured}")
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
         return f"{self.name}@{self.version}#{digest}"
 
     def messages(self, prompt: str, response_a: str, response_b: str) -> list[dict]:
@@ -83,4 +93,10 @@ def load_prompt(name_or_path: str, workspace: Path | None = None) -> JudgePrompt
     absent = [p for p in PLACEHOLDERS if p not in data["user"]]
     if absent:
         raise PrefstudioError(f"{path}: the user text must contain {', '.join(absent)}")
-    return JudgePrompt(data["name"], data["version"], data["system"], data["user"], path)
+    structured = data.get("structured", "text")
+    if structured not in STRUCTURED:
+        raise PrefstudioError(f"{path}: structured = {structured!r}: expected \"text\" or \"json_schema\"")
+    logprobs = data.get("logprobs", False)
+    if not isinstance(logprobs, bool):
+        raise PrefstudioError(f"{path}: logprobs = {logprobs!r}: expected true or false")
+    return JudgePrompt(data["name"], data["version"], data["system"], data["user"], path, structured, logprobs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
@@ -33,8 +34,45 @@ def answer_text(reply) -> str:
     if not isinstance(content, str):
         raise NoAnswer("a reply with null content" if content is None else "a reply whose content is not text")
     if not content.strip():
+        if getattr(choices[0], "finish_reason", None) == "length":  # a reasoning model spent it all thinking
+            raise NoAnswer("an empty answer cut at the token budget (raise [judge] max_tokens or "
+                           "reasoning_max_tokens)")
         raise NoAnswer("an empty answer")
     return content
+
+
+def answer_logprobs(reply) -> list[tuple[str, float, list[tuple[str, float]]]] | None:
+    """The answer's tokens as (text, logprob, top alternatives as (text, logprob)), where the reply has them."""
+    try:
+        content = reply.choices[0].logprobs.content
+        return [(item.token, float(item.logprob), [(top.token, float(top.logprob)) for top in item.top_logprobs or []])
+                for item in content]
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+
+
+_SECRET = re.compile(r"\b(sk|key|token)-[A-Za-z0-9_\-*]{6,}", re.IGNORECASE)
+SAID_CHARS = 300
+
+
+def server_said(exc: Exception, api_key: str | None = None) -> str:
+    """The endpoint's own error text, in one line and at most SAID_CHARS long, with no key in it ("" if none).
+
+    What the server says is the reason a request was refused ("Unsupported parameter: 'max_tokens' ..."); a
+    key it echoes (a proxy's "invalid key sk-...") is cut out, so the line can be shown and stored.
+    """
+    body = getattr(exc, "body", None)
+    said = body.get("message") if isinstance(body, dict) else body if isinstance(body, str) else None
+    if not isinstance(said, str) or not said.strip():
+        response = getattr(exc, "response", None)
+        try:
+            said = response.text if response is not None else ""
+        except Exception:  # a streamed body not read: nothing to show
+            said = ""
+    if api_key:
+        said = said.replace(api_key, "[key]")
+    said = _SECRET.sub("[key]", " ".join(said.split()))
+    return said if len(said) <= SAID_CHARS else said[: SAID_CHARS - 1] + "…"
 
 
 def token_count(usage, name: str) -> int:

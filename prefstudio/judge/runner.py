@@ -37,9 +37,10 @@ from prefstudio.errors import PrefstudioError
 from prefstudio.judge.continuation import LABEL, RETRY_ERRORS, Continuation, Selection, find_continuation
 from prefstudio.judge.journal import RunWriter, now_text, replay_journals
 from prefstudio.judge.prompts import JudgePrompt
-from prefstudio.judge.request import chat_request
-from prefstudio.judge.replies import NoAnswer, answer_text, backoff, retry_after, token_count
-from prefstudio.judge.verdict import Judgement, combine, parse_verdict
+from prefstudio.judge.request import chat_request, refused_part
+from prefstudio.judge.replies import (NoAnswer, answer_logprobs, answer_text, backoff, retry_after, server_said,
+                                      token_count)
+from prefstudio.judge.verdict import Judgement, combine, expected_level, parse_verdict, verdict_distribution
 from prefstudio.labels import signed_margin
 
 EXPECTED_OUTPUT_TOKENS = 60  # one sentence and a verdict line, for the estimate
@@ -78,6 +79,7 @@ class CallResult:
     tokens_in: int
     tokens_out: int
     cost_usd: float
+    verdict_probs: dict[str, float] | None = None  # from the answer's logprobs, where the endpoint gave them
 
 
 @dataclass
@@ -102,7 +104,12 @@ class RunPlan:
     continuation: Continuation | None = None  # the unfinished run this one goes on with
 
     def describe(self, model: str) -> str:
-        cost = f"~${self.est_cost_usd:,.2f}" if self.est_cost_usd is not None else "cost unknown (no price for this model; set [judge] prices in workspace.toml)"
+        """Both prices where the price is known: live, and as an OpenAI batch (judge/batch.py: half, within 24 h)."""
+        from prefstudio.judge.batch import BATCH_PRICE_FACTOR  # batch.py builds on this module
+
+        cost = (f"~${self.est_cost_usd:,.2f} live or ~${self.est_cost_usd * BATCH_PRICE_FACTOR:,.2f} as a batch"
+                if self.est_cost_usd is not None else
+                "cost unknown (no price for this model; set [judge] prices in workspace.toml)")
         going_on = f"{self.continuation.describe()}; " if self.continuation else ""
         return (
             f"{going_on}{len(self.tasks):,} pairs to judge with {model}: {self.calls_needed:,} calls "
@@ -217,9 +224,10 @@ def plan_run(con, settings: JudgeConfig, prompt: JudgePrompt, pairs: list[tuple[
     ]
     keys = [t.key_ab for t in tasks] + [t.key_ba for t in tasks]
     cached = {
-        key: CallResult(resp, tin or 0, tout or 0, cost or 0.0)
-        for key, resp, tin, tout, cost in con.execute(
-            "SELECT cache_key, response, tokens_in, tokens_out, cost_usd FROM judge_calls WHERE list_contains(?, cache_key)",
+        key: CallResult(resp, tin or 0, tout or 0, cost or 0.0, json.loads(probs) if probs else None)
+        for key, resp, tin, tout, cost, probs in con.execute(
+            "SELECT cache_key, response, tokens_in, tokens_out, cost_usd, verdict_probs FROM judge_calls "
+            "WHERE list_contains(?, cache_key)",
             [keys],
         ).fetchall()
         if not (reask_unparsed and parse_verdict(resp) is None)
@@ -298,6 +306,7 @@ class JudgeRun:
         self._calls: dict[str, asyncio.Task] = {}  # cache key -> its call: a key asked twice is paid once
         self._waiting = 0  # calls waiting to retry
         self._failures: list[str] = []
+        self._refused: set[str] = set()  # optional request parts this endpoint refused: asked without from then on
 
     @classmethod
     def for_workspace(cls, ws, settings: JudgeConfig, prompt: JudgePrompt, plan: RunPlan, *, con=None,
@@ -396,6 +405,7 @@ class JudgeRun:
             "pair_id": task.pair_id, "chosen_as": chosen_as, "response": result.response,
             "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "cost_usd": result.cost_usd,
             "run_id": self.stats.run_id, "created_at": now_text(),
+            "verdict_probs": None if result.verdict_probs is None else json.dumps(result.verdict_probs),
         }
 
     def _complete(self, writer: RunWriter, task: PairTask) -> None:
@@ -428,6 +438,7 @@ class JudgeRun:
             "raw_response_ab": ab.response, "raw_response_ba": ba.response,
             "tokens_in": ab.tokens_in + ba.tokens_in, "tokens_out": ab.tokens_out + ba.tokens_out,
             "cost_usd": ab.cost_usd + ba.cost_usd, "run_id": self.stats.run_id,
+            "expected_level": expected_level(ab.verdict_probs, ba.verdict_probs) if judgement.level is not None else None,
         }
 
     async def _call(self, client, semaphore, writer: RunWriter, task: PairTask, chosen_as: str, key: str,
@@ -437,13 +448,15 @@ class JudgeRun:
         attempt = 0
         while True:
             async with semaphore:  # held until the answer is on disk: at most `concurrency` paid and not kept
+                request = chat_request(self.settings, messages, prompt=self.prompt, without=self._refused)
                 try:
-                    reply = await client.chat.completions.create(**chat_request(self.settings, messages))
+                    reply = await client.chat.completions.create(**request)
                     text = answer_text(reply)
                     usage = getattr(reply, "usage", None)
                     tokens_in, tokens_out = token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens")
+                    probs = verdict_distribution(text, answer_logprobs(reply)) if request.get("logprobs") else None
                     result = CallResult(text, tokens_in, tokens_out,
-                                        (tokens_in * self._prices[0] + tokens_out * self._prices[1]) / 1e6)
+                                        (tokens_in * self._prices[0] + tokens_out * self._prices[1]) / 1e6, probs)
                     await asyncio.wrap_future(writer.answer(self._call_row(task, chosen_as, key, result)))
                     break
                 except (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
@@ -455,7 +468,11 @@ class JudgeRun:
                     if exc.status_code >= 500 or exc.status_code == 408:
                         error = exc
                     else:
-                        raise _FatalAPIError(_describe_status(exc, self.settings, self.advice)) from None
+                        part = refused_part(server_said(exc), request) if exc.status_code == 400 else None
+                        if part is None:
+                            raise _FatalAPIError(_describe_status(exc, self.settings, self.advice)) from None
+                        self._refused.add(part)  # e.g. no JSON-schema answers here: this run asks for text
+                        continue  # at once, and not a retry: the endpoint answered, it was the request
             if attempt >= self.settings.max_retries:
                 if isinstance(error, NoAnswer):
                     raise _PairFailed(f"{_endpoint(self.settings)} sent {error} {attempt + 1} times") from None
@@ -515,12 +532,15 @@ def _describe_transient(exc: Exception) -> str:
 
 
 def _describe_status(exc: openai.APIStatusError, settings: JudgeConfig, advice: Advice) -> str:
+    """One line: what the refusal means here, then the server's own words (never the key), which say why."""
     where = _endpoint(settings)
+    said = server_said(exc, os.environ.get(API_KEY_ENV))
+    said = f"; the server said: {said}" if said else ""
     if exc.status_code == 401:
-        return f"{where} refused the API key (HTTP 401); check {API_KEY_ENV}"
+        return f"{where} refused the API key (HTTP 401); check {API_KEY_ENV}{said}"
     if exc.status_code == 404:
-        return f"{where} does not know model {settings.model!r} (HTTP 404); {advice.other_model}"
-    return f"{where} refused the request (HTTP {exc.status_code}); {advice.check_endpoint}"
+        return f"{where} does not know model {settings.model!r} (HTTP 404); {advice.other_model}{said}"
+    return f"{where} refused the request (HTTP {exc.status_code}); {advice.check_endpoint}{said}"
 
 
 def prepare_run(

@@ -31,17 +31,23 @@ REMEMBERED_FILE = "launch-form.json"
 REMEMBERED = ("backbone", "objective", "sampling", "batch_size", "lr", "epochs", "max_length", "mixed_precision",
               "gpus", "sources", "unlabelled", "dropout")  # the form's fields a next launch starts from (not the job's name)
 # On a CPU. A batch is padded to its longest text, not to max_length, so neither setting changes much what a
-# pair costs on the demo (its texts: 44 tokens median, 109 at most, with all-MiniLM-L6-v2's tokenizer); measured
-# on a shared 2-core CPU: 3.5 pairs per CPU-second at batch 80 x 512, 3.1 at 32 x 128, 2.6 at 16 x 128.
+# pair costs on the demo (its texts: 44 tokens median, 109 at most, with all-MiniLM-L6-v2's tokenizer).
 # 128 cuts none of the demo's texts and keeps a long imported text from costing four times as much; 24 pairs
-# a step put a point on the loss curve every few seconds instead of every half minute, and split into equal
+# a step put a point on the loss curve every second or two instead of every half minute, and split into equal
 # sub-batches for balanced sampling (MORE) over 2, 3, 4, 6 or 8 sources (the demo has 3).
+# Measured (2026-12-07, this project's 2-core machine, nothing else running): a bt job on the demo at 24 x 128
+# trained its epoch (4,050 pairs, 168 steps) in 303 s at 13.6 pairs/s and scored 69.6 % on test; scoring the
+# 450 test pairs took 30 s. On the same machine, short runs of random batches (12 steps) found no speed in
+# freezing the bottom 4 layers (7.98 against 7.37 pairs/s) or in two processes (6.19): the two cores are busy
+# either way, so neither is a CPU default.
 # Dropout stays on (the papers trained with it): off, it saved 530 MB on MiniLM (bench/README.md), but two demo jobs
 # at 24 x 128 on the loaded CPU ran at 2.87 pairs/s without it and 3.24 with it: no speed to be had here.
 CPU_DEFAULTS = {"batch_size": 24, "max_length": 128}
 # The rough throughput: all-MiniLM-L6-v2 (10.6M parameters outside the embeddings) on that CPU, on the demo's
-# texts (42 tokens a text by CHARS_PER_TOKEN): 3.58 pairs/s recorded by a demo job.
-REF_PAIRS_PER_S = 3.5
+# texts (42 tokens a text by CHARS_PER_TOKEN): the demo job above. Random batches (adaptive, MORE) pad more
+# and run slower; a busy machine runs slower still: the form says the figure is rough until a job of the
+# workspace has measured its own.
+REF_PAIRS_PER_S = 13.6
 REF_COMPUTE = 10.6e6 * 42  # non-embedding parameters x tokens per text of that measure
 GPU_SPEEDUP = 25.0  # a GPU over that CPU, for a first guess only
 CHARS_PER_TOKEN = 4.0

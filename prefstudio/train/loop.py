@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,13 +22,13 @@ import torch
 
 from prefstudio.errors import PrefstudioError
 from prefstudio.jobs.layout import METRICS, PAIRS, checkpoint_dir, latest_checkpoint
-from prefstudio.jobs.metrics_log import keep_steps_up_to
+from prefstudio.jobs.metrics_log import COSINE, IgnoredSources, keep_steps_up_to
 from prefstudio.jobs.progress import Progress
 from prefstudio.train import strategy
 from prefstudio.train.checkpoints import load_trainer_state, save_checkpoint
 from prefstudio.train.config import TrainConfig
 from prefstudio.train.data import collate, collate_packed, encode_pairs, padding_free_refusal, plan_batches
-from prefstudio.train.min_norm import min_norm_weights
+from prefstudio.train.min_norm import cosine_matrix, min_norm_weights, upper_triangle
 from prefstudio.train.objectives import head_gradients, more_loss, pair_losses
 from prefstudio.train.reward_model import RewardModel, load_tokenizer
 from prefstudio.train.truncation import TruncationReport
@@ -124,6 +125,7 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
     # -- loop ------------------------------------------------------------------------------------
     model.train()
     started, pairs_seen = time.perf_counter(), 0
+    ignored = IgnoredSources()  # MORE: a source whose λ stays near 0 is said once, in the log
     for batch_index in range(step * config.grad_accum, len(my_batches)):
         if _agreed_stop(accelerator, should_stop()):
             break
@@ -142,11 +144,12 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
             d = (rewards[:n] - rewards[n:]).float()
             record = {}
             if config.objective == "more":
-                loss, lam, sub_losses, momentum = more_objective(
-                    d, pooled, margins, len(sources), strategy.full_weight(core.head.weight), config, momentum,
-                    reduce=lambda g: accelerator.reduce(g, reduction="mean"))
-                record["lambda"] = dict(zip(sources, [round(x, 6) for x in lam.tolist()]))
-                record["loss_by_source"] = {s: round(v.mean().item(), 6) for s, v in zip(sources, sub_losses)}
+                solved = more_step(d, pooled, margins, len(sources), strategy.full_weight(core.head.weight), config,
+                                   momentum, reduce=lambda g: accelerator.reduce(g, reduction="mean"))
+                loss, momentum = solved.loss, solved.momentum
+                record["lambda"] = dict(zip(sources, [round(x, 6) for x in solved.lam.tolist()]))
+                record["loss_by_source"] = {s: round(v.mean().item(), 6) for s, v in zip(sources, solved.sub_losses)}
+                record[COSINE] = upper_triangle(cosine_matrix(solved.gram))  # in λ's source order
             else:
                 losses = pair_losses(d, config.objective, margins)
                 loss = losses.mean()
@@ -172,6 +175,8 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
                 record["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
             metrics_file.write(json.dumps(record) + "\n")
             metrics_file.flush()
+            for warning in ignored.update(record.get("lambda")):
+                print(f"warning: {warning}", flush=True)  # into the job's log; the Jobs screen says it too
         if on_progress and accelerator.is_main_process:
             on_progress(Progress(step, total_steps, loss_value))
         if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
@@ -183,9 +188,21 @@ def train(job_dir: Path, config: TrainConfig, *, on_progress: Callable[[Progress
     return final
 
 
-def more_objective(d: torch.Tensor, pooled: torch.Tensor, margins: torch.Tensor, k: int, head_weight: torch.Tensor,
-                   config: TrainConfig, momentum: torch.Tensor | None, reduce=lambda g: g):
-    """MORE's loss for a batch of K equal sub-batches (docs/methods.md): (loss, λ, per-source losses, momentum).
+@dataclass(frozen=True)
+class MoreStep:
+    """One batch of MORE: the loss to back-propagate, λ, the per-source losses, the momentum buffer to keep, and
+    the Gram matrix λ was solved on (K×K, float64, on the CPU), which the cosine diagnostics read."""
+
+    loss: torch.Tensor
+    lam: torch.Tensor
+    sub_losses: list[torch.Tensor]
+    momentum: torch.Tensor
+    gram: torch.Tensor
+
+
+def more_step(d: torch.Tensor, pooled: torch.Tensor, margins: torch.Tensor, k: int, head_weight: torch.Tensor,
+              config: TrainConfig, momentum: torch.Tensor | None, reduce=lambda g: g) -> MoreStep:
+    """MORE's loss for a batch of K equal sub-batches (docs/methods.md).
 
     `pooled` are the states the head sees (after its dropout, if any); g_i is the gradient of
     sub-batch i's loss with respect to the head's weights on them, detached from the backbone.
@@ -204,8 +221,16 @@ def more_objective(d: torch.Tensor, pooled: torch.Tensor, margins: torch.Tensor,
         g = (1 - config.more_momentum) * momentum.to(g.device) + config.more_momentum * g
     momentum = g.detach().cpu()
     scaled = normalize_gradients(g, means, config.more_normalize)
-    lam = min_norm_weights(scaled @ scaled.T)
-    return more_loss(sub_losses, lam), lam, sub_losses, momentum
+    gram = (scaled @ scaled.T).detach().to(torch.float64).cpu()  # K×K: moved once, read by the solver and the log
+    lam = min_norm_weights(gram)
+    return MoreStep(more_loss(sub_losses, lam), lam, sub_losses, momentum, gram)
+
+
+def more_objective(d: torch.Tensor, pooled: torch.Tensor, margins: torch.Tensor, k: int, head_weight: torch.Tensor,
+                   config: TrainConfig, momentum: torch.Tensor | None, reduce=lambda g: g):
+    """more_step as (loss, λ, per-source losses, momentum), for the callers that need no Gram matrix."""
+    step = more_step(d, pooled, margins, k, head_weight, config, momentum, reduce)
+    return step.loss, step.lam, step.sub_losses, step.momentum
 
 
 def normalize_gradients(g: torch.Tensor, losses: torch.Tensor, how: str) -> torch.Tensor:

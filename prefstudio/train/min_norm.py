@@ -12,6 +12,8 @@ than an arbitrary corner.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 TOLERANCE = 1e-5
@@ -60,3 +62,26 @@ def min_norm_weights(gram: torch.Tensor, tolerance: float = TOLERANCE, max_steps
     if uniform_value <= value + 1e-9 * max(abs(value), float(m.diagonal().max()), 1e-30):
         return uniform
     return lam
+
+
+def cosine_matrix(gram: torch.Tensor) -> torch.Tensor:
+    """cos_ij = M_ij / sqrt(M_ii M_jj) for a K×K Gram matrix M (float64): how much two sources' gradients agree.
+
+    What MORE is about (docs/methods.md, "MORE"): -1 where one source's step undoes another's, 0 where they are
+    unrelated. A per-source positive scale (the l2 and loss normalisers, which λ is solved after) leaves it
+    unchanged. A source whose gradient is zero has no direction: its row and column are NaN (the diagonal too).
+    """
+    m = gram.detach().to(torch.float64).cpu()
+    norms = m.diagonal().clamp(min=0).sqrt()
+    scale = torch.outer(norms, norms)
+    cos = torch.where(scale > 0, m / scale.where(scale > 0, torch.ones_like(scale)), torch.full_like(m, math.nan))
+    return cos.clamp(-1.0, 1.0)  # rounding can take |cos| a hair past 1; clamp keeps NaN
+
+
+def upper_triangle(matrix: torch.Tensor, digits: int = 3) -> list[float | None]:
+    """The entries above the diagonal, row by row ((0,1), (0,2), …, (1,2), …), rounded; None for NaN: what a
+    metrics line keeps of a symmetric matrix whose diagonal is 1."""
+    k = matrix.shape[0]
+    values = matrix.tolist()
+    return [None if math.isnan(values[i][j]) else round(values[i][j], digits)
+            for i in range(k) for j in range(i + 1, k)]

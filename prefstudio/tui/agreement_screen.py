@@ -3,14 +3,16 @@
 Two annotators (people or judges, "kind:id") are compared on the pairs both
 labelled (agreement.compare): where their levels meet in the confusion matrix,
 the quadratic-weighted kappa, and, apart from the level, how often each one
-flipped a pair. Below that, each judge's position bias and the level mix per
-source. Everything is asked again each time the screen is shown, so labels
+flipped a pair. Below that, weighted kappa of every annotator against every
+other (judges, a jury, people), each judge's consistency and position bias, and
+the level mix per source. Everything is asked again each time the screen is shown, so labels
 given on the other screens count at once.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -82,20 +84,27 @@ def scores_text(result: Agreement) -> Text:
     return text
 
 
-def consistency_text(rows: list[tuple[str, str, int, int, float]]) -> Text:
-    if not rows:
+def consistency_text(rows: list[tuple[str, str, int, int, float]], bias: list[agreement.PositionBias]) -> Text:
+    """Each judge's inconsistency across the two orders beside its position bias (agreement.bias_table)."""
+    lines = agreement.bias_table([(visible(m), visible(v), *rest) for m, v, *rest in rows],
+                                 [replace(b, model=visible(b.model), prompt_version=visible(b.prompt_version))
+                                  for b in bias])
+    if not lines:
         return Text("no judge has labelled a pair yet", style="dim")
-    header = ("model", "prompt", "judged", "inconsistent", "rate")
-    cells = [(visible(model), visible(version), f"{n:,}", f"{k:,}", f"{rate:.1%}") for model, version, n, k, rate in rows]
-    widths = [max(len(header[i]), *(len(row[i]) for row in cells)) for i in range(len(header))]
+    text = Text(lines[0] + "\n", style="bold")
+    text.append("\n".join(lines[1:]) + "\n")
+    text.append(agreement.BIAS_NOTE, style="dim")
+    return text
 
-    def line(values: tuple[str, ...]) -> str:
-        return "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
 
-    text = Text(line(header) + "\n", style="bold")
-    for row in cells:
-        text.append(line(row) + "\n")
-    text.rstrip()
+def matrix_text(names: list[str], matrix: list) -> Text:
+    """Weighted kappa of every annotator against every other: a legend of numbered names, then the matrix."""
+    lines = agreement.matrix_lines([visible(name) for name in names], matrix)
+    if not lines:
+        return Text("fewer than two annotators have labelled pairs", style="dim")
+    text = Text("\n".join(lines[:len(names)]) + "\n")
+    text.append(lines[len(names)] + "\n", style="bold")
+    text.append("\n".join(lines[len(names) + 1:]))
     return text
 
 
@@ -118,9 +127,11 @@ def distribution_text(distribution: dict[str, list[int]]) -> Text:
 
 
 class OverviewLoaded(Message):
-    def __init__(self, annotators: list[str], consistency: list, distribution: dict[str, list[int]]) -> None:
+    def __init__(self, annotators: list[str], consistency: list, bias: list, matrix: tuple,
+                 distribution: dict[str, list[int]]) -> None:
         super().__init__()
         self.annotators, self.consistency, self.distribution = annotators, consistency, distribution
+        self.bias, self.matrix = bias, matrix
 
 
 class ComparisonLoaded(Message):
@@ -145,6 +156,7 @@ class AgreementScreen(ReportsFailedWorkers, Screen):
             with Horizontal(id="comparison"):
                 yield Static(Text("pick two annotators", style="dim"), id="confusion")
                 yield Static(id="scores")
+            yield Static(id="matrix")
             yield Static(id="consistency")
             yield Static(id="distribution")
         yield Footer(compact=True)
@@ -152,7 +164,8 @@ class AgreementScreen(ReportsFailedWorkers, Screen):
     def on_mount(self) -> None:
         self.query_one("#confusion").border_title = "confusion · rows A's level · columns B's"
         self.query_one("#scores").border_title = "agreement"
-        self.query_one("#consistency").border_title = "judge consistency across the two orders"
+        self.query_one("#matrix").border_title = "weighted kappa · everyone against everyone · (pairs labelled by both)"
+        self.query_one("#consistency").border_title = "judge consistency and position bias across the two orders"
         self.query_one("#distribution").border_title = "levels per source · the labels that count"
 
     def on_screen_resume(self) -> None:
@@ -162,11 +175,13 @@ class AgreementScreen(ReportsFailedWorkers, Screen):
     def _load_overview(self) -> None:
         with self.app.cursor("agreement-overview") as con:
             names = [f"{kind}:{name}" for kind, name, _ in agreement.annotators(con)]
-            loaded = OverviewLoaded(names, agreement.judge_consistency(con), agreement.level_distribution(con))
+            loaded = OverviewLoaded(names, agreement.judge_consistency(con), agreement.position_bias(con),
+                                    agreement.agreement_matrix(con), agreement.level_distribution(con))
         self.post_message(loaded)
 
     def on_overview_loaded(self, message: OverviewLoaded) -> None:
-        self.query_one("#consistency", Static).update(consistency_text(message.consistency))
+        self.query_one("#matrix", Static).update(matrix_text(*message.matrix))
+        self.query_one("#consistency", Static).update(consistency_text(message.consistency, message.bias))
         self.query_one("#distribution", Static).update(distribution_text(message.distribution))
         options = [(literal_text(name), name) for name in message.annotators]
         defaults = iter(message.annotators)

@@ -14,8 +14,9 @@ the length baseline (the longer response wins; no ECE); where cells have several
 seeds, an accuracy chart draws each cell's mean with its interval as a whisker.
 Enter opens an outlier in the pair view, `l` labels it (esc there comes back). `t` swaps the plots for
 the figures behind them (the distribution's moments, ECE at 5/10/20 bins,
-outlier counts). `b` cycles the bin count (5, 10, 20) of the ECE column and the
-reliability diagram; an ECE at an odd bin count gets a footnote (its middle
+outlier counts); `m` for the calibration by margin level (the pairs with a margin label: per level, pairs,
+mean d with a bar, accuracy and ECE, and Spearman's ρ(level, d), per model). `b` cycles the bin count
+(5, 10, 20) of the ECE column and the reliability diagram; an ECE at an odd bin count gets a footnote (its middle
 bin pools p and 1 − p). Each (job, checkpoint) has its own colour and legend
 mark, as in the report's PNGs. Every query runs in a thread worker; the plots
 are drawn from the loaded rewards, so resizing or switching sources never
@@ -36,7 +37,7 @@ from textual.widgets import Footer, Select, Static
 from prefstudio import jobs, textplot
 from prefstudio.browse import PairFilter
 from prefstudio.errors import PrefstudioError, first_line
-from prefstudio.evaluate import charts, compare, metrics, predictions
+from prefstudio.evaluate import calibration, charts, compare, metrics, predictions
 from prefstudio.tui.jobs_screen import JobTable
 from prefstudio.tui.pair_view import PairScreen
 from prefstudio.tui.widgets import Column, DrawnChart, PlainTextTable, WorkspaceHeader, literal_text, slot_styles
@@ -55,9 +56,10 @@ class ModelsLoaded(Message):
 
 
 class ComparisonLoaded(Message):
-    def __init__(self, comparison: compare.Comparison | None, why: str = "") -> None:
+    def __init__(self, comparison: compare.Comparison | None, why: str = "",
+                 margins: calibration.ComparedMargins | None = None) -> None:
         super().__init__()
-        self.comparison, self.why = comparison, why
+        self.comparison, self.why, self.margins = comparison, why, margins
 
 
 class OutliersLoaded(Message):
@@ -82,6 +84,16 @@ FIGURE_COLUMNS = [Column("model"), Column("mean d", 7, right=True), Column("std"
 kurtosis, out ± the Tukey outliers above and below; fits 100 columns."""
 
 
+MARGIN_BAR_HALF = 7  # the bar column of `m`: 7 cells each side of d = 0
+
+
+def margin_columns(ece_bins: int) -> list[Column]:
+    """`m`'s table; with the level's full name (30 characters at most), fits 100 columns."""
+    return [Column("model"), Column("level", 30), Column("pairs", 5, right=True), Column("mean d", 7, right=True),
+            Column("bar of mean d", 2 * MARGIN_BAR_HALF + 1), Column("acc %", 5, right=True),
+            Column(f"ECE@{ece_bins}", 6, right=True)]
+
+
 def _short_labels(labels: list[str]) -> list[str]:
     """Cell labels for a narrow chart: `objective=bt`, `objective=more` become `bt`, `more` when one setting
     tells every cell apart."""
@@ -93,15 +105,17 @@ def _short_labels(labels: list[str]) -> list[str]:
 
 class EvalScreen(ReportsFailedWorkers, Screen):
     CSS_PATH = "eval_screen.tcss"
-    PURPOSE = ("Scored jobs on the test pairs: accuracy, reward-difference histograms, calibration (ECE), accuracy "
-               "per source, and the outliers.")  # what `?` says first
+    PURPOSE = ("Scored jobs on the test pairs: accuracy, reward-difference histograms, calibration (ECE; by margin "
+               "level with m), accuracy per source, and the outliers.")  # what `?` says first
     BINDINGS = [
         Binding("space", "pick", "Pick model"),
         Binding("o", "toggle_overlay", "Overlay/stack"),
         Binding("t", "toggle_figures", "Plots/figures"),
+        Binding("m", "toggle_margins", "Margin calibration", show=False),  # in ? and the palette: q Quit needs the room
         Binding("b", "cycle_bins", "Bins"),
         Binding("l", "label_outlier", "Label outlier"),
         Binding("r", "reload", "Reload", show=False),  # in the ? panel: the footer must fit 100 columns
+        Binding("p", "parent_and_child", "Parent vs child", show=False),  # a retrain and its parent, alone
     ]
 
     def __init__(self) -> None:
@@ -110,6 +124,7 @@ class EvalScreen(ReportsFailedWorkers, Screen):
         self.shown: list[predictions.Scored] = []  # the table's rows: the models on the split
         self.picked: set[tuple[str, str]] = set()  # (job_id, checkpoint) of the picked ones
         self.comparison: compare.Comparison | None = None
+        self.margins: calibration.ComparedMargins | None = None  # `m`: the comparison's calibration by margin level
         self.split = DEFAULT_SPLIT
         self.source: str | None = None
         self.bins = metrics.DEFAULT_RELIABILITY_BINS
@@ -128,6 +143,9 @@ class EvalScreen(ReportsFailedWorkers, Screen):
             yield DrawnChart(id="eval-reliability")
             yield DrawnChart(id="eval-accuracy")
         yield PlainTextTable(FIGURE_COLUMNS, id="eval-figures")
+        with Vertical(id="eval-margins-box"):
+            yield Static(id="eval-margins-title")
+            yield PlainTextTable(margin_columns(self.bins), id="eval-margins")
         yield Static(id="eval-ece-note")
         with Vertical(id="eval-outliers-box"):
             yield Static(id="eval-outliers-title")
@@ -160,13 +178,14 @@ class EvalScreen(ReportsFailedWorkers, Screen):
         try:
             with self.app.cursor("eval-compare") as con:
                 comparison = compare.compare(con, models, ece_bins=bins, reliability_bins=bins)
+                margins = calibration.for_comparison(con, comparison)
         except duckdb.Error as exc:
             self.post_message(ComparisonLoaded(None, first_line(exc)))
             return
         except ValueError as exc:
             self.post_message(ComparisonLoaded(None, str(exc)))
             return
-        self.post_message(ComparisonLoaded(comparison))
+        self.post_message(ComparisonLoaded(comparison, margins=margins))
 
     @query_work(group="eval-outliers", exclusive=True)
     def load_outliers(self, result: compare.ModelResult, source: str | None) -> None:
@@ -200,7 +219,7 @@ class EvalScreen(ReportsFailedWorkers, Screen):
         # a job's latest checkpoint is picked when it first appears (at first, or scored since the last look)
         self.picked |= latest - before if self.picked else latest
         if not self.shown:
-            self.comparison = None
+            self.comparison = self.margins = None
             self.query_one("#eval-status", Static).update(literal_text(
                 "nothing scored yet: e on a job in F5 Jobs scores it, or `prefstudio eval WORKSPACE JOB --wait` "
                 "(--raw BACKBONE for the untrained baseline)"))
@@ -217,7 +236,7 @@ class EvalScreen(ReportsFailedWorkers, Screen):
         if message.why:
             self.notify(message.why, title="evaluation", severity="error", markup=False)
             return
-        self.comparison = message.comparison
+        self.comparison, self.margins = message.comparison, message.margins
         with self.prevent(Select.Changed):
             source_select = self.query_one("#eval-source", Select)
             source_select.set_options([(literal_text(s), s) for s in self.comparison.sources])
@@ -335,8 +354,42 @@ class EvalScreen(ReportsFailedWorkers, Screen):
                          *(f"{s.ece[b]:.4f}" for b in metrics.ECE_BINS), f"{out.n_positive:,}", f"{out.n_negative:,}"))
         self.query_one("#eval-figures", PlainTextTable).show_rows(rows, list(range(len(rows))))
 
+    def _show_margins(self) -> None:
+        """`m`: per picked model, a row per level of the pairs with a margin label (the source picked at the top,
+        or every pair), mean d drawn as a bar on one scale for every row; ρ per model in the title."""
+        key, where = self.source or metrics.ALL, self.source or ALL_SOURCES
+        table = self.query_one("#eval-margins", PlainTextTable)
+        title = self.query_one("#eval-margins-title", Static)
+        table.columns = margin_columns(self.bins)
+        margins, comparison = self.margins, self.comparison
+        if comparison is None or not comparison.results or margins is None:
+            table.show_rows([], [])
+            title.update(literal_text("calibration by margin level: no model picked"))
+            return
+        if not margins.any:
+            table.show_rows([], [])
+            title.update(literal_text(calibration.no_labels_line(self.split)))
+            return
+        shown = [(label, figures[key]) for label, figures in zip(comparison.labels(), margins.figures)
+                 if key in figures]
+        scale = max((abs(row.mean_d) for _, f in shown for row in f.levels if row.mean_d == row.mean_d), default=0.0)
+        rows = []
+        for label, figures in shown:
+            for i, row in enumerate(calibration.level_rows(figures)):
+                bar = calibration.mean_bar(row.mean_d, scale, MARGIN_BAR_HALF) if row.level is not None else ""
+                rows.append((label if i == 0 else "", row.name, f"{row.n:,}", calibration.signed(row.mean_d), bar,
+                             calibration.percent(row.accuracy), f"{row.ece:.4f}"))
+        rho = " · ".join(f"{label} {calibration.signed(figures.spearman)}" for label, figures in shown)
+        labels = margins.labels
+        title.update(literal_text(
+            f"margins · {where} · {labels.n:,} of {margins.n_pairs:,} pairs labelled "
+            f"({calibration.kinds_text(labels.kinds)}) · d from the better response · ρ(level, d): "
+            f"{rho or 'no labelled pair here'}"))
+        table.show_rows(rows, list(range(len(rows))))
+
     def _show_plots(self) -> None:
         self._show_figures()
+        self._show_margins()
         comparison = self.comparison
         where = self.source or "all sources"
         histogram = self.query_one("#eval-histogram", DrawnChart)
@@ -409,8 +462,30 @@ class EvalScreen(ReportsFailedWorkers, Screen):
         self.picked ^= {key}
         self._compare()
 
+    def action_parent_and_child(self) -> None:
+        """Pick only the model under the cursor and its parent (or its newest retrain: jobs/retrain.py), each at
+        its latest checkpoint: the two compared on the pairs both scored."""
+        from prefstudio.jobs.retrain import parent_and_child
+
+        row = self.query_one("#eval-table", JobTable).cursor_row
+        if not 0 <= row < len(self.shown):
+            return
+        found = parent_and_child(self.app.ws.jobs_dir, [m.job_id for m in self.shown], self.shown[row].job_id)
+        if found is None:
+            self.notify("no retrain of this model, nor its parent, is scored on this split (t on the label screen "
+                        "retrains the newest job)", severity="warning", markup=False)
+            return
+        self.picked = {(m.job_id, m.checkpoint) for m in predictions.latest_per_job(self.shown) if m.job_id in found}
+        self._compare()
+
     def action_toggle_figures(self) -> None:
+        self.remove_class("-margins")
         self.toggle_class("-figures")
+        self._show_ece_note()
+
+    def action_toggle_margins(self) -> None:
+        self.remove_class("-figures")
+        self.toggle_class("-margins")
         self._show_ece_note()
 
     def action_toggle_overlay(self) -> None:

@@ -36,14 +36,17 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from rich.color import Color
+from rich.style import Style
+from rich.text import Text
 from textual.widgets import Button, Footer, Input, Select, Static
 
 from prefstudio import jobs, textplot
 from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.settings import OBJECTIVES, SAMPLINGS, parse_gpus, parse_sources, sampling_needed
-from prefstudio.jobs import kinds
+from prefstudio.jobs import kinds, retrain
 from prefstudio.jobs.layout import read_config
-from prefstudio.jobs.metrics_log import MetricsLog
+from prefstudio.jobs.metrics_log import CONFLICT_STEPS, IGNORED_STEPS, MetricsLog, ignored_now, mean_cosines
 from prefstudio.jobs.names import check_new_name
 from prefstudio.train import launch_defaults, sweep, truncation
 from prefstudio.train.config import TrainConfig, make_config
@@ -88,6 +91,47 @@ class JobRow:
     objective: str
     backbone: str  # the model's path: a next launch's likeliest backbone
     model: str = ""  # what the backbone column shows (model_label)
+    parent: str = ""  # a retrain's parent, as job_label names it (jobs/retrain.py)
+
+
+CONFLICT_NAME = 8  # a source's name in the cosine table's rows (its first 4 letters head the columns)
+
+
+def conflict_table(found: tuple[list[str], list[list[float]], int] | None) -> Text:
+    """MORE's per-source gradient cosines (jobs/metrics_log.py, mean_cosines) as a small heat table: red where two
+    sources pull apart (cos < 0), green where they agree; blank for a job without them. Six sources fit 40 columns."""
+    if found is None:
+        return Text()
+    sources, matrix, steps = found
+    text = Text(f"cos(g_i, g_j), mean of {'last ' if steps == CONFLICT_STEPS else ''}{steps} "
+                f"step{'s' if steps != 1 else ''}\n", style="bold")
+    text.append(" " * (CONFLICT_NAME + 1) + " ".join(f"{name[:4]:<4}" for name in sources))
+    for name, row in zip(sources, matrix):
+        shown = name if len(name) <= CONFLICT_NAME else name[: CONFLICT_NAME - 1] + "…"
+        text.append(f"\n{shown:<{CONFLICT_NAME}} ")
+        for j, value in enumerate(row):
+            text.append(_cosine_cell(value), style=_heat(value))
+            if j < len(row) - 1:
+                text.append(" ")
+    return text
+
+
+def _cosine_cell(value: float) -> str:
+    """Four characters: +.30, -.12, +1.0; ' ·  ' where undefined (a source with no gradient)."""
+    if math.isnan(value):
+        return " ·  "
+    if abs(value) >= 0.995:
+        return f"{value:+.1f}"
+    return f"{value:+.2f}".replace("0.", ".", 1)
+
+
+def _heat(value: float) -> Style:
+    if math.isnan(value):
+        return Style()
+    strength = min(1.0, abs(value))
+    low = 40
+    shade = low + int(150 * strength)
+    return Style(color="white", bgcolor=Color.from_rgb(shade, low, low) if value < 0 else Color.from_rgb(low, shade, low))
 
 
 @dataclass(frozen=True)
@@ -97,6 +141,8 @@ class JobDetail:
     weights: dict[str, list[textplot.Point]]
     log: str
     truncation: str = ""  # what max_length cost the job's pairs
+    conflict: Text = field(default_factory=Text)  # MORE: the sources' gradient cosines (conflict_table)
+    warnings: tuple[str, ...] = ()  # MORE: the sources its λ has ignored over the latest steps
 
 
 class JobsScanned(Message):
@@ -588,6 +634,7 @@ class JobsScreen(Screen):
         # Read and written by the scan worker only; scan() runs one at a time:
         self._metrics: dict[str, MetricsLog] = {}
         self._configs: dict[str, tuple[str, str, str]] = {}  # job id -> (objective, backbone, its label)
+        self._parents: dict[str, str] = {}  # job id -> the id of the job it retrains, "" for none
         self._synced_states: dict[str, str] = {}  # job id -> state, as last copied into the jobs table
 
     def compose(self) -> ComposeResult:
@@ -602,6 +649,8 @@ class JobsScreen(Screen):
                 yield Static(id="job-sweep")
                 yield Static(id="job-message")
                 yield Static(id="job-truncation")
+                yield Static(id="job-warnings")
+                yield Static(id="conflict")
                 yield Static(id="log")
         yield Footer(compact=True)
 
@@ -639,7 +688,9 @@ class JobsScreen(Screen):
                 statuses = jobs.bring_in(self.app.ws, con=con)
             self._synced_states = states
         groups = sweep.group_by_sweep(statuses)  # a sweep's jobs together, where its first one is
-        rows = [JobRow(s, *self._config_of(s)) for _, members in groups for s in members]
+        by_id = {s.id: s for s in statuses}
+        rows = [JobRow(s, *self._config_of(s), parent=self._parent_of(s, by_id)) for _, members in groups
+                for s in members]
         summaries = {sweep_id: sweep.summary(self.app.ws.jobs_dir, sweep_id, members)
                      for sweep_id, members in groups if sweep_id is not None}
         if selected not in {s.id for s in statuses}:
@@ -649,8 +700,22 @@ class JobsScreen(Screen):
             status = next(s for s in statuses if s.id == selected)
             metrics = self._metrics.setdefault(selected, MetricsLog())
             metrics.read_more(status.folder)
-            detail = JobDetail(selected, *curves(metrics), status.log_tail(LOG_LINES), truncation.read_line(status.folder))
+            latest = metrics.last(max(CONFLICT_STEPS, IGNORED_STEPS))
+            detail = JobDetail(selected, *curves(metrics), status.log_tail(LOG_LINES), truncation.read_line(status.folder),
+                               conflict_table(mean_cosines(latest[-CONFLICT_STEPS:])),
+                               tuple(ignored_now(latest[-IGNORED_STEPS:])))
         self.post_message(JobsScanned(rows, detail, sweeps=summaries))
+
+    def _parent_of(self, status: jobs.JobStatus, by_id: dict[str, jobs.JobStatus]) -> str:
+        """The label of the job `status` retrains, "" for none; read once per job (a retrain is linked while it is
+        held, before it is queued: a held job's is read again)."""
+        if status.id not in self._parents:
+            parent = retrain.parent_of(status.folder)
+            if parent is None and status.state == "held":
+                return ""
+            self._parents[status.id] = parent or ""
+        parent = self._parents[status.id]
+        return job_label(by_id[parent]) if parent in by_id else parent
 
     def _config_of(self, status: jobs.JobStatus) -> tuple[str, str, str]:
         """(objective or kind, the model's path, what the backbone column shows), read once per job."""
@@ -710,6 +775,7 @@ class JobsScreen(Screen):
             self.query_one("#job-title", Static).update("no jobs yet: n starts one")
             for static_id in ("#job-sweep", "#job-message", "#job-truncation", "#log"):
                 self.query_one(static_id, Static).update("")
+            self._show_more_diagnostics(None)
             self.query_one("#loss", ChartView).show({})
             return
         s = row.status
@@ -719,18 +785,30 @@ class JobsScreen(Screen):
             f"step {s.step}/{s.total_steps or '?'}"
         ))
         self.query_one("#job-sweep", Static).update(literal_text(
-            f"sweep {self._sweeps.get(s.sweep, s.sweep)}" if s.sweep else ""))
+            f"sweep {self._sweeps.get(s.sweep, s.sweep)}" if s.sweep else
+            f"retrain of {row.parent}: p on F6 Evaluate compares the two" if row.parent else ""))
         message = self.query_one("#job-message", Static)
         message.update(literal_text(s.message))
         message.set_class(s.state in ("failed", "damaged"), "-failed")
         if detail is None or detail.id != s.id:
             return  # the selection moved since this read; the next read brings its curves
         self.query_one("#job-truncation", Static).update(literal_text(detail.truncation))
+        self._show_more_diagnostics(detail)
         self.query_one("#log", Static).update(literal_text(detail.log))
         self.query_one("#loss", ChartView).show(detail.loss)
         weights = self.query_one("#lambda", ChartView)
         weights.set_class(not detail.weights, "-hidden")
         weights.show(detail.weights)
+
+    def _show_more_diagnostics(self, detail: JobDetail | None) -> None:
+        """A MORE job's gradient cosines and its ignored sources; nothing (no room taken) for another job."""
+        conflict = self.query_one("#conflict", Static)
+        conflict.update(detail.conflict if detail else "")
+        conflict.display = bool(detail and detail.conflict.plain)
+        conflict.styles.margin = (0, 0, 1, 0)
+        warnings = self.query_one("#job-warnings", Static)
+        warnings.update(Text("\n".join(f"⚠ {w}" for w in detail.warnings), style="bold yellow") if detail else "")
+        warnings.display = bool(detail and detail.warnings)
 
     def on_job_table_highlighted(self, message: JobTable.Highlighted) -> None:
         if not self._rows:
@@ -946,7 +1024,8 @@ def scored_already(con, statuses: list[jobs.JobStatus], job_id: str, checkpoint:
 
 
 class ConfirmScore(ModalScreen[bool]):
-    """A yes/no question before work that repeats done work: y or enter goes on, n or escape does not."""
+    """A yes/no question before work that repeats done work, or starts a long one (a retrain): y or enter goes on,
+    n or escape does not."""
 
     CSS_PATH = "jobs_screen.tcss"
     BINDINGS = [Binding("y,enter", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
@@ -962,3 +1041,40 @@ class ConfirmScore(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+# -- retraining, from the label screen ----------------------------------------------------------------
+
+def ask_retrain(screen: Screen) -> None:
+    """`t` on the label screen: the newest training job's settings, trained again on the labels as they are now
+    (jobs/retrain.py), after a question that says what will run; the new job then shows in F5 Jobs."""
+    app = screen.app
+
+    def plan() -> None:
+        try:
+            with app.cursor("retrain-plan") as con:
+                found = retrain.plan_retrain(app.ws, con=con)
+        except (PrefstudioError, OSError, duckdb.Error) as exc:
+            app.call_from_thread(app.notify, visible(f"no retrain: {first_line(exc)}"), title="retrain",
+                                 severity="error", markup=False)
+            return
+        app.call_from_thread(app.push_screen, ConfirmScore(f"{found.describe()}\n\nRetrain?"),
+                             lambda yes: make(found) if yes else app.notify("not retrained", title="retrain"))
+
+    def make(found: retrain.RetrainPlan) -> None:
+        def run() -> None:
+            try:
+                with app.write_cursor() as con:
+                    child = retrain.start_retrain(app.ws, found, con=con)
+                jobs.start_next(app.ws.jobs_dir)
+            except (PrefstudioError, OSError, duckdb.Error) as exc:
+                app.call_from_thread(app.notify, visible(f"retrain failed: {first_line(exc)}"), title="retrain",
+                                     severity="error", markup=False)
+                return
+            app.call_from_thread(app.notify, visible(f"{found.name} ({child}): retrain of "
+                                                     f"{job_label(found.parent)}; F5 Jobs shows it"),
+                                 title="retrain", markup=False)
+
+        screen.run_worker(run, thread=True, group="retrain-make")
+
+    screen.run_worker(plan, thread=True, group="retrain-plan", exclusive=True)

@@ -17,6 +17,12 @@ label keeps the order it was given under (extra.chosen_shown_as).
 A text too big to show is cut with a line that says how much more there is;
 `o` opens it whole in $PAGER (tui/pager.py).
 
+The queues that learn (evaluate/model_queues.py) walk in the order the models
+and judges give, and a line says why the shown pair is in the queue. `p` shows
+the pre-labels, the judges' and the models' opinions on the pair: in blind mode
+the judges' sides are said in A/B and the models are hidden, since a queue like
+'likely noise' already says which way the model leans.
+
 A pair shown again (relabelled, or brought back by undo) starts from the
 person's last decision on it: its side is preset and its level marked, and
 the older row in "recent" reads as superseded. A pair brought back by undo,
@@ -54,6 +60,8 @@ from prefstudio import browse, labels
 from prefstudio.browse import PairDetail
 from prefstudio.config import LEVEL_NAMES
 from prefstudio.demo import ground_truth
+from prefstudio.evaluate import model_queues
+from prefstudio.evaluate.model_queues import LEARNED_QUEUES, Model, Opinions, Reason
 from prefstudio.labels import (HumanDecision, QueueFilter, QueueName, better_side, chosen_shown_as, level_label,
                                next_in_queue, stored_flip)
 from prefstudio.tui.annotator_prompt import AnnotatorPrompt
@@ -68,6 +76,12 @@ QUEUE_TITLES: dict[QueueName, str] = {
     "mine": "labelled by me",
     "skipped": "skipped",
     "disagreements": "disagreements",
+    "uncertain": "uncertain",
+    "models_disagree": "models disagree",
+    "judge_inconsistent": "judge inconsistent",
+    "human_judge_flips": "human–judge flips",
+    "agreed_outliers": "agreed outliers",
+    "likely_noise": "likely noise",
 }
 RECENT_COLUMNS = [Column("pair", 6, right=True), Column("decision"), Column("better", 6)]
 LEVEL_KEYS = Binding.Group("Level", compact=True)
@@ -151,7 +165,8 @@ def direction_text(blind: bool, right_better: bool) -> Text:
 class Step:
     """One trip to the database; the screen takes its result only if it is the step it asked for last."""
 
-    pick: Callable[[duckdb.DuckDBPyConnection], int | None]  # writes what it must, then names the pair to show
+    # writes what it must, then names the pair to show; the scored models are read once a step, for every use
+    pick: Callable[[duckdb.DuckDBPyConnection, list[Model] | None], int | None]
     writes: bool = False
     pinned: bool = False  # shown out of the queue's order (relabel, from the pair view); the walk stays put
     done_note: str = ""  # said once the step is done
@@ -165,10 +180,11 @@ class RecentDecisions(PlainTextTable):
 
 class StepDone(Message):
     def __init__(self, step: Step, pair: PairDetail | None, decision: HumanDecision | None,
-                 recent: list[HumanDecision], pair_labels: list[tuple[str, int, bool]]) -> None:
+                 recent: list[HumanDecision], pair_labels: list[tuple[str, int, bool]],
+                 opinions: Opinions | None = None, reason: Reason | None = None) -> None:
         super().__init__()
         self.step, self.pair, self.decision, self.recent = step, pair, decision, recent
-        self.pair_labels = pair_labels
+        self.pair_labels, self.opinions, self.reason = pair_labels, opinions, reason
 
 
 class StepFailed(Message):
@@ -178,9 +194,10 @@ class StepFailed(Message):
 
 
 class CountsLoaded(Message):
-    def __init__(self, queue_filter: QueueFilter, counts: dict[str, int]) -> None:
+    def __init__(self, queue_filter: QueueFilter, counts: dict[str, int], sizes: dict[str, int] | None = None) -> None:
         super().__init__()
         self.filter, self.counts = queue_filter, counts
+        self.sizes = sizes  # pairs per queue, for the queue picker; None: the progress counts only, sizes to come
 
 
 class GuidelinesLoaded(Message):
@@ -204,8 +221,10 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
         Binding("e", "edit_guidelines", "Guide"),
         Binding("o", "open_in_pager", "Pager"),
         Binding("a", "set_annotator", "Annotator"),
+        Binding("p", "toggle_prelabels", "Pre-labels", show=False),  # in the ? panel: the footer must fit 100 columns
         Binding("escape", "back", "Back"),
         Binding("g", "toggle_truth", "Ground truth", show=False),  # in the ? panel: the footer must fit 100 columns
+        Binding("t", "retrain", "Retrain", show=False),  # the newest training job again, on the labels as they are now
     ]
 
     def __init__(self) -> None:
@@ -223,6 +242,9 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
         self.back_to: str | None = None  # the mode esc goes back to (the pair was sent from there)
         self.undone_pair: int | None = None  # the pair undo brought back, until it is decided again
         self.show_truth = False  # the demo's ground truth, hidden while labelling
+        self.show_prelabels = False  # the judges' and models' opinions on the pair (p)
+        self.opinions: Opinions | None = None  # loaded when shown, or in a queue that learns
+        self.reason: Reason | None = None  # why the shown pair is in the queue that learns
         self._pending: Step | None = None
 
     def compose(self) -> ComposeResult:
@@ -237,6 +259,8 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
             yield Static(id="counts")
         yield Static("loading…", id="status")
         yield Static(id="pair-labels")
+        yield Static(id="reason")
+        yield Static(id="prelabels")
         with Horizontal(id="body"):
             with Vertical(id="pair"):
                 yield TextBox("prompt", id="prompt")
@@ -274,7 +298,7 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
     # -- steps ---------------------------------------------------------------------
     def show_pair(self, pair_id: int) -> None:
         """Show `pair_id` to be labelled, out of the queue's order; the walk goes on after it."""
-        self._take(Step(lambda con: pair_id, pinned=True))
+        self._take(Step(lambda con, models: pair_id, pinned=True))
 
     def return_on_escape(self, mode: str) -> None:
         """esc goes back to the screen of `mode`, which sent the pair here, until the app leaves this screen."""
@@ -293,34 +317,50 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
 
     def _walk_step(self, after: int) -> Step:
         annotator, queue_filter = self.app.annotator, self.filter
-        return Step(lambda con: next_in_queue(con, annotator, queue_filter, after))
+        return Step(lambda con, models: next_in_queue(con, annotator, queue_filter, after, models=models))
 
     def _take(self, step: Step) -> None:
         self._pending = step
-        # everyone's labels on the pair: shown in the disagreements queue only, so only read there
-        self._run_step(step, self.app.annotator, self.filter.queue == "disagreements")
+        # everyone's labels on the pair: shown in the disagreements queue only, so only read there; the same
+        # for the opinions, read where they are shown or a queue's reason needs them
+        self._run_step(step, self.app.annotator, self.filter, self.show_prelabels)
 
     @query_work(group="label")
-    def _run_step(self, step: Step, annotator: str, with_labels: bool) -> None:
+    def _run_step(self, step: Step, annotator: str, queue_filter: QueueFilter, with_opinions: bool) -> None:
+        learned = queue_filter.queue in LEARNED_QUEUES
+        said = why = None
         try:
             with (self.app.write_cursor() if step.writes else self.app.cursor("label")) as con:
-                pair_id = step.pick(con)
+                models = model_queues.scored_models(con) if learned or with_opinions else None
+                pair_id = step.pick(con, models)
                 pair = browse.get_pair(con, pair_id) if pair_id is not None else None
                 decision = labels.latest_decision(con, pair.id, annotator) if pair is not None else None
                 recent = labels.recent_decisions(con, annotator, RECENT_SHOWN)
+                with_labels = queue_filter.queue == "disagreements"
                 pair_labels = labels.pair_labels(con, pair.id) if pair is not None and with_labels else []
+                if pair is not None and models is not None:
+                    said = model_queues.opinions(con, pair.id, models)
+                    if learned:
+                        why = model_queues.reason(con, queue_filter.queue, pair.id, source=queue_filter.source,
+                                                  split=queue_filter.split, models=models, said=said)
         except duckdb.InterruptException:
             return  # a newer step took over
         except Exception:  # the screen stops waiting; the app reports it
             self.post_message(StepFailed(step))
             raise
-        self.post_message(StepDone(step, pair, decision, recent, pair_labels))
+        self.post_message(StepDone(step, pair, decision, recent, pair_labels, said, why))
 
     @query_work(group="label-counts", exclusive=True)
     def _load_counts(self, annotator: str, queue_filter: QueueFilter) -> None:
+        """The progress counts, then (slower: every queue's rule, over a million pairs) each queue's size."""
+        source, split = queue_filter.source, queue_filter.split
         with self.app.cursor("label-counts") as con:
-            counts = labels.queue_counts(con, annotator, source=queue_filter.source, split=queue_filter.split)
-        self.post_message(CountsLoaded(queue_filter, counts))
+            counts = labels.queue_counts(con, annotator, source=source, split=split)
+            self.post_message(CountsLoaded(queue_filter, counts))
+            sizes = {"unlabelled": counts["left"], "mine": counts["done"], "skipped": counts["skipped"],
+                     "disagreements": labels.queue_size(con, annotator, "disagreements", source=source, split=split),
+                     **model_queues.queue_sizes(con, annotator, source=source, split=split)}
+        self.post_message(CountsLoaded(queue_filter, counts, sizes))
 
     def on_step_done(self, message: StepDone) -> None:
         step, pair = message.step, message.pair
@@ -331,7 +371,7 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
         if not step.pinned:
             self.walk_pair = pair.id if pair is not None else None
         self.pair, self.pair_decision, self.recent = pair, message.decision, message.recent
-        self.pair_labels = message.pair_labels
+        self.pair_labels, self.opinions, self.reason = message.pair_labels, message.opinions, message.reason
         self.right_better = self._last_side_right()
         self._show_pair()
         self._show_recent()
@@ -348,6 +388,8 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
         if message.filter != self.filter:
             return
         counts = message.counts
+        if message.sizes is not None:
+            self._show_queue_sizes(message.sizes)
         self.query_one("#progress", ProgressBar).update(total=max(1, counts["total"]),
                                                         progress=counts["done"] + counts["skipped"])
         self.query_one("#counts", Static).update(
@@ -383,16 +425,16 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
     def _decide(self, write: Callable[[duckdb.DuckDBPyConnection], object], done_note: str = "") -> None:
         """Store a decision on the shown pair, then show the queue's next pair."""
         if self.pair.id == self.undone_pair:  # undo may have left undecided pairs before it: the first of them
-            after, self.undone_pair = 0, None
-        elif self.pinned:  # back to where the walk was set aside
-            after = self.walk_pair - 1 if self.walk_pair is not None else 0
+            (after, including), self.undone_pair = (0, False), None
+        elif self.pinned and self.walk_pair is not None:  # back to where the walk was set aside
+            after, including = self.walk_pair, True
         else:
-            after = self.pair.id
+            after, including = (0 if self.pinned else self.pair.id), False
         annotator, queue_filter = self.app.annotator, self.filter
 
-        def pick(con: duckdb.DuckDBPyConnection) -> int | None:
+        def pick(con: duckdb.DuckDBPyConnection, models: list[Model] | None) -> int | None:
             write(con)
-            return next_in_queue(con, annotator, queue_filter, after)
+            return next_in_queue(con, annotator, queue_filter, after, including=including, models=models)
 
         self._take(Step(pick, writes=True, done_note=done_note))
 
@@ -426,7 +468,7 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
             return
         last = self.recent[0]  # this screen writes this annotator's decisions: it knows the latest
 
-        def pick(con: duckdb.DuckDBPyConnection) -> int:
+        def pick(con: duckdb.DuckDBPyConnection, models: list[Model] | None) -> int:
             labels.undo(con, last.annotation_id)
             return last.pair_id
 
@@ -449,6 +491,15 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
         self._show_direction()
         self.notify("blind mode on: A/B order hides the chosen response" if self.blind else "blind mode off",
                     timeout=2)
+
+    def action_toggle_prelabels(self) -> None:
+        self.show_prelabels = not self.show_prelabels
+        if self.show_prelabels and self.opinions is None and self.pair is not None and self._pending is None:
+            self._take(Step(lambda con, models, pair_id=self.pair.id: pair_id, pinned=self.pinned))  # read them
+        else:
+            self._show_prelabels()
+        self.notify("pre-labels shown: the judges' and the models' opinions" if self.show_prelabels
+                    else "pre-labels hidden", timeout=2)
 
     def action_toggle_truth(self) -> None:
         self.show_truth = not self.show_truth
@@ -532,6 +583,8 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
             left.border_title, right.border_title = "left", "right"
             self._mark_better()
             self._show_pair_labels()
+            self._show_reason()
+            self._show_prelabels()
             self._show_legend()
             return
         side = self._blind_side(pair.id)
@@ -559,6 +612,8 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
         self.query_one("#status", Static).update(literal_text(" · ".join(parts)))
         self._mark_better()
         self._show_pair_labels()
+        self._show_reason()
+        self._show_prelabels()
         self._show_legend()
 
     def _mode_title(self, mode: str) -> str:
@@ -579,6 +634,28 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
             cells = [f"{who}: {label_text(level, flip, side)}" for who, level, flip in self.pair_labels]
             box.update(literal_text("labels  " + "  │  ".join(cells)))
 
+    def _show_reason(self) -> None:
+        """In a queue that learns, why the pair is in it (signs of d hidden in blind mode)."""
+        box = self.query_one("#reason", Static)
+        box.display = self.filter.queue in LEARNED_QUEUES and self.pair is not None and self.reason is not None
+        if box.display:
+            box.update(literal_text("why  " + self.reason.text(self._blind_side(self.pair.id))))
+
+    def _show_prelabels(self) -> None:
+        """The judges' and models' opinions, while shown (p); blind mode: judges in A/B, no models."""
+        box = self.query_one("#prelabels", Static)
+        box.display = self.show_prelabels and self.pair is not None and self.opinions is not None
+        if box.display:
+            box.update(literal_text("pre-labels  " + self.opinions.text(self._blind_side(self.pair.id))))
+
+    def _show_queue_sizes(self, sizes: dict[str, int]) -> None:
+        """Each queue's size in the queue picker, its choice kept (no Changed: the walk stays where it is)."""
+        select = self.query_one("#queue", Select)
+        with select.prevent(Select.Changed):
+            select.set_options([(f"{title} · {sizes.get(queue, 0):,}", queue) for queue, title in QUEUE_TITLES.items()])
+            select.value = self.filter.queue
+            select.mutate_reactive(Select.value)  # the shown choice's new title, where the value did not change
+
     def _mark_better(self) -> None:
         shown = self.pair is not None
         self.query_one("#left", TextBox).set_class(shown and not self.right_better, "-better")
@@ -598,3 +675,8 @@ class LabelScreen(ReportsFailedWorkers, OpensTextsInPager, Screen):
             seen.add(d.pair_id)
             rows.append((str(d.pair_id), said, better))
         self.query_one("#recent", RecentDecisions).show_rows(rows, [d.annotation_id for d in self.recent])
+
+    def action_retrain(self) -> None:
+        from prefstudio.tui.jobs_screen import ask_retrain
+
+        ask_retrain(self)  # asks first, saying what will run

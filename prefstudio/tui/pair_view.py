@@ -190,9 +190,10 @@ def annotations_text(annotations: list[AnnotationRow]) -> Text:
             verdict = a.outcome
         flip = " · flip" if a.flip else ""
         margin = f" · margin {a.margin:.2f}" if a.margin is not None else ""
+        expected = f" · expected {a.expected_level:+.2f}" if a.expected_level is not None else ""  # soft label
         when = a.created_at.strftime("%Y-%m-%d %H:%M")
         lines.append(literal_text(f"{a.annotator_kind}:{a.annotator_id}", style="bold"))
-        lines.append(literal_text(f"  {verdict}{flip}{margin} · {when}\n"))
+        lines.append(literal_text(f"  {verdict}{flip}{margin}{expected} · {when}\n"))
     lines.rstrip()
     return lines
 

@@ -69,6 +69,19 @@ CASES: list[Case] = [
              "judge.max_retries: Input should be greater than or equal to 0 (got -1)", toml="max_retries = -1"),
     _refused("a Retry-After cap of zero in workspace.toml", "judge-cap.txt",
              "judge.retry_after_cap_s: Input should be greater than 0 (got 0)", toml="retry_after_cap_s = 0"),
+    _refused("a reasoning switch that is neither true, false nor auto", "judge-reasoning.txt",
+             'judge.reasoning: expected true, false or "auto" (the model table decides) (got \'maybe\')',
+             toml='reasoning = "maybe"'),
+    _refused("an unknown token parameter for the judge", "judge-token-parameter.txt",
+             "judge.token_parameter: Input should be 'auto', 'max_tokens' or 'max_completion_tokens' (got 'tokens')",
+             toml='token_parameter = "tokens"'),
+    _refused("one judge named twice in a jury", "judge-jury-twice.txt",
+             "--model gpt-4o is given twice; each judge of a jury is its own annotator",
+             args=("--model", "gpt-4o", "--model", "gpt-4o@http://127.0.0.1:9/v1")),
+    Case("a negative poll interval for a judge batch", "judge-batch-poll.txt", b"",
+         "--poll-every -1.0: give a number of seconds of at least 0", None,
+         command=lambda ws, file: ["annotate", str(ws), "--batch", "--poll-every", "-1", "--yes"],
+         setup=_with_pairs, check=_nothing_judged),
 ]
 
 _FAULTS = "tests/test_judge_faults.py::"
