@@ -66,25 +66,32 @@ def annotators(con) -> list[tuple[str, str, int]]:
     ).fetchall()
 
 
+ANNOTATOR_KINDS = ("human", "llm", "model", "data")  # the annotations.annotator_kind values
+
+
+def _who(who: str) -> tuple[str | None, str]:
+    """(kind or None for any, id) of 'kind:id' (human:ana, llm:gpt-4o, data:shp/score_ratio) or a bare id; a
+    prefix that is no kind is part of the id, so a jury reads as `jury:a+b` as well as `llm:jury:a+b`."""
+    kind, sep, name = who.partition(":")
+    return (kind, name) if sep and kind in ANNOTATOR_KINDS else (None, who)
+
+
 def check_known(con, who: str, option: str) -> None:
     """Refuse an annotator who labelled nothing, naming those who did: a typo must not read as "0 pairs"."""
     known = annotators(con)
-    kind, sep, name = who.partition(":")
-    if any((k, n) == (kind, name) if sep else n == who for k, n, _ in known):
+    kind, name = _who(who)
+    if any(n == name and kind in (None, k) for k, n, _ in known):
         return
     listed = ", ".join(f"{k}:{n} ({count:,} pairs)" for k, n, count in known) or "none yet"
     raise PrefstudioError(f"{option} {who}: no labels by this annotator; annotators with labels: {listed}")
 
 
 def _labels(con, who: str) -> dict[int, tuple[int, bool, float | None]]:
-    """`who` is 'kind:id' (e.g. human:ana, llm:gpt-4o, data:shp/score_ratio) or a bare id."""
-    kind, sep, name = who.partition(":")
-    columns = "pair_id, level, flip, value"
-    if sep:
-        sql, params = f"SELECT {columns} FROM ({LATEST_LABELS_SQL}) WHERE annotator_kind = ? AND annotator_id = ?", [kind, name]
-    else:
-        sql, params = f"SELECT {columns} FROM ({LATEST_LABELS_SQL}) WHERE annotator_id = ?", [who]
-    return {pid: (level, flip, value) for pid, level, flip, value in con.execute(sql, params).fetchall()}
+    """`who` as _who reads it."""
+    kind, name = _who(who)
+    sql = (f"SELECT pair_id, level, flip, value FROM ({LATEST_LABELS_SQL}) WHERE annotator_id = ? "
+           f"AND (? IS NULL OR annotator_kind = ?)")
+    return {pid: (level, flip, value) for pid, level, flip, value in con.execute(sql, [name, kind, kind]).fetchall()}
 
 
 def compare(con, a: str, b: str) -> Agreement:

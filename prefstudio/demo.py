@@ -62,20 +62,6 @@ from prefstudio.errors import PrefstudioError
 from prefstudio.ingest import RawPair, RecordsReader, import_pairs
 from prefstudio.workspace import Workspace, is_workspace
 
-GROUND_TRUTH_KEYS = ("gt_level", "gt_flip")  # what the screens hide while a person labels
-
-
-def ground_truth(meta: dict) -> tuple[int, bool] | None:
-    """A demo pair's true (level, flip) from its meta, or None for a pair that carries none.
-
-    Shown only on request: a person who saw it would label the answer, not the pair.
-    """
-    level = meta.get("gt_level")
-    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 3:
-        return None
-    return level, meta.get("gt_flip") is True
-
-
 DEFAULT_PER_SOURCE = 1500
 FLIP_RATE = 0.03
 TEST_FRACTION = 0.10

@@ -30,6 +30,22 @@ from prefstudio.config import LEVEL_NAMES, MarginConfig
 from prefstudio.db import source_split_where
 from prefstudio.errors import PrefstudioError
 
+# A demo pair's ground truth (prefstudio/demo.py writes it into meta): here, beside the labels it would give
+# away, so that the screens hiding it need not import the demo's tables.
+GROUND_TRUTH_KEYS = ("gt_level", "gt_flip")  # what the screens hide while a person labels
+
+
+def ground_truth(meta: dict) -> tuple[int, bool] | None:
+    """A demo pair's true (level, flip) from its meta, or None for a pair that carries none.
+
+    Shown only on request: a person who saw it would label the answer, not the pair.
+    """
+    level = meta.get("gt_level")
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 3:
+        return None
+    return level, meta.get("gt_flip") is True
+
+
 # The queues a person walks: by pair id, then the queues that learn (evaluate/model_queues.py), each in its own order.
 QueueName = Literal["unlabelled", "mine", "skipped", "disagreements", "uncertain", "models_disagree",
                     "judge_inconsistent", "human_judge_flips", "agreed_outliers", "likely_noise"]

@@ -146,3 +146,18 @@ def test_two_judges_on_two_endpoints_make_a_jury(tmp_path, monkeypatch, capsys):
         [None, 4, 4], [4, None, 4], [4, 4, None]]
     first_row = next(line.split() for line in printed if line.startswith("  1 ") and "(4)" in line)
     assert first_row == ["1", "—", f"{matrix[0][1].kappa:.2f}", "(4)", f"{matrix[0][2].kappa:.2f}", "(4)"]
+
+
+def test_a_jury_is_named_with_or_without_its_kind(ws):
+    from prefstudio.agreement import check_known, compare
+
+    ids = add_pairs(ws.con, {"s": 3})["s"]
+    for pair_id, (level, flip) in zip(ids, [(1, False), (2, True), (3, False)]):
+        _judge_row(ws.con, pair_id, "jury:a+b", "label", level, flip, None, None)
+        _judge_row(ws.con, pair_id, "a", "label", level, False, None, None)
+    bare, kinded = compare(ws.con, "jury:a+b", "llm:a"), compare(ws.con, "llm:jury:a+b", "a")
+    assert (bare.n, bare.flip_disagreements) == (kinded.n, kinded.flip_disagreements) == (3, 1)
+    check_known(ws.con, "jury:a+b", "--a")  # known, by either name
+    with pytest.raises(PrefstudioError, match=r"--b human:jury:a\+b: no labels by this annotator; annotators with "
+                                              r"labels: llm:a \(3 pairs\), llm:jury:a\+b \(3 pairs\)"):
+        check_known(ws.con, "human:jury:a+b", "--b")

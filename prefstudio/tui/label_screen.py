@@ -59,11 +59,10 @@ from textual.widgets import Footer, ProgressBar, Select, Static
 from prefstudio import browse, labels
 from prefstudio.browse import PairDetail
 from prefstudio.config import LEVEL_NAMES
-from prefstudio.demo import ground_truth
 from prefstudio.evaluate import model_queues
 from prefstudio.evaluate.model_queues import LEARNED_QUEUES, Model, Opinions, Reason
-from prefstudio.labels import (HumanDecision, QueueFilter, QueueName, better_side, chosen_shown_as, level_label,
-                               next_in_queue, stored_flip)
+from prefstudio.labels import (HumanDecision, QueueFilter, QueueName, better_side, chosen_shown_as, ground_truth,
+                               level_label, next_in_queue, stored_flip)
 from prefstudio.tui.annotator_prompt import AnnotatorPrompt
 from prefstudio.tui.pager import OpensTextsInPager, shown_text
 from prefstudio.tui.pair_view import TextBox

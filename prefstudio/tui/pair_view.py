@@ -25,8 +25,7 @@ from textual.widgets import Footer, Static
 from prefstudio import browse
 from prefstudio.browse import AnnotationRow, PairDetail, PairFilter
 from prefstudio.config import LEVEL_NAMES
-from prefstudio.demo import GROUND_TRUTH_KEYS
-from prefstudio.labels import level_label
+from prefstudio.labels import GROUND_TRUTH_KEYS, level_label
 from prefstudio.tui.pager import OpensTextsInPager, more_line, shown_text
 from prefstudio.tui.widgets import WorkspaceHeader, literal_text
 from prefstudio.tui.workers import ReportsFailedWorkers, query_work
