@@ -9,7 +9,8 @@ from prefstudio.tui.app import PrefstudioApp
 from prefstudio.tui.browser import BrowserScreen
 from prefstudio.tui.commands import screen_actions
 from prefstudio.tui.help_panel import ScreenHelp, screen_keys
-from prefstudio.tui.jobs_screen import JobsScreen, NewJobForm
+from prefstudio.tui.jobs_screen import JobsScreen
+from prefstudio.tui.launch_form import NewJobForm
 from prefstudio.tui.label_screen import LabelScreen
 from prefstudio.tui.widgets import WorkspaceHeader
 from tests.pilot_helpers import settle

@@ -12,7 +12,8 @@ from prefstudio.train.config import make_config
 from prefstudio.train.jobs import create_training_job
 from prefstudio.train.truncation import TruncationReport
 from prefstudio.tui.app import PrefstudioApp
-from prefstudio.tui.jobs_screen import ChartView, JobsScreen, JobTable, NewJobForm, curves
+from prefstudio.tui.jobs_screen import ChartView, JobsScreen, JobTable, curves
+from prefstudio.tui.launch_form import NewJobForm
 from tests.pilot_helpers import settle
 
 SOURCES = ("concise", "detailed", "safety")
@@ -274,7 +275,7 @@ async def test_a_sweeps_jobs_are_listed_together_with_its_label_and_summary(smal
 
 
 async def test_the_sweep_form_checks_every_run_then_makes_the_grid(small_ws, backbone):
-    from prefstudio.tui.jobs_screen import SweepForm
+    from prefstudio.tui.launch_form import SweepForm
 
     async with PrefstudioApp(small_ws).run_test(size=(120, 40)) as pilot:
         screen = await open_jobs(pilot)
