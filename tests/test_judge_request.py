@@ -180,3 +180,20 @@ def test_the_soft_label_is_shown_beside_the_hard_level(ws, tmp_path):
     assert (row["level"], row["expected_level"]) == (2, 0.5625)
     shown = annotations_text(annotations_for(ws.con, 1)).plain
     assert "2 · More effective · margin 0.67 · expected +0.56 · " in shown
+
+
+def test_the_estimate_bills_a_reasoning_models_hidden_tokens_then_what_its_calls_measured(ws):
+    """Output at $1 per million: 2 calls x 1,000 guessed reasoning tokens, then x the 2,500 its calls billed."""
+    add_pairs(ws, ["one"])
+    priced = {"price_input_per_mtok": 0.0, "price_output_per_mtok": 1.0}
+    _, plan = prepare_run(ws, JudgeConfig(model="o4-mini", **priced))
+    assert plan.calls_needed == 2 and plan.est_cost_usd == pytest.approx(2 * 1000 / 1e6)
+    _, plan = prepare_run(ws, JudgeConfig(model="gpt-4o", **priced))
+    assert plan.est_cost_usd == pytest.approx(2 * 60 / 1e6)
+    ws.con.execute("INSERT INTO judge_calls (cache_key, model, prompt_version, chosen_as, tokens_out) VALUES "
+                   "('k1', 'o4-mini', 'v', 'A', 2000), ('k2', 'o4-mini', 'v', 'B', 3000), "
+                   "('k3', 'gpt-4o', 'v', 'A', 0)")  # no answer billed: not a measure
+    _, plan = prepare_run(ws, JudgeConfig(model="o4-mini", **priced))
+    assert plan.est_cost_usd == pytest.approx(2 * 2500 / 1e6)
+    _, plan = prepare_run(ws, JudgeConfig(model="gpt-4o", **priced))
+    assert plan.est_cost_usd == pytest.approx(2 * 60 / 1e6)

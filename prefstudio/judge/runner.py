@@ -37,13 +37,16 @@ from prefstudio.errors import PrefstudioError
 from prefstudio.judge.continuation import LABEL, RETRY_ERRORS, Continuation, Selection, find_continuation
 from prefstudio.judge.journal import RunWriter, now_text, replay_journals
 from prefstudio.judge.prompts import JudgePrompt
-from prefstudio.judge.request import chat_request, refused_part
+from prefstudio.judge.request import chat_request, is_reasoning_model, refused_part
 from prefstudio.judge.replies import (NoAnswer, answer_logprobs, answer_text, backoff, retry_after, server_said,
                                       token_count)
 from prefstudio.judge.verdict import Judgement, combine, expected_level, parse_verdict, verdict_distribution
 from prefstudio.labels import signed_margin
 
 EXPECTED_OUTPUT_TOKENS = 60  # one sentence and a verdict line, for the estimate
+# A reasoning model's hidden reasoning is billed as output: a first guess at low effort, until calls of the model
+# in the workspace have measured it (expected_output_tokens).
+REASONING_OUTPUT_TOKENS = 1000
 API_KEY_ENV = "OPENAI_API_KEY"
 
 
@@ -243,8 +246,18 @@ def plan_run(con, settings: JudgeConfig, prompt: JudgePrompt, pairs: list[tuple[
                 text = "".join(m["content"] for m in prompt.messages(task.prompt, task.chosen, task.rejected))
                 tokens += len(text) // 4 + 8
     prices = settings.prices(settings.model)
-    cost = None if prices is None else (tokens * prices[0] + needed * EXPECTED_OUTPUT_TOKENS * prices[1]) / 1e6
+    cost = None if prices is None else (tokens * prices[0] + needed * expected_output_tokens(con, settings) * prices[1]) / 1e6
     return RunPlan(tasks, needed, sum(len(t.results) for t in tasks), tokens, cost)
+
+
+def expected_output_tokens(con, settings: JudgeConfig) -> float:
+    """Output tokens a call of this judge will bill: the mean over its answered calls in the workspace, else a
+    first guess (REASONING_OUTPUT_TOKENS for a reasoning model, EXPECTED_OUTPUT_TOKENS for another)."""
+    (measured,) = con.execute("SELECT avg(tokens_out) FROM judge_calls WHERE model = ? AND tokens_out > 0",
+                              [settings.model]).fetchone()
+    if measured:
+        return float(measured)
+    return REASONING_OUTPUT_TOKENS if is_reasoning_model(settings) else EXPECTED_OUTPUT_TOKENS
 
 
 class _FatalAPIError(Exception):
