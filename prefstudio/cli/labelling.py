@@ -211,24 +211,15 @@ def _annotate_jury(ws, args, judges) -> int:
     """Each judge over the same pairs, one after the other, then the jury's labels (judge/jury.py)."""
     import asyncio
 
-    from prefstudio.judge.journal import replay_journals
-    from prefstudio.judge.jury import compute_jury, jury_pair_ids
-    from prefstudio.judge.prompts import load_prompt
-    from prefstudio.judge.runner import JudgeRun, prepare_run
+    from prefstudio.judge.jury import compute_jury, plan_jury
+    from prefstudio.judge.runner import JudgeRun
 
     settings = [judge_settings(ws.config.judge, model=judge.model, base_url=judge.base_url or args.base_url,
                                prompt=args.prompt, concurrency=args.concurrency) for judge in judges]
-    models = [s.model for s in settings]
-    identity = load_prompt(settings[0].prompt, ws.path).identity
-    replay_journals(ws.con, ws.path)  # a killed run's answers count as answered before the pairs are picked
-    pair_ids = None if args.retry_errors else jury_pair_ids(ws.con, models, identity, source=args.source,
-                                                            split=args.split, limit=args.limit)
-    runs = []
-    for judge in settings:
-        prompt, plan = prepare_run(ws, judge, source=args.source, split=args.split, limit=args.limit,
-                                   pair_ids=pair_ids, retry_errors=args.retry_errors)
+    runs = plan_jury(ws, settings, source=args.source, split=args.split, limit=args.limit,
+                     retry_errors=args.retry_errors)
+    for judge, prompt, plan in runs:
         print(f"{plan.describe(judge.model)} at {judge.base_url or 'the OpenAI API'} (prompt {prompt.identity})")
-        runs.append((judge, prompt, plan))
     if any(plan.tasks for _, _, plan in runs) and not args.yes and not confirm("go on?"):
         print("nothing spent")
         return 1
@@ -243,6 +234,7 @@ def _annotate_jury(ws, args, judges) -> int:
             stats = asyncio.run(JudgeRun.for_workspace(ws, judge, prompt, plan, on_progress=progress).run())
         print(stats.summary())
         ok = ok and stats.state == "done" and not stats.failed_pairs
+    models, identity = [judge.model for judge in settings], runs[0][1].identity
     print(compute_jury(ws.con, models, identity, ws.config.margins, source=args.source, split=args.split).summary())
     return 0 if ok else 1
 
