@@ -327,3 +327,28 @@ async def test_limit_5_stopped_at_2_then_started_again_judges_exactly_3_more(app
             assert " done: 3/3 pairs, 6 calls" in line(screen, "state")
         assert llm_rows(app.ws) == 5
         assert set(stub.answered.values()) == {1} and stub.n_answered == 10  # nothing paid twice
+
+
+async def test_several_judges_in_the_model_field_make_a_jury(app):
+    """Two endpoints, one judge each: both run in turn, then the jury's median labels are written."""
+    with StubOpenAI() as first, StubOpenAI(answer=lambda prompt, a, b: "Verdict: A>B" if len(a) > len(b)
+                                           else "Verdict: B>A") as second:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_judge_screen(pilot)
+            screen.query_one("#model", Input).value = f"gpt-4o@{first.base_url}, judge-b@{second.base_url}"
+            await click(pilot, "estimate")
+            assert line(screen, "plan").startswith(f"a jury of 2, one after the other: {N_PAIRS} pairs to judge "
+                                                   f"with gpt-4o: {2 * N_PAIRS} calls")
+            assert f"{N_PAIRS} pairs to judge with judge-b: {2 * N_PAIRS} calls" in line(screen, "plan")
+            await click(pilot, "start")
+            assert first.n_answered == second.n_answered == 2 * N_PAIRS
+            jury = app.ws.con.execute("SELECT count(*), min(level), max(level) FROM annotations "
+                                      "WHERE annotator_id = 'jury:gpt-4o+judge-b'").fetchone()
+            assert jury == (N_PAIRS, 1, 1)  # the lower middle of each pair's levels: judge-b says 1 ('>')
+            assert line(screen, "message").startswith(f"jury:gpt-4o+judge-b: {N_PAIRS} pairs judged by every judge, "
+                                                      f"{N_PAIRS} new jury labels")
+            await click(pilot, "estimate")  # all answered: Start only writes the jury again, for free
+            await click(pilot, "start")
+            assert first.n_answered == second.n_answered == 2 * N_PAIRS
+            assert line(screen, "state") == "no call needed"
+            assert f"{N_PAIRS} pairs judged by every judge, 0 new jury labels" in line(screen, "message")

@@ -199,20 +199,22 @@ def jury_pair_ids(con, models: list[str], prompt_identity: str, *, source: str |
     return [row[0] for row in con.execute(sql, [models, prompt_identity, len(models), *params]).fetchall()]
 
 
-def plan_jury(ws, judges: list, *, source: str | None = None, split: str | None = None, limit: int | None = None,
-              retry_errors: bool = False) -> list[tuple]:
+def plan_jury(ws, judges: list, *, con=None, source: str | None = None, split: str | None = None,
+              limit: int | None = None, retry_errors: bool = False) -> list[tuple]:
     """Each judge's (settings, prompt, plan) over the same pairs (jury_pair_ids), before anything is spent.
 
-    `judges`: their JudgeConfig, one per judge. The plans are run one after the other, then compute_jury.
+    `judges`: their JudgeConfig, one per judge; `con`: a cursor (from a worker thread). The plans are run one
+    after the other, then compute_jury.
     """
     from prefstudio.judge.journal import replay_journals
     from prefstudio.judge.prompts import load_prompt
     from prefstudio.judge.runner import prepare_run
 
     identity = load_prompt(judges[0].prompt, ws.path).identity
-    replay_journals(ws.con, ws.path)  # a killed run's answers count as answered before the pairs are picked
+    con = con or ws.con
+    replay_journals(con, ws.path)  # a killed run's answers count as answered before the pairs are picked
     models = [judge.model for judge in judges]
-    pair_ids = None if retry_errors else jury_pair_ids(ws.con, models, identity, source=source, split=split,
+    pair_ids = None if retry_errors else jury_pair_ids(con, models, identity, source=source, split=split,
                                                        limit=limit)
-    return [(judge, *prepare_run(ws, judge, source=source, split=split, limit=limit, pair_ids=pair_ids,
+    return [(judge, *prepare_run(ws, judge, con=con, source=source, split=split, limit=limit, pair_ids=pair_ids,
                                  retry_errors=retry_errors)) for judge in judges]

@@ -14,6 +14,10 @@ The form opens on the model and base URL of the workspace's newest judge run (ju
 them, never a key: the key comes only from the environment), so a person who set up a local
 server once does not type its address at every start of the app; within a session the screen
 itself lives on (a mode) and keeps whatever was typed.
+
+Several judges in the model field, separated by commas (`gpt-4o, qwen@http://host:8000/v1`), make a jury
+(judge/jury.py): the estimate plans each judge over the same pairs, Start runs them one after the other and
+then writes the jury's median labels, as `prefstudio annotate --model a --model b` does.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from textual.widgets import Button, Footer, Input, ProgressBar, Select, Static
 from prefstudio.config import JudgeConfig
 from prefstudio.errors import PrefstudioError, first_line
 from prefstudio.judge.history import PastRun, past_runs
+from prefstudio.judge.jury import compute_jury, parse_judges, plan_jury
 from prefstudio.judge.prompts import JudgePrompt, available_prompts
 from prefstudio.judge.runner import Advice, JudgeRun, RunPlan, RunStats, prepare_run
 from prefstudio.settings import judge_settings
@@ -80,9 +85,23 @@ class JudgeForm:
 @dataclass(frozen=True)
 class Estimate:
     form: JudgeForm
-    settings: JudgeConfig
-    prompt: JudgePrompt
-    plan: RunPlan
+    runs: tuple[tuple[JudgeConfig, JudgePrompt, RunPlan], ...]  # one per judge; several make a jury
+
+    @property
+    def jury(self) -> bool:
+        return len(self.runs) > 1
+
+    @property
+    def pairs(self) -> int:
+        return sum(len(plan.tasks) for _, _, plan in self.runs)
+
+    def describe(self) -> str:
+        identity = self.runs[0][1].identity
+        if not self.jury:
+            settings, _, plan = self.runs[0]
+            return f"{plan.describe(settings.model)} · prompt {identity}"
+        plans = " · ".join(plan.describe(settings.model) for settings, _, plan in self.runs)
+        return f"a jury of {len(self.runs)}, one after the other: {plans} · prompt {identity}"
 
 
 def whole_number(text: str, what: str, *, blank_ok: bool) -> int | None:
@@ -111,9 +130,10 @@ class EstimateFailed(Message):
 
 
 class RunEnded(Message):
-    def __init__(self, stats: RunStats | None, why: str) -> None:
+    def __init__(self, stats: RunStats | None, why: str, jury: str = "") -> None:
         super().__init__()
         self.stats, self.why = stats, why  # stats None: the run could not start or broke off, and why says so
+        self.jury = jury  # what a jury's labels came to (JuryResult.summary); stats None: every call was cached
 
 
 class JudgeScreen(ReportsFailedWorkers, Screen):
@@ -131,6 +151,7 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
         self._estimating = False
         self._run_active = False
         self._run: JudgeRun | None = None  # set by the run's thread once it has made one
+        self._judge_label = ""  # "judge 1/2 gpt-4o: " while a jury's judge runs
         self._cancel_asked = threading.Event()
         self._run_stopped = threading.Event()
         self._latest: RunStats | None = None  # the run's newest numbers, copied in its own thread
@@ -291,21 +312,28 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
     @work(thread=True, exclusive=True, group="judge-estimate")
     def _make_estimate(self, form: JudgeForm, settings: JudgeConfig) -> None:
         try:
+            judges = parse_judges([text.strip() for text in form.model.split(",") if text.strip()], "model")
             with self.app.cursor("judge-estimate") as con:
-                prompt, plan = prepare_run(self.app.ws, settings, con=con, source=form.source, split=form.split,
-                                           limit=form.limit)
+                if len(judges) == 1:
+                    one = settings.model_copy(update={"model": judges[0].model,
+                                                      "base_url": judges[0].base_url or settings.base_url})
+                    runs = [(one, *prepare_run(self.app.ws, one, con=con, source=form.source, split=form.split,
+                                               limit=form.limit))]
+                else:
+                    each = [settings.model_copy(update={"model": j.model, "base_url": j.base_url or settings.base_url})
+                            for j in judges]
+                    runs = plan_jury(self.app.ws, each, con=con, source=form.source, split=form.split,
+                                     limit=form.limit)
         except (PrefstudioError, duckdb.Error) as exc:
             self.post_message(EstimateFailed(form, first_line(exc)))
             return
-        self.post_message(Estimated(Estimate(form, settings, prompt, plan)))
+        self.post_message(Estimated(Estimate(form, tuple(runs))))
 
     def on_estimated(self, message: Estimated) -> None:
         self._estimating = False
         self._estimate = message.estimate
         estimate = message.estimate
-        self.query_one("#plan", Static).update(literal_text(
-            f"{estimate.plan.describe(estimate.settings.model)} · prompt {estimate.prompt.identity}"
-        ))
+        self.query_one("#plan", Static).update(literal_text(estimate.describe()))
         self._form_changed()
         start = self.query_one("#start", Button)
         if not start.disabled:
@@ -329,7 +357,7 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
             return "Estimate first: Start runs exactly the plan an estimate shows"
         if not self._estimate_is_current():
             return "the form changed since the estimate: Estimate again"
-        if not self._estimate.plan.tasks:
+        if not self._estimate.pairs and not self._estimate.jury:  # a jury's labels are written even when all is cached
             return "nothing to judge: the estimate found no pair left for this judge"
         return None
 
@@ -346,7 +374,7 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
         self._say("")
         self._clear_run_lines()
         progress = self.query_one("#progress", ProgressBar)
-        progress.update(total=len(estimate.plan.tasks), progress=0)
+        progress.update(total=max(1, estimate.pairs), progress=0)
         progress.add_class("-shown")
         self.query_one("#state", Static).update("running…")
         self._sync_controls()
@@ -356,22 +384,37 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
 
     @work(thread=True, group="judge-run")
     def _judge(self, estimate: Estimate) -> None:
+        """Each judge's run in turn (one, or a jury's), then a jury's labels; a cancel or a failure stops there."""
         def on_progress(stats: RunStats) -> None:
             self._latest = copy.copy(stats)  # drawn by the UI's timer; nothing here waits on it
 
+        stats, said = None, ""
         try:
             with self.app.cursor("judge-run") as con:
-                run = JudgeRun.for_workspace(self.app.ws, estimate.settings, estimate.prompt, estimate.plan, con=con,
-                                             on_progress=on_progress, advice=FORM_ADVICE)
-                self._run = run
-                if self._cancel_asked.is_set():  # Cancel came before there was a run to tell
-                    run.cancel()
-                stats = asyncio.run(run.run())
-            self.post_message(RunEnded(stats, ""))
+                for index, (settings, prompt, plan) in enumerate(estimate.runs):
+                    if not plan.tasks:
+                        continue
+                    self._judge_label = f"judge {index + 1}/{len(estimate.runs)} {settings.model}: " \
+                        if estimate.jury else ""
+                    run = JudgeRun.for_workspace(self.app.ws, settings, prompt, plan, con=con,
+                                                 on_progress=on_progress, advice=FORM_ADVICE)
+                    self._run = run
+                    if self._cancel_asked.is_set():  # Cancel came before there was a run to tell
+                        run.cancel()
+                    stats = asyncio.run(run.run())
+                    if stats.state != "done":
+                        break
+                if estimate.jury and (stats is None or stats.state == "done"):
+                    form = estimate.form
+                    said = compute_jury(con, [settings.model for settings, _, _ in estimate.runs],
+                                        estimate.runs[0][1].identity, self.app.ws.config.margins,
+                                        source=form.source, split=form.split).summary()
+            self.post_message(RunEnded(stats, "", said))
         except (PrefstudioError, duckdb.Error, openai.OpenAIError) as exc:
             self.post_message(RunEnded(None, first_line(exc)))
         finally:
             self._run = None
+            self._judge_label = ""
             self._run_stopped.set()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -407,7 +450,7 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
         )
         if self._run_active and not self._cancel_asked.is_set():
             # a countdown while calls wait on a retry (computed at each draw: it moves between progress reports)
-            self.query_one("#state", Static).update(literal_text(stats.waiting() or "running…"))
+            self.query_one("#state", Static).update(literal_text(self._judge_label + (stats.waiting() or "running…")))
 
     def on_run_ended(self, message: RunEnded) -> None:
         self._run_active = False
@@ -419,8 +462,8 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
             self._show_latest()
             self.query_one("#state", Static).update(literal_text(message.stats.summary()))
         else:
-            self.query_one("#state", Static).update("failed")
-        self._say(message.why)
+            self.query_one("#state", Static).update("no call needed" if message.jury else "failed")
+        self._say(message.jury or message.why)
         # What was judged has changed: the next run needs its own estimate.
         self._estimate = None
         self.query_one("#plan", Static).update("Estimate again for the next run.")
