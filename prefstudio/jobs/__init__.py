@@ -9,6 +9,8 @@ process    the job process itself (`python -m prefstudio.jobs JOB_DIR`)
 parts      numbered Parquet part files, each whole or absent
 progress   what a runner reports; metrics_log, a training job's metrics read as they grow
 sync       bringing finished jobs into the workspace database, done on every open
+names      job names, taken wherever a job id is
+retrain    a training job's settings trained again on the labels as they are now, linked to its parent
 
 The front ends use the names below; the job process and the kinds' modules import
 the submodules they need.
