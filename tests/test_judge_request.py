@@ -197,3 +197,24 @@ def test_the_estimate_bills_a_reasoning_models_hidden_tokens_then_what_its_calls
     assert plan.est_cost_usd == pytest.approx(2 * 2500 / 1e6)
     _, plan = prepare_run(ws, JudgeConfig(model="gpt-4o", **priced))
     assert plan.est_cost_usd == pytest.approx(2 * 60 / 1e6)
+
+
+def test_reparse_gives_the_soft_label_its_calls_keep(ws):
+    """Answers stored as a parse error (an older parser), fixed by reparse: the level from the text, the expected
+    level from the two calls' distributions in the cache, as the run would have written."""
+    from prefstudio.judge.runner import reparse
+
+    add_pairs(ws, ["q-soft"])
+    pair_id = ws.con.execute("SELECT id FROM pairs").fetchone()[0]
+    probs = {"A": {"A>>>B": 0.5, "A>B": 0.5}, "B": {"B>>>A": 1.0}}  # 1/2 * 3 + 1/2 * 1 = 2.0
+    answers = {"A": "Verdict: A>B", "B": "Verdict: B>>>A"}
+    for side in "AB":
+        ws.con.execute("INSERT INTO judge_calls (cache_key, model, prompt_version, pair_id, chosen_as, response, "
+                       "verdict_probs) VALUES (?, 'gpt-4o', 'v#1', ?, ?, ?, ?)",
+                       [f"k{side}", pair_id, side, answers[side], json.dumps(probs[side])])
+    ws.con.execute("INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, prompt_version, "
+                   "raw_response_ab, raw_response_ba) VALUES (?, 'llm', 'gpt-4o', 'parse_error', 'v#1', ?, ?)",
+                   [pair_id, answers["A"], answers["B"]])
+    assert reparse(ws.con, ws.config.margins) == (1, 1)
+    assert ws.con.execute("SELECT outcome, level, flip, expected_level FROM annotations ORDER BY id DESC LIMIT 1"
+                          ).fetchone() == ("label", 1, False, 2.0)

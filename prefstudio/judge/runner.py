@@ -599,32 +599,40 @@ def reparse(con, margins: MarginConfig) -> tuple[int, int]:
     """Parse stored raw answers of the judge's parse errors again; no API call.
 
     A pair whose answers now parse gets a new annotation (the latest one
-    counts); the old row stays as the record of what happened.
+    counts); the old row stays as the record of what happened. Its soft label
+    comes from the verdict distributions its two calls keep in the cache, as a
+    run's would.
     Returns (parse errors looked at, fixed).
     """
     rows = con.execute(
         """
-        SELECT id, pair_id, annotator_id, prompt_version, raw_response_ab, raw_response_ba,
-               tokens_in, tokens_out, cost_usd, run_id
+        SELECT a.id, a.pair_id, a.annotator_id, a.prompt_version, a.raw_response_ab, a.raw_response_ba,
+               a.tokens_in, a.tokens_out, a.cost_usd, a.run_id,
+               (SELECT any_value(c.verdict_probs) FROM judge_calls c WHERE c.pair_id = a.pair_id AND c.chosen_as = 'A'
+                AND c.model = a.annotator_id AND c.prompt_version = a.prompt_version AND c.response = a.raw_response_ab),
+               (SELECT any_value(c.verdict_probs) FROM judge_calls c WHERE c.pair_id = a.pair_id AND c.chosen_as = 'B'
+                AND c.model = a.annotator_id AND c.prompt_version = a.prompt_version AND c.response = a.raw_response_ba)
         FROM annotations a
-        WHERE annotator_kind = 'llm'
-        QUALIFY row_number() OVER (PARTITION BY pair_id, annotator_id, prompt_version ORDER BY id DESC) = 1
-              AND outcome = 'parse_error'
+        WHERE a.annotator_kind = 'llm'
+        QUALIFY row_number() OVER (PARTITION BY a.pair_id, a.annotator_id, a.prompt_version ORDER BY a.id DESC) = 1
+              AND a.outcome = 'parse_error'
         """
     ).fetchall()
     fixed = 0
     with transaction(con):
-        for ann_id, pair_id, model, version, raw_ab, raw_ba, tin, tout, cost, run_id in rows:
+        for ann_id, pair_id, model, version, raw_ab, raw_ba, tin, tout, cost, run_id, probs_ab, probs_ba in rows:
             judgement = combine(parse_verdict(raw_ab), parse_verdict(raw_ba))
             if judgement.outcome == "parse_error":
                 continue
             margin = signed_margin(margins, judgement.level, judgement.flip)
+            soft = (expected_level(*(json.loads(p) if p else None for p in (probs_ab, probs_ba)))
+                    if judgement.level is not None else None)
             con.execute(
                 "INSERT INTO annotations (pair_id, annotator_kind, annotator_id, outcome, level, flip, margin, "
-                "prompt_version, raw_response_ab, raw_response_ba, tokens_in, tokens_out, cost_usd, run_id, extra) "
-                "VALUES (?, 'llm', ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?)",
+                "prompt_version, raw_response_ab, raw_response_ba, tokens_in, tokens_out, cost_usd, run_id, extra, "
+                "expected_level) VALUES (?, 'llm', ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)",
                 [pair_id, model, judgement.outcome, judgement.level, judgement.flip, margin, version,
-                 raw_ab, raw_ba, run_id, f'{{"reparsed_from": {ann_id}}}'],
+                 raw_ab, raw_ba, run_id, f'{{"reparsed_from": {ann_id}}}', soft],
             )
             fixed += 1
     return len(rows), fixed
