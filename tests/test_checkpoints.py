@@ -128,12 +128,19 @@ def test_a_killed_job_resumed_logs_each_step_once(small_ws, backbone):
                                                  keep_checkpoints=1))
     jobs.start_next(small_ws.jobs_dir)
 
-    def past_a_checkpoint(status):
+    def stopped_past_a_checkpoint(status):
+        """Looked at while frozen (SIGSTOP): no checkpoint can land between the look and the kill."""
         assert status.state in ("queued", "running"), f"the job ended before it could be killed: {status}"
-        return status.state == "running" and 0 < checkpoint_step(job.folder) < len(steps_so_far(job.folder)) - 1
+        if status.state != "running" or not status.pid:
+            return False
+        os.killpg(status.pid, signal.SIGSTOP)
+        if 0 < checkpoint_step(job.folder) < max(steps_so_far(job.folder), default=0):
+            return True
+        os.killpg(status.pid, signal.SIGCONT)
+        return False
 
     # killed once a checkpoint is on disk and steps past it are logged: the resume trains those again
-    running = wait_for(job.folder, past_a_checkpoint)
+    running = wait_for(job.folder, stopped_past_a_checkpoint)
     os.killpg(running.pid, signal.SIGKILL)
     wait_for(job.folder, lambda s: s.state == "failed")
     assert max(steps_so_far(job.folder)) > checkpoint_step(job.folder)
