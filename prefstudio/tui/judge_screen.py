@@ -313,15 +313,13 @@ class JudgeScreen(ReportsFailedWorkers, Screen):
     def _make_estimate(self, form: JudgeForm, settings: JudgeConfig) -> None:
         try:
             judges = parse_judges([text.strip() for text in form.model.split(",") if text.strip()], "model")
+            each = [settings.model_copy(update={"model": j.model, "base_url": j.base_url or settings.base_url})
+                    for j in judges]
             with self.app.cursor("judge-estimate") as con:
-                if len(judges) == 1:
-                    one = settings.model_copy(update={"model": judges[0].model,
-                                                      "base_url": judges[0].base_url or settings.base_url})
-                    runs = [(one, *prepare_run(self.app.ws, one, con=con, source=form.source, split=form.split,
-                                               limit=form.limit))]
+                if len(each) == 1:  # a single judge's run continues its earlier limit (judge/continuation.py)
+                    runs = [(each[0], *prepare_run(self.app.ws, each[0], con=con, source=form.source,
+                                                   split=form.split, limit=form.limit))]
                 else:
-                    each = [settings.model_copy(update={"model": j.model, "base_url": j.base_url or settings.base_url})
-                            for j in judges]
                     runs = plan_jury(self.app.ws, each, con=con, source=form.source, split=form.split,
                                      limit=form.limit)
         except (PrefstudioError, duckdb.Error) as exc:
